@@ -1,0 +1,279 @@
+//! The concurrent slot arena: the one core under the concurrent manager and
+//! the linear memory.
+//!
+//! An `Arena<T>` is a table of slots, each holding an `Option<T>` behind its
+//! own reader-writer lock, plus a lock-free free list of empty slots.
+//! Values are named by generational [`MessageToken`]s.
+//!
+//! # Protocol
+//!
+//! ```text
+//!            pop (lock-free)            free / take (try_write, never waits)
+//!  [free list] ──────────▶ [owned: write value, publish OCCUPIED|gen] ──▶ ...
+//!       ▲                                                                  │
+//!       └──────── push (lock-free) ◀── [state = gen+1, empty] ◀────────────┘
+//! ```
+//!
+//! - Allocation pops an index from the ABA-tagged [`FreeList`]; the popper
+//!   owns the slot exclusively, so no other thread can store into it.
+//! - Every access first checks the state word without locking (so a stale
+//!   token never waits on, or deadlocks against, the slot's new owner), then
+//!   takes the lock and checks again, since the slot may have been freed in
+//!   between (invariant S1 in `slot.rs` makes the second check exact).
+//! - `remove` takes the write lock with `try_write`: a live guard anywhere,
+//!   even on the calling thread, yields `BorrowActive` at once.
+//! - The value is dropped after the slot is back on the free list, so a
+//!   panicking `Drop` cannot lose the slot.
+
+mod guards;
+mod segments;
+mod slot;
+
+use crate::free_list::FreeList;
+use crate::sync::{AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::{MemoryError, MessageToken};
+
+pub(crate) use guards::{ReadGuard, WriteGuard};
+pub(crate) use segments::Geometry;
+use segments::Segments;
+use slot::{OCCUPIED, POISONED, Slot, check, generation};
+
+/// A value removed from the arena, and whether a writer had poisoned it.
+pub(crate) struct Removed<T> {
+    pub(crate) value: T,
+    pub(crate) poisoned: bool,
+}
+
+/// Whether an access may return a poisoned value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Poison {
+    /// Answer `Poisoned` (reads and writes).
+    Refuse,
+    /// Hand the value out anyway (share bookkeeping, which only counts).
+    Allow,
+}
+
+/// The concurrent slot arena.
+pub(crate) struct Arena<T> {
+    segments: Segments<T>,
+    free: FreeList,
+    /// Slots handed out and not yet returned. Incremented after a pop and
+    /// decremented before a push, so it never exceeds the capacity.
+    live: CachePadded<AtomicUsize>,
+    /// Slots that exist; grows only under `grow_lock`.
+    capacity: AtomicUsize,
+    /// Serialises growth (the cold path only).
+    grow_lock: Mutex<()>,
+}
+
+impl<T> Arena<T> {
+    /// An arena of `initial` slots that may grow to `max` slots.
+    ///
+    /// The caller guarantees `initial <= max <= MessageToken::MAX_INDEX + 1`.
+    pub(crate) fn new(initial: usize, max: usize, geometry: Geometry) -> Arena<T> {
+        debug_assert!(initial <= max && max <= MessageToken::MAX_INDEX + 1, "{initial} / {max}");
+        let arena = Arena {
+            segments: Segments::new(initial, max, geometry),
+            free: FreeList::new(),
+            live: CachePadded(AtomicUsize::new(0)),
+            capacity: AtomicUsize::new(initial),
+            grow_lock: Mutex::new(()),
+        };
+        if initial > 0 {
+            arena.free.push_chain(0, initial as u32 - 1, |i| &arena.slot_at(i).next_free);
+        }
+        arena
+    }
+
+    /// The slot at `index` of an index that is known to exist (it came off
+    /// the free list or from a linked chain).
+    #[inline]
+    fn slot_at(&self, index: u32) -> &Slot<T> {
+        match self.segments.get(index as usize) {
+            Some(slot) => slot,
+            None => unreachable!("index {index} on the free list has no slot"),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, token: MessageToken) -> Result<&Slot<T>, MemoryError> {
+        self.segments.get(token.index()).ok_or(MemoryError::BadToken)
+    }
+
+    /// Slots that exist now.
+    pub(crate) fn capacity(&self) -> usize {
+        // Acquire pairs with the Release in `grow_with`: a caller that sees
+        // the new capacity also sees the new segment.
+        self.capacity.load(Ordering::Acquire)
+    }
+
+    /// The most slots the arena may grow to.
+    pub(crate) fn max_capacity(&self) -> usize {
+        self.segments.max()
+    }
+
+    /// Empty slots among those that exist now.
+    pub(crate) fn available(&self) -> usize {
+        // Relaxed: a snapshot; exact when no operation is in flight.
+        self.capacity().saturating_sub(self.live.load(Ordering::Relaxed))
+    }
+
+    /// Stores `value`, growing by one segment if the free list is empty.
+    ///
+    /// On `NoFreeSlots` the value is handed back.
+    #[inline]
+    pub(crate) fn insert(&self, value: T) -> Result<MessageToken, (MemoryError, T)> {
+        loop {
+            if let Some(index) = self.free.pop(|i| &self.slot_at(i).next_free) {
+                return Ok(self.fill(index, value));
+            }
+            let seen = self.capacity();
+            if !self.grow_with(seen, |_, _| true) {
+                return Err((MemoryError::NoFreeSlots, value));
+            }
+        }
+    }
+
+    /// Puts `value` into the slot the caller just popped (and so owns).
+    #[inline]
+    fn fill(&self, index: u32, value: T) -> MessageToken {
+        // Relaxed: counting only; see the `live` field.
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let slot = self.slot_at(index);
+        // A reader holding a stale token may hold the lock for a moment
+        // (it re-checks and leaves), so this `write` waits at most for that.
+        let mut guard = slot.value.write();
+        let state = generation(slot.state()) as u64;
+        *guard = Some(value);
+        // Relaxed: written under the lock (S1); the unlock publishes it.
+        slot.state.store((state << 32) | OCCUPIED, Ordering::Relaxed);
+        MessageToken::new(index, state as u32)
+    }
+
+    /// Grows by one segment unless the capacity already moved past `seen`
+    /// (someone else grew; retry the free list). `on_segment(k, first_index)`
+    /// runs before the new slots are published and may veto the growth.
+    /// Returns whether there may be new room.
+    #[cold]
+    pub(crate) fn grow_with(&self, seen: usize, on_segment: impl FnOnce(usize, usize) -> bool) -> bool {
+        let _growing = self.grow_lock.lock();
+        // Relaxed: `capacity` only changes under `grow_lock`, which we hold.
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if capacity != seen {
+            return true;
+        }
+        let Some((segment, len)) = self.segments.add(capacity) else {
+            return false;
+        };
+        if !on_segment(segment, capacity) {
+            return false;
+        }
+        // Release pairs with `capacity()`'s Acquire (segment visible first).
+        self.capacity.store(capacity + len, Ordering::Release);
+        let last = (capacity + len - 1) as u32;
+        self.free.push_chain(capacity as u32, last, |i| &self.slot_at(i).next_free);
+        true
+    }
+
+    /// Blocking shared access; waits while a writer holds the value.
+    #[inline]
+    pub(crate) fn read(&self, token: MessageToken, poison: Poison) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let slot = self.slot(token)?;
+        check(slot.state(), token)?;
+        Self::admit_read(slot, token, poison, slot.value.read())
+    }
+
+    /// Non-blocking shared access: `AlreadyBorrowed` instead of waiting.
+    #[inline]
+    pub(crate) fn try_read(&self, token: MessageToken, poison: Poison) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let slot = self.slot(token)?;
+        check(slot.state(), token)?;
+        let guard = slot.value.try_read().ok_or(MemoryError::AlreadyBorrowed)?;
+        Self::admit_read(slot, token, poison, guard)
+    }
+
+    fn admit_read<'a>(
+        slot: &'a Slot<T>,
+        token: MessageToken,
+        poison: Poison,
+        guard: crate::sync::RwLockReadGuard<'a, Option<T>>,
+    ) -> Result<ReadGuard<'a, T>, MemoryError> {
+        let state = slot.state();
+        check(state, token)?;
+        if poison == Poison::Refuse && state & POISONED != 0 {
+            return Err(MemoryError::Poisoned);
+        }
+        Ok(ReadGuard::new(guard))
+    }
+
+    /// Blocking exclusive access; waits while any guard holds the value.
+    #[inline]
+    pub(crate) fn write(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let slot = self.slot(token)?;
+        check(slot.state(), token)?;
+        Self::admit_write(slot, token, slot.value.write())
+    }
+
+    /// Non-blocking exclusive access: `AlreadyBorrowed` instead of waiting.
+    #[inline]
+    pub(crate) fn try_write(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let slot = self.slot(token)?;
+        check(slot.state(), token)?;
+        let guard = slot.value.try_write().ok_or(MemoryError::AlreadyBorrowed)?;
+        Self::admit_write(slot, token, guard)
+    }
+
+    fn admit_write<'a>(
+        slot: &'a Slot<T>,
+        token: MessageToken,
+        guard: crate::sync::RwLockWriteGuard<'a, Option<T>>,
+    ) -> Result<WriteGuard<'a, T>, MemoryError> {
+        let state = slot.state();
+        check(state, token)?;
+        if state & POISONED != 0 {
+            return Err(MemoryError::Poisoned);
+        }
+        Ok(WriteGuard::new(guard, &slot.state))
+    }
+
+    /// Removes the value `token` names, unless a guard is live
+    /// (`BorrowActive`, never a wait) or `veto` objects. `veto` sees the
+    /// value under the write lock, so nothing can change it meanwhile.
+    pub(crate) fn remove<E: From<MemoryError>>(
+        &self,
+        token: MessageToken,
+        veto: impl FnOnce(&T) -> Result<(), E>,
+    ) -> Result<Removed<T>, E> {
+        let slot = self.slot(token)?;
+        check(slot.state(), token)?;
+        let mut guard = slot.value.try_write().ok_or(MemoryError::BorrowActive)?;
+        let state = slot.state();
+        check(state, token)?;
+        match &*guard {
+            Some(value) => veto(value)?,
+            None => unreachable!("occupied slot holds a value (S2)"),
+        }
+        let Some(value) = guard.take() else { unreachable!("checked just above") };
+        // Relaxed: under the lock (S1). The new generation retires every
+        // token of the removed value (S3).
+        let next_generation = generation(state).wrapping_add(1) as u64;
+        slot.state.store(next_generation << 32, Ordering::Relaxed);
+        drop(guard);
+        // Relaxed: counting only; decremented before the push (see `live`).
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.free.push(token.index() as u32, |i| &self.slot_at(i).next_free);
+        Ok(Removed { value, poisoned: state & POISONED != 0 })
+    }
+
+    /// The token of the value at `index` right now, if any. A snapshot for
+    /// layers that key values by something other than tokens; every use of
+    /// the token is checked again.
+    pub(crate) fn token_at(&self, index: usize) -> Result<MessageToken, MemoryError> {
+        let slot = self.segments.get(index).ok_or(MemoryError::BadToken)?;
+        let state = slot.state();
+        if state & OCCUPIED == 0 {
+            return Err(MemoryError::NotAllocated);
+        }
+        Ok(MessageToken::new(index as u32, generation(state)))
+    }
+}

@@ -1,0 +1,47 @@
+//! [`MemoryError`]: what a memory manager answers when it cannot do what was asked.
+
+/// Why a memory-manager operation was refused.
+///
+/// Every refusal leaves the manager exactly as it was: no slot changes, no
+/// message is dropped (except a message handed to a `store` that failed,
+/// which `store` drops or hands back, as its docs say).
+///
+/// When several causes apply, the first in this list wins: `BadToken`,
+/// `NotAllocated`, `StaleToken`, `AlreadyBorrowed`, `BorrowActive`,
+/// `QueueOwned`, `Poisoned`. `NoFreeSlots` only comes from `store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemoryError {
+    /// Every slot holds a message and the manager cannot grow further.
+    #[error("no free slot: the manager is full; free a message or build it with a larger capacity")]
+    NoFreeSlots,
+    /// The token's index is out of range or reserved (such as
+    /// [`MessageToken::INVALID`](crate::MessageToken::INVALID)).
+    #[error("token does not name a slot of this manager; use a token this manager returned")]
+    BadToken,
+    /// The token names a slot that was freed and now holds a newer message.
+    #[error("token names a slot that was freed and reused; drop the token, its message is gone")]
+    StaleToken,
+    /// The token names an empty slot: its message was already freed or taken.
+    #[error("slot is empty: the message was already freed or taken; drop the token")]
+    NotAllocated,
+    /// A non-blocking borrow met an incompatible borrow of the same message.
+    #[error("message is borrowed incompatibly right now; retry later or use the blocking form")]
+    AlreadyBorrowed,
+    /// A free or take met a live guard on the message.
+    #[error("message has a live guard; drop every guard on it before freeing it")]
+    BorrowActive,
+    /// A free met outstanding queue shares (see `retain_shared`).
+    #[error("message is still shared by queues; release every share instead of freeing it")]
+    QueueOwned,
+    /// A release was asked of a message that has no outstanding share.
+    #[error("message has no outstanding share to release; free it instead")]
+    NotShared,
+    /// Retaining would overflow the message's share count.
+    #[error("message already has the maximum number of shares; release some first")]
+    TooManyShares,
+    /// A thread panicked while it held a write guard on this message, so it
+    /// may be half-updated. Free or take the message to reuse the slot.
+    #[error("message is poisoned: a writer panicked while holding it; free it to reuse the slot")]
+    Poisoned,
+}

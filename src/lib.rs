@@ -1,0 +1,76 @@
+//! A lock-free concurrent slot arena for multithreaded pipelines.
+//!
+//! Pipeline stages pass small `Copy` [`MessageToken`]s to each other while
+//! the messages themselves live in a memory manager, keyed by token. Any
+//! thread can read, mutate or free a message through guards, and a token
+//! whose message was freed can never reach the message stored after it.
+//!
+//! ```
+//! use slotarena::{MemoryError, MemoryManager, Message, MessageHeader, HeapMemoryManager};
+//!
+//! let mut manager = HeapMemoryManager::new(16);
+//! let token = manager.store(Message::new(MessageHeader::empty(), vec![1u8, 2, 3])).unwrap();
+//! manager.read_mut(token).unwrap().payload_mut().push(4);
+//! assert_eq!(manager.read(token).unwrap().payload(), &[1, 2, 3, 4]);
+//! assert_eq!(manager.peek_header(token).unwrap().payload_size_bytes(), 3);
+//! manager.free(token).unwrap();
+//! assert_eq!(manager.read(token).err(), Some(MemoryError::NotAllocated));
+//! ```
+//!
+//! # Choosing a manager
+//!
+//! All managers implement [`MemoryManager`] and answer errors identically.
+//!
+//! - [`StaticMemoryManager<P, N>`]: `N` slots inline; `no_std`, no allocation.
+//! - [`HeapMemoryManager<P>`]: capacity chosen at run time (feature `alloc`).
+//! - `ConcurrentMemoryManager<P>`: a cheap `Clone` handle shared by threads,
+//!   lock-free slot allocation, one lock per slot, optional growth
+//!   (feature `std`).
+//!
+//! # Cargo features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `alloc` | yes (via `std`) | `HeapMemoryManager` |
+//! | `std` | yes | the concurrent arena and manager, `linear` memory |
+//!
+//! With no features the crate is `no_std` and allocation-free.
+
+#![no_std]
+#![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+#[cfg(feature = "std")]
+mod arena;
+mod error;
+#[cfg(feature = "std")]
+mod free_list;
+mod manager;
+mod message;
+mod payload;
+#[cfg(feature = "std")]
+mod sync;
+mod token;
+mod traits;
+
+pub use error::MemoryError;
+#[cfg(feature = "std")]
+pub use manager::ConcurrentMemoryManager;
+#[cfg(feature = "alloc")]
+pub use manager::HeapMemoryManager;
+pub use manager::StaticMemoryManager;
+pub use message::{MemoryClass, Message, MessageHeader, QosClass};
+pub use payload::{BufferDescriptor, Payload};
+pub use token::MessageToken;
+pub use traits::{HeaderStore, MemoryManager};
+
+/// Guard types of [`ConcurrentMemoryManager`].
+#[cfg(feature = "std")]
+pub mod guards {
+    pub use crate::manager::{HeaderGuard, ReadGuard, WriteGuard};
+}

@@ -1,0 +1,116 @@
+//! The loom backend: the same names and signatures as `std_impl`, built on
+//! loom's model-checked primitives.
+
+use core::ptr;
+
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
+
+/// loom's `RwLock` in `parking_lot`'s shape: no `LockResult` layer (the
+/// crate never relies on lock poisoning; it tracks poison itself).
+#[derive(Debug)]
+pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+impl<T> RwLock<T> {
+    pub(crate) fn new(value: T) -> RwLock<T> {
+        RwLock(loom::sync::RwLock::new(value))
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        match self.0.try_read() {
+            Ok(guard) => Some(guard),
+            Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(loom::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        match self.0.try_write() {
+            Ok(guard) => Some(guard),
+            Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(loom::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// loom's `Mutex` in `parking_lot`'s shape.
+#[derive(Debug)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Mutex<T> {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `std::sync::OnceLock` rebuilt on a loom `AtomicPtr`, so loom sees the
+/// publication of every lazily created segment.
+///
+/// Initialisation is serialised by the caller (the arena's growth mutex);
+/// a racing second initialiser would lose its value (dropped), as with std.
+#[derive(Debug)]
+pub(crate) struct OnceLock<T> {
+    value: AtomicPtr<T>,
+}
+
+impl<T> OnceLock<T> {
+    pub(crate) fn new() -> OnceLock<T> {
+        OnceLock { value: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        // Acquire pairs with the Release CAS in `get_or_init`, so the value's
+        // initialisation is visible before it is read.
+        let value = self.value.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was made by `Box::into_raw` in
+        // `get_or_init`, is never replaced once set, and is freed only in
+        // `drop`, which needs `&mut self`, so it outlives `&self`.
+        unsafe { value.as_ref() }
+    }
+
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        if let Some(value) = self.get() {
+            return value;
+        }
+        let fresh = Box::into_raw(Box::new(init()));
+        // Release publishes the initialised value to `get`'s Acquire load.
+        match self.value.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: `fresh` came from `Box::into_raw` and is now owned by
+            // `self` until `drop` (see `get`).
+            Ok(_) => unsafe { &*fresh },
+            Err(existing) => {
+                // SAFETY: `fresh` was never shared; reclaim it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `existing` is non-null and owned by `self` (see `get`).
+                unsafe { &*existing }
+            }
+        }
+    }
+}
+
+impl<T> Drop for OnceLock<T> {
+    fn drop(&mut self) {
+        let value = self.value.with_mut(|value| *value);
+        if !value.is_null() {
+            // SAFETY: `value` came from `Box::into_raw` and `&mut self` means
+            // no reference from `get` is live.
+            drop(unsafe { Box::from_raw(value) });
+        }
+    }
+}

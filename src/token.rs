@@ -1,0 +1,129 @@
+//! [`MessageToken`]: the small `Copy` handle that pipeline stages pass around.
+
+use core::fmt;
+
+/// A generational key naming one message in a memory manager.
+///
+/// A token packs a slot index (low 32 bits) and the slot's generation at the
+/// time the message was stored (high 32 bits) into one `u64`. When a slot is
+/// freed its generation moves on, so a token kept past `free` can never reach
+/// the message stored in that slot next: managers answer
+/// [`MemoryError::StaleToken`](crate::MemoryError::StaleToken) instead.
+///
+/// Tokens are plain data: copying one does not keep the message alive, and a
+/// token forged with [`from_bits`](Self::from_bits) is checked like any other.
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::MessageToken;
+///
+/// let token = MessageToken::new(7, 3);
+/// assert_eq!(token.index(), 7);
+/// assert_eq!(token.generation(), 3);
+/// assert_eq!(MessageToken::from_bits(token.to_bits()), token);
+/// assert!(!MessageToken::INVALID.is_valid());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct MessageToken(u64);
+
+impl MessageToken {
+    /// A token that no manager ever hands out; every method answers
+    /// [`MemoryError::BadToken`](crate::MemoryError::BadToken) for it.
+    pub const INVALID: MessageToken = MessageToken(u64::MAX);
+
+    /// The largest slot index a token can name. Index `u32::MAX` is reserved
+    /// so that [`INVALID`](Self::INVALID) is never a real slot.
+    pub const MAX_INDEX: usize = (u32::MAX - 1) as usize;
+
+    /// Builds a token from a slot index and a generation.
+    ///
+    /// Managers build tokens; users normally only copy them. An index above
+    /// [`MAX_INDEX`](Self::MAX_INDEX) yields [`INVALID`](Self::INVALID).
+    #[inline]
+    pub const fn new(index: u32, generation: u32) -> MessageToken {
+        if index == u32::MAX {
+            return MessageToken::INVALID;
+        }
+        MessageToken(((generation as u64) << 32) | index as u64)
+    }
+
+    /// The slot index this token names.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as u32 as usize
+    }
+
+    /// The generation of the slot when the message was stored.
+    #[inline]
+    pub const fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The raw bits, for sending a token through an integer-only channel.
+    #[inline]
+    pub const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// Rebuilds a token from [`to_bits`](Self::to_bits). Any `u64` is
+    /// accepted: managers validate tokens on every use, so forged bits can
+    /// only ever produce an error, never another message.
+    #[inline]
+    pub const fn from_bits(bits: u64) -> MessageToken {
+        MessageToken(bits)
+    }
+
+    /// `false` only for tokens whose index is the reserved `u32::MAX`
+    /// (such as [`INVALID`](Self::INVALID)).
+    #[inline]
+    pub const fn is_valid(self) -> bool {
+        self.0 as u32 != u32::MAX
+    }
+}
+
+impl Default for MessageToken {
+    /// [`MessageToken::INVALID`].
+    fn default() -> Self {
+        MessageToken::INVALID
+    }
+}
+
+impl fmt::Debug for MessageToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_valid() {
+            write!(f, "MessageToken({}v{})", self.index(), self.generation())
+        } else {
+            f.write_str("MessageToken(INVALID)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::format;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn bits_round_trip(bits in any::<u64>()) {
+            let token = MessageToken::from_bits(bits);
+            prop_assert_eq!(token.to_bits(), bits);
+            prop_assert_eq!(MessageToken::new(token.index() as u32, token.generation()).to_bits() == bits, token.is_valid());
+        }
+    }
+
+    #[test]
+    fn token_is_eight_bytes() {
+        assert_eq!(core::mem::size_of::<MessageToken>(), 8);
+    }
+
+    #[test]
+    fn reserved_index_yields_invalid() {
+        assert_eq!(MessageToken::new(u32::MAX, 0), MessageToken::INVALID);
+        assert_eq!(format!("{:?}", MessageToken::INVALID), "MessageToken(INVALID)");
+        assert_eq!(format!("{:?}", MessageToken::new(4, 2)), "MessageToken(4v2)");
+    }
+}
