@@ -10,7 +10,7 @@
 use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering};
 
 /// End-of-list marker in links and in the head.
-pub(crate) const NIL: u32 = u32::MAX;
+pub const NIL: u32 = u32::MAX;
 
 /// Packs the head: high 32 bits are the ABA tag, low 32 bits the top index.
 #[inline]
@@ -25,15 +25,26 @@ const fn unpack(head: u64) -> (u32, u32) {
 }
 
 /// The stack's head; the links are owned by the caller's slots.
+///
+/// `pub` only so that `__loom` can re-export it to the loom models; the
+/// module itself is private.
 #[derive(Debug)]
-pub(crate) struct FreeList {
+pub struct FreeList {
     head: CachePadded<AtomicU64>,
+}
+
+impl Default for FreeList {
+    fn default() -> Self {
+        FreeList::new()
+    }
 }
 
 impl FreeList {
     /// An empty list.
-    pub(crate) fn new() -> FreeList {
-        FreeList { head: CachePadded(AtomicU64::new(pack(0, NIL))) }
+    pub fn new() -> FreeList {
+        FreeList {
+            head: CachePadded(AtomicU64::new(pack(0, NIL))),
+        }
     }
 
     /// Pops the top index, or `None` when the list is empty.
@@ -42,7 +53,7 @@ impl FreeList {
     /// was ever pushed; a stale link read here is harmless because the tag
     /// makes the following compare-and-swap fail.
     #[inline]
-    pub(crate) fn pop<'a>(&self, links: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
+    pub fn pop<'a>(&self, links: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
         // Acquire pairs with the Release of the push that put this head
         // there, so the link written before that push is visible.
         let mut head = self.head.load(Ordering::Acquire);
@@ -69,13 +80,13 @@ impl FreeList {
 
     /// Pushes one index whose slot the caller owns.
     #[inline]
-    pub(crate) fn push<'a>(&self, index: u32, links: impl Fn(u32) -> &'a AtomicU32) {
+    pub fn push<'a>(&self, index: u32, links: impl Fn(u32) -> &'a AtomicU32) {
         self.push_chain(index, index, links);
     }
 
     /// Pushes a chain `first → … → last` that the caller has already linked
     /// and owns entirely; `last`'s link is overwritten.
-    pub(crate) fn push_chain<'a>(&self, first: u32, last: u32, links: impl Fn(u32) -> &'a AtomicU32) {
+    pub fn push_chain<'a>(&self, first: u32, last: u32, links: impl Fn(u32) -> &'a AtomicU32) {
         debug_assert!(first != NIL && last != NIL, "pushing the NIL index");
         // Relaxed: the compare-and-swap is only a guess until it succeeds.
         let mut head = self.head.load(Ordering::Relaxed);
@@ -102,8 +113,8 @@ impl FreeList {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::vec::Vec;
     use proptest::prelude::*;
+    use std::vec::Vec;
 
     proptest! {
         #[test]

@@ -69,6 +69,14 @@ pub use payload::{BufferDescriptor, Payload};
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
 
+/// Internals that the loom models in `loom-tests/` drive directly. Exists
+/// only in `--cfg loom` builds, so it never becomes API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::free_list::{FreeList, NIL};
+}
+
 /// Guard types of [`ConcurrentMemoryManager`].
 #[cfg(feature = "std")]
 pub mod guards {

@@ -143,7 +143,8 @@ impl<P: Payload> Message<P> {
     /// Re-reads the payload size into the header, after changes made
     /// through [`payload_mut`](Self::payload_mut).
     pub fn sync_payload_size(&mut self) {
-        self.header.set_payload_size_bytes(self.payload.buffer_descriptor().bytes());
+        self.header
+            .set_payload_size_bytes(self.payload.buffer_descriptor().bytes());
     }
 }
 

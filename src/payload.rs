@@ -58,12 +58,32 @@ macro_rules! sized_payload {
 }
 
 sized_payload!(
-    (), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
 );
 
 impl<T: Payload> Payload for [T] {
     fn buffer_descriptor(&self) -> BufferDescriptor {
-        BufferDescriptor::new(self.iter().map(|item| item.buffer_descriptor().bytes()).sum())
+        BufferDescriptor::new(
+            self.iter()
+                .map(|item| item.buffer_descriptor().bytes())
+                .sum(),
+        )
     }
 }
 
@@ -87,13 +107,16 @@ impl<T: Payload + ?Sized> Payload for &T {
 
 impl<T: Payload> Payload for Option<T> {
     fn buffer_descriptor(&self) -> BufferDescriptor {
-        self.as_ref().map_or_else(BufferDescriptor::default, T::buffer_descriptor)
+        self.as_ref()
+            .map_or_else(BufferDescriptor::default, T::buffer_descriptor)
     }
 }
 
 impl<A: Payload, B: Payload> Payload for (A, B) {
     fn buffer_descriptor(&self) -> BufferDescriptor {
-        BufferDescriptor::new(self.0.buffer_descriptor().bytes() + self.1.buffer_descriptor().bytes())
+        BufferDescriptor::new(
+            self.0.buffer_descriptor().bytes() + self.1.buffer_descriptor().bytes(),
+        )
     }
 }
 

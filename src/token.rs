@@ -103,8 +103,8 @@ impl fmt::Debug for MessageToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::format;
     use proptest::prelude::*;
+    use std::format;
 
     proptest! {
         #[test]
@@ -123,7 +123,13 @@ mod tests {
     #[test]
     fn reserved_index_yields_invalid() {
         assert_eq!(MessageToken::new(u32::MAX, 0), MessageToken::INVALID);
-        assert_eq!(format!("{:?}", MessageToken::INVALID), "MessageToken(INVALID)");
-        assert_eq!(format!("{:?}", MessageToken::new(4, 2)), "MessageToken(4v2)");
+        assert_eq!(
+            format!("{:?}", MessageToken::INVALID),
+            "MessageToken(INVALID)"
+        );
+        assert_eq!(
+            format!("{:?}", MessageToken::new(4, 2)),
+            "MessageToken(4v2)"
+        );
     }
 }

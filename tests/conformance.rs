@@ -3,8 +3,8 @@
 mod support;
 
 use slotarena::{
-    ConcurrentMemoryManager, HeaderStore, HeapMemoryManager, MemoryClass, MemoryError, MemoryManager, MessageToken,
-    StaticMemoryManager,
+    ConcurrentMemoryManager, HeaderStore, HeapMemoryManager, MemoryClass, MemoryError,
+    MemoryManager, MessageToken, StaticMemoryManager,
 };
 use support::{DropCounter, msg};
 
@@ -37,7 +37,14 @@ macro_rules! conformance {
                 }
                 assert_eq!(*m.read(token).unwrap().payload(), 6);
                 let header = m.peek_header(token).unwrap();
-                assert_eq!((header.trace_id(), header.sequence(), header.payload_size_bytes()), (5, 9, 8));
+                assert_eq!(
+                    (
+                        header.trace_id(),
+                        header.sequence(),
+                        header.payload_size_bytes()
+                    ),
+                    (5, 9, 8)
+                );
                 drop(header);
                 m.free(token).unwrap();
                 assert_eq!(m.available(), CAPACITY);
@@ -57,12 +64,25 @@ macro_rules! conformance {
             fn a_full_manager_refuses_and_drops_the_rejected_message() {
                 let counter = DropCounter::default();
                 let mut m = manager();
-                let tokens: Vec<_> = (0..CAPACITY as u64).map(|i| m.store(counter.message(i)).unwrap()).collect();
-                assert_eq!(m.store(counter.message(99)).err(), Some(MemoryError::NoFreeSlots));
-                assert_eq!(counter.drops(), 1, "the rejected message is dropped, nothing else");
+                let tokens: Vec<_> = (0..CAPACITY as u64)
+                    .map(|i| m.store(counter.message(i)).unwrap())
+                    .collect();
+                assert_eq!(
+                    m.store(counter.message(99)).err(),
+                    Some(MemoryError::NoFreeSlots)
+                );
+                assert_eq!(
+                    counter.drops(),
+                    1,
+                    "the rejected message is dropped, nothing else"
+                );
                 assert_eq!(m.available(), 0);
                 for (i, token) in tokens.iter().enumerate() {
-                    assert_eq!(m.read(*token).unwrap().payload().id, i as u64, "no other slot disturbed");
+                    assert_eq!(
+                        m.read(*token).unwrap().payload().id,
+                        i as u64,
+                        "no other slot disturbed"
+                    );
                 }
             }
 
@@ -81,7 +101,9 @@ macro_rules! conformance {
             #[test]
             fn stale_token_is_rejected_after_reuse_by_every_method() {
                 let mut m = manager::<u64>();
-                let mut tokens: Vec<_> = (0..CAPACITY as u64).map(|i| m.store(msg(i)).unwrap()).collect();
+                let mut tokens: Vec<_> = (0..CAPACITY as u64)
+                    .map(|i| m.store(msg(i)).unwrap())
+                    .collect();
                 let old = tokens.remove(2);
                 m.free(old).unwrap();
                 let new = m.store(msg(100)).unwrap(); // the only free slot: reused
@@ -91,17 +113,37 @@ macro_rules! conformance {
                 assert_eq!(m.read_mut(old).err(), Some(MemoryError::StaleToken));
                 assert_eq!(m.peek_header(old).err(), Some(MemoryError::StaleToken));
                 assert_eq!(m.free(old), Err(MemoryError::StaleToken));
-                assert_eq!(*m.read(new).unwrap().payload(), 100, "the new message is untouched");
+                assert_eq!(
+                    *m.read(new).unwrap().payload(),
+                    100,
+                    "the new message is untouched"
+                );
             }
 
             #[test]
             fn bad_tokens_are_rejected_everywhere() {
                 let mut m = manager::<u64>();
                 m.store(msg(1)).unwrap();
-                for token in [MessageToken::INVALID, MessageToken::new(CAPACITY as u32, 0), MessageToken::from_bits(u64::MAX - 1)] {
-                    assert_eq!(m.read(token).err(), Some(MemoryError::BadToken), "{token:?}");
-                    assert_eq!(m.read_mut(token).err(), Some(MemoryError::BadToken), "{token:?}");
-                    assert_eq!(m.peek_header(token).err(), Some(MemoryError::BadToken), "{token:?}");
+                for token in [
+                    MessageToken::INVALID,
+                    MessageToken::new(CAPACITY as u32, 0),
+                    MessageToken::from_bits(u64::MAX - 1),
+                ] {
+                    assert_eq!(
+                        m.read(token).err(),
+                        Some(MemoryError::BadToken),
+                        "{token:?}"
+                    );
+                    assert_eq!(
+                        m.read_mut(token).err(),
+                        Some(MemoryError::BadToken),
+                        "{token:?}"
+                    );
+                    assert_eq!(
+                        m.peek_header(token).err(),
+                        Some(MemoryError::BadToken),
+                        "{token:?}"
+                    );
                     assert_eq!(m.free(token), Err(MemoryError::BadToken), "{token:?}");
                 }
                 assert_eq!(m.available(), CAPACITY - 1);
@@ -109,7 +151,11 @@ macro_rules! conformance {
 
             #[test]
             fn memory_class_is_reported() {
-                for class in [MemoryClass::PinnedHost, MemoryClass::Device(3), MemoryClass::Shared] {
+                for class in [
+                    MemoryClass::PinnedHost,
+                    MemoryClass::Device(3),
+                    MemoryClass::Shared,
+                ] {
                     assert_eq!(manager_in::<u8>(class).memory_class(), class);
                 }
                 assert_eq!(manager::<u8>().memory_class(), MemoryClass::Host);
@@ -132,6 +178,12 @@ macro_rules! conformance {
     };
 }
 
-conformance!(heap, |class| HeapMemoryManager::<P>::with_memory_class(CAPACITY, class));
-conformance!(fixed, |class| StaticMemoryManager::<P, CAPACITY>::with_memory_class(class));
-conformance!(concurrent, |class| ConcurrentMemoryManager::<P>::with_memory_class(CAPACITY, class));
+conformance!(heap, |class| HeapMemoryManager::<P>::with_memory_class(
+    CAPACITY, class
+));
+conformance!(fixed, |class| {
+    StaticMemoryManager::<P, CAPACITY>::with_memory_class(class)
+});
+conformance!(concurrent, |class| {
+    ConcurrentMemoryManager::<P>::with_memory_class(CAPACITY, class)
+});

@@ -46,7 +46,11 @@ impl<'a, T> WriteGuard<'a, T> {
     /// Wraps a write lock whose slot the caller checked to be occupied (S2).
     pub(super) fn new(guard: RwLockWriteGuard<'a, Option<T>>, state: &'a AtomicU64) -> Self {
         debug_assert!(guard.is_some(), "write guard on an empty slot");
-        WriteGuard { guard, state, panicking_at_start: std::thread::panicking() }
+        WriteGuard {
+            guard,
+            state,
+            panicking_at_start: std::thread::panicking(),
+        }
     }
 }
 

@@ -71,7 +71,10 @@ impl<T> Arena<T> {
     ///
     /// The caller guarantees `initial <= max <= MessageToken::MAX_INDEX + 1`.
     pub(crate) fn new(initial: usize, max: usize, geometry: Geometry) -> Arena<T> {
-        debug_assert!(initial <= max && max <= MessageToken::MAX_INDEX + 1, "{initial} / {max}");
+        debug_assert!(
+            initial <= max && max <= MessageToken::MAX_INDEX + 1,
+            "{initial} / {max}"
+        );
         let arena = Arena {
             segments: Segments::new(initial, max, geometry),
             free: FreeList::new(),
@@ -80,7 +83,9 @@ impl<T> Arena<T> {
             grow_lock: Mutex::new(()),
         };
         if initial > 0 {
-            arena.free.push_chain(0, initial as u32 - 1, |i| &arena.slot_at(i).next_free);
+            arena
+                .free
+                .push_chain(0, initial as u32 - 1, |i| &arena.slot_at(i).next_free);
         }
         arena
     }
@@ -97,7 +102,9 @@ impl<T> Arena<T> {
 
     #[inline]
     fn slot(&self, token: MessageToken) -> Result<&Slot<T>, MemoryError> {
-        self.segments.get(token.index()).ok_or(MemoryError::BadToken)
+        self.segments
+            .get(token.index())
+            .ok_or(MemoryError::BadToken)
     }
 
     /// Slots that exist now.
@@ -115,7 +122,8 @@ impl<T> Arena<T> {
     /// Empty slots among those that exist now.
     pub(crate) fn available(&self) -> usize {
         // Relaxed: a snapshot; exact when no operation is in flight.
-        self.capacity().saturating_sub(self.live.load(Ordering::Relaxed))
+        self.capacity()
+            .saturating_sub(self.live.load(Ordering::Relaxed))
     }
 
     /// Stores `value`, growing by one segment if the free list is empty.
@@ -146,7 +154,8 @@ impl<T> Arena<T> {
         let state = generation(slot.state()) as u64;
         *guard = Some(value);
         // Relaxed: written under the lock (S1); the unlock publishes it.
-        slot.state.store((state << 32) | OCCUPIED, Ordering::Relaxed);
+        slot.state
+            .store((state << 32) | OCCUPIED, Ordering::Relaxed);
         MessageToken::new(index, state as u32)
     }
 
@@ -155,7 +164,11 @@ impl<T> Arena<T> {
     /// runs before the new slots are published and may veto the growth.
     /// Returns whether there may be new room.
     #[cold]
-    pub(crate) fn grow_with(&self, seen: usize, on_segment: impl FnOnce(usize, usize) -> bool) -> bool {
+    pub(crate) fn grow_with(
+        &self,
+        seen: usize,
+        on_segment: impl FnOnce(usize, usize) -> bool,
+    ) -> bool {
         let _growing = self.grow_lock.lock();
         // Relaxed: `capacity` only changes under `grow_lock`, which we hold.
         let capacity = self.capacity.load(Ordering::Relaxed);
@@ -171,13 +184,18 @@ impl<T> Arena<T> {
         // Release pairs with `capacity()`'s Acquire (segment visible first).
         self.capacity.store(capacity + len, Ordering::Release);
         let last = (capacity + len - 1) as u32;
-        self.free.push_chain(capacity as u32, last, |i| &self.slot_at(i).next_free);
+        self.free
+            .push_chain(capacity as u32, last, |i| &self.slot_at(i).next_free);
         true
     }
 
     /// Blocking shared access; waits while a writer holds the value.
     #[inline]
-    pub(crate) fn read(&self, token: MessageToken, poison: Poison) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub(crate) fn read(
+        &self,
+        token: MessageToken,
+        poison: Poison,
+    ) -> Result<ReadGuard<'_, T>, MemoryError> {
         let slot = self.slot(token)?;
         check(slot.state(), token)?;
         Self::admit_read(slot, token, poison, slot.value.read())
@@ -185,7 +203,11 @@ impl<T> Arena<T> {
 
     /// Non-blocking shared access: `AlreadyBorrowed` instead of waiting.
     #[inline]
-    pub(crate) fn try_read(&self, token: MessageToken, poison: Poison) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub(crate) fn try_read(
+        &self,
+        token: MessageToken,
+        poison: Poison,
+    ) -> Result<ReadGuard<'_, T>, MemoryError> {
         let slot = self.slot(token)?;
         check(slot.state(), token)?;
         let guard = slot.value.try_read().ok_or(MemoryError::AlreadyBorrowed)?;
@@ -253,7 +275,9 @@ impl<T> Arena<T> {
             Some(value) => veto(value)?,
             None => unreachable!("occupied slot holds a value (S2)"),
         }
-        let Some(value) = guard.take() else { unreachable!("checked just above") };
+        let Some(value) = guard.take() else {
+            unreachable!("checked just above")
+        };
         // Relaxed: under the lock (S1). The new generation retires every
         // token of the removed value (S3).
         let next_generation = generation(state).wrapping_add(1) as u64;
@@ -261,8 +285,12 @@ impl<T> Arena<T> {
         drop(guard);
         // Relaxed: counting only; decremented before the push (see `live`).
         self.live.fetch_sub(1, Ordering::Relaxed);
-        self.free.push(token.index() as u32, |i| &self.slot_at(i).next_free);
-        Ok(Removed { value, poisoned: state & POISONED != 0 })
+        self.free
+            .push(token.index() as u32, |i| &self.slot_at(i).next_free);
+        Ok(Removed {
+            value,
+            poisoned: state & POISONED != 0,
+        })
     }
 
     /// The token of the value at `index` right now, if any. A snapshot for

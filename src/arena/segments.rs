@@ -101,7 +101,10 @@ impl<T> Segments<T> {
             return None;
         }
         let (k, offset) = self.geometry.locate(start - self.first.len());
-        debug_assert_eq!(offset, 0, "segment {k} must start at a boundary, not {start}");
+        debug_assert_eq!(
+            offset, 0,
+            "segment {k} must start at a boundary, not {start}"
+        );
         let len = self.geometry.segment_len(k).min(self.max - start);
         self.rest[k].get_or_init(|| Slot::chain(start, len));
         Some((k, len))
@@ -110,7 +113,12 @@ impl<T> Segments<T> {
     /// Every slot, for draining at drop.
     #[cfg(test)]
     pub(super) fn all(&self) -> impl Iterator<Item = &Slot<T>> {
-        self.first.iter().chain(self.rest.iter().filter_map(OnceLock::get).flat_map(|s| s.iter()))
+        self.first.iter().chain(
+            self.rest
+                .iter()
+                .filter_map(OnceLock::get)
+                .flat_map(|s| s.iter()),
+        )
     }
 }
 

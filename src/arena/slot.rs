@@ -33,7 +33,11 @@ pub(crate) struct Slot<T> {
 impl<T> Slot<T> {
     /// An empty slot of generation 0 linked to `next_free`.
     pub(super) fn vacant(next_free: u32) -> Slot<T> {
-        Slot { state: AtomicU64::new(0), next_free: AtomicU32::new(next_free), value: RwLock::new(None) }
+        Slot {
+            state: AtomicU64::new(0),
+            next_free: AtomicU32::new(next_free),
+            value: RwLock::new(None),
+        }
     }
 
     /// Builds `len` empty slots whose links chain `first_index` upwards,
@@ -41,7 +45,11 @@ impl<T> Slot<T> {
     pub(super) fn chain(first_index: usize, len: usize) -> Box<[Slot<T>]> {
         (0..len)
             .map(|offset| {
-                let next = if offset + 1 < len { (first_index + offset + 1) as u32 } else { NIL };
+                let next = if offset + 1 < len {
+                    (first_index + offset + 1) as u32
+                } else {
+                    NIL
+                };
                 Slot::vacant(next)
             })
             .collect()

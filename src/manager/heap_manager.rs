@@ -50,8 +50,13 @@ impl<P> HeapMemoryManager<P> {
             capacity <= MessageToken::MAX_INDEX + 1,
             "capacity {capacity} exceeds the token index range"
         );
-        let slots = (0..capacity).map(|index| Slot::vacant(index, capacity)).collect();
-        HeapMemoryManager { table: SlotTable::new(slots), class }
+        let slots = (0..capacity)
+            .map(|index| Slot::vacant(index, capacity))
+            .collect();
+        HeapMemoryManager {
+            table: SlotTable::new(slots),
+            class,
+        }
     }
 }
 

@@ -6,15 +6,15 @@
 //! | [`HeapMemoryManager<P>`](crate::HeapMemoryManager) | chosen at run time | one owner (`&mut`) | `&` / `&mut` |
 //! | [`ConcurrentMemoryManager<P>`](crate::ConcurrentMemoryManager) | run time, optionally growing | any thread, cheap `Clone` handle | per-slot lock guards |
 
-mod sequential;
-mod static_manager;
-#[cfg(feature = "alloc")]
-mod heap_manager;
 #[cfg(feature = "std")]
 mod concurrent;
+#[cfg(feature = "alloc")]
+mod heap_manager;
+mod sequential;
+mod static_manager;
 
 #[cfg(feature = "std")]
 pub use concurrent::{ConcurrentMemoryManager, HeaderGuard, ReadGuard, WriteGuard};
-pub use static_manager::StaticMemoryManager;
 #[cfg(feature = "alloc")]
 pub use heap_manager::HeapMemoryManager;
+pub use static_manager::StaticMemoryManager;

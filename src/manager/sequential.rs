@@ -16,16 +16,29 @@ const NIL: u32 = u32::MAX;
 /// One slot. The generation moves on at every free, so the tokens of the
 /// message that was freed never match again.
 pub(crate) enum Slot<P> {
-    Vacant { generation: u32, next_free: u32 },
-    Occupied { generation: u32, message: Message<P> },
+    Vacant {
+        generation: u32,
+        next_free: u32,
+    },
+    Occupied {
+        generation: u32,
+        message: Message<P>,
+    },
 }
 
 impl<P> Slot<P> {
     /// A vacant slot of generation 0 whose free-list successor is `next`
     /// (or the end of the list past the last slot).
     pub(crate) fn vacant(index: usize, len: usize) -> Slot<P> {
-        let next_free = if index + 1 < len { (index + 1) as u32 } else { NIL };
-        Slot::Vacant { generation: 0, next_free }
+        let next_free = if index + 1 < len {
+            (index + 1) as u32
+        } else {
+            NIL
+        };
+        Slot::Vacant {
+            generation: 0,
+            next_free,
+        }
     }
 }
 
@@ -41,7 +54,12 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
     /// Takes slots built with [`Slot::vacant`], chained in index order.
     pub(crate) fn new(slots: S) -> SlotTable<P, S> {
         let free_head = if slots.as_ref().is_empty() { NIL } else { 0 };
-        SlotTable { slots, free_head, live: 0, _payload: PhantomData }
+        SlotTable {
+            slots,
+            free_head,
+            live: 0,
+            _payload: PhantomData,
+        }
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -54,11 +72,22 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
 
     pub(crate) fn store(&mut self, message: Message<P>) -> Result<MessageToken, MemoryError> {
         let index = self.free_head;
-        let slot = self.slots.as_mut().get_mut(index as usize).ok_or(MemoryError::NoFreeSlots)?;
-        let Slot::Vacant { generation, next_free } = *slot else {
+        let slot = self
+            .slots
+            .as_mut()
+            .get_mut(index as usize)
+            .ok_or(MemoryError::NoFreeSlots)?;
+        let Slot::Vacant {
+            generation,
+            next_free,
+        } = *slot
+        else {
             unreachable!("free list names occupied slot {index}");
         };
-        *slot = Slot::Occupied { generation, message };
+        *slot = Slot::Occupied {
+            generation,
+            message,
+        };
         self.free_head = next_free;
         self.live += 1;
         Ok(MessageToken::new(index, generation))

@@ -35,7 +35,12 @@ impl<P, const N: usize> StaticMemoryManager<P, N> {
 
     /// An empty manager of `N` slots that reports `class`.
     pub fn with_memory_class(class: MemoryClass) -> Self {
-        const { assert!(N <= crate::MessageToken::MAX_INDEX + 1, "too many slots for a token index") };
+        const {
+            assert!(
+                N <= crate::MessageToken::MAX_INDEX + 1,
+                "too many slots for a token index"
+            )
+        };
         StaticMemoryManager {
             table: SlotTable::new(core::array::from_fn(|index| Slot::vacant(index, N))),
             class,

@@ -1,6 +1,7 @@
 //! The loom backend: the same names and signatures as `std_impl`, built on
 //! loom's model-checked primitives.
 
+use alloc::boxed::Box;
 use core::ptr;
 
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -17,31 +18,31 @@ impl<T> RwLock<T> {
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         match self.0.try_read() {
             Ok(guard) => Some(guard),
-            Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(loom::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
     pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         match self.0.try_write() {
             Ok(guard) => Some(guard),
-            Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(loom::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         }
-    }
-
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -55,7 +56,9 @@ impl<T> Mutex<T> {
     }
 
     pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -71,7 +74,9 @@ pub(crate) struct OnceLock<T> {
 
 impl<T> OnceLock<T> {
     pub(crate) fn new() -> OnceLock<T> {
-        OnceLock { value: AtomicPtr::new(ptr::null_mut()) }
+        OnceLock {
+            value: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     pub(crate) fn get(&self) -> Option<&T> {
@@ -90,7 +95,12 @@ impl<T> OnceLock<T> {
         }
         let fresh = Box::into_raw(Box::new(init()));
         // Release publishes the initialised value to `get`'s Acquire load.
-        match self.value.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        match self.value.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: `fresh` came from `Box::into_raw` and is now owned by
             // `self` until `drop` (see `get`).
             Ok(_) => unsafe { &*fresh },

@@ -44,7 +44,13 @@ impl DropCounter {
     pub fn message(&self, id: u64) -> Message<Counted> {
         let mut header = MessageHeader::empty();
         header.set_trace_id(id);
-        Message::new(header, Counted { id, drops: self.0.clone() })
+        Message::new(
+            header,
+            Counted {
+                id,
+                drops: self.0.clone(),
+            },
+        )
     }
 
     pub fn drops(&self) -> usize {

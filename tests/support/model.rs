@@ -95,7 +95,11 @@ pub struct Model {
 
 impl Model {
     pub fn new(capacity: usize) -> Model {
-        Model { capacity, live: HashMap::new(), issued: Vec::new() }
+        Model {
+            capacity,
+            live: HashMap::new(),
+            issued: Vec::new(),
+        }
     }
 
     fn pick(&self, choice: usize) -> MessageToken {
@@ -126,12 +130,25 @@ impl Model {
             Op::Store(value) => {
                 let got = subject.store(value);
                 if self.live.len() == self.capacity {
-                    assert_eq!(got, Err(MemoryError::NoFreeSlots), "{op:?} on a full manager");
+                    assert_eq!(
+                        got,
+                        Err(MemoryError::NoFreeSlots),
+                        "{op:?} on a full manager"
+                    );
                 } else {
                     let token = got.unwrap_or_else(|e| panic!("{op:?} failed with {e:?}"));
-                    assert!(token.index() < self.capacity, "{op:?} gave out-of-range {token:?}");
-                    assert!(!self.live.contains_key(&token.index()), "{op:?} reused live slot {token:?}");
-                    assert!(!self.issued.contains(&token), "{op:?} repeated an old token {token:?}");
+                    assert!(
+                        token.index() < self.capacity,
+                        "{op:?} gave out-of-range {token:?}"
+                    );
+                    assert!(
+                        !self.live.contains_key(&token.index()),
+                        "{op:?} reused live slot {token:?}"
+                    );
+                    assert!(
+                        !self.issued.contains(&token),
+                        "{op:?} repeated an old token {token:?}"
+                    );
                     self.live.insert(token.index(), (token, value));
                     self.issued.push(token);
                 }
@@ -181,6 +198,10 @@ impl Model {
             }
         }
         assert_eq!(subject.capacity(), self.capacity, "capacity after {op:?}");
-        assert_eq!(subject.available(), self.capacity - self.live.len(), "available after {op:?}");
+        assert_eq!(
+            subject.available(),
+            self.capacity - self.live.len(),
+            "available after {op:?}"
+        );
     }
 }

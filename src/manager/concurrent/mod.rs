@@ -70,7 +70,9 @@ struct Shared<P> {
 impl<P> Clone for ConcurrentMemoryManager<P> {
     /// Another handle to the same messages.
     fn clone(&self) -> Self {
-        ConcurrentMemoryManager { shared: Arc::clone(&self.shared) }
+        ConcurrentMemoryManager {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -139,13 +141,23 @@ impl<P> ConcurrentMemoryManager<P> {
     /// As for [`growable`](Self::growable).
     #[track_caller]
     pub fn growable_with_memory_class(initial: usize, max: usize, class: MemoryClass) -> Self {
-        assert!(initial <= max, "initial capacity {initial} exceeds the maximum {max}");
+        assert!(
+            initial <= max,
+            "initial capacity {initial} exceeds the maximum {max}"
+        );
         assert!(
             max <= MessageToken::MAX_INDEX + 1,
             "capacity {max} exceeds the token index range"
         );
-        let geometry = Geometry::Doubling { base: initial.max(1) };
-        ConcurrentMemoryManager { shared: Arc::new(Shared { arena: Arena::new(initial, max, geometry), class }) }
+        let geometry = Geometry::Doubling {
+            base: initial.max(1),
+        };
+        ConcurrentMemoryManager {
+            shared: Arc::new(Shared {
+                arena: Arena::new(initial, max, geometry),
+                class,
+            }),
+        }
     }
 
     /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)).
@@ -177,7 +189,8 @@ impl<P> ConcurrentMemoryManager<P> {
     /// `NoFreeSlots` when full at the maximum capacity; the message is
     /// dropped (use [`try_store_shared`](Self::try_store_shared) to keep it).
     pub fn store_shared(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
-        self.try_store_shared(message).map_err(|_| MemoryError::NoFreeSlots)
+        self.try_store_shared(message)
+            .map_err(|_| MemoryError::NoFreeSlots)
     }
 
     /// Stores a message, or hands it back when the manager is full at its
@@ -188,8 +201,14 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// The message itself, meaning `NoFreeSlots`.
     pub fn try_store_shared(&self, message: Message<P>) -> Result<MessageToken, Message<P>> {
-        let entry = Entry { message, shares: AtomicU32::new(0) };
-        self.shared.arena.insert(entry).map_err(|(_, entry)| entry.message)
+        let entry = Entry {
+            message,
+            shares: AtomicU32::new(0),
+        };
+        self.shared
+            .arena
+            .insert(entry)
+            .map_err(|(_, entry)| entry.message)
     }
 
     /// Borrows a message for reading; waits while a writer holds it.
@@ -218,7 +237,10 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
-    pub fn peek_header_shared(&self, token: MessageToken) -> Result<HeaderGuard<'_, P>, MemoryError> {
+    pub fn peek_header_shared(
+        &self,
+        token: MessageToken,
+    ) -> Result<HeaderGuard<'_, P>, MemoryError> {
         let inner = self.shared.arena.read(token, Poison::Refuse)?;
         Ok(HeaderGuard { inner })
     }
@@ -239,7 +261,10 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (any
     /// guard holds it), `Poisoned`.
-    pub fn try_read_mut_shared(&self, token: MessageToken) -> Result<WriteGuard<'_, P>, MemoryError> {
+    pub fn try_read_mut_shared(
+        &self,
+        token: MessageToken,
+    ) -> Result<WriteGuard<'_, P>, MemoryError> {
         let inner = self.shared.arena.try_write(token)?;
         Ok(WriteGuard { inner })
     }
@@ -314,7 +339,9 @@ impl<P> ConcurrentMemoryManager<P> {
         // Relaxed: a count, protected from frees by the read lock we hold.
         entry
             .shares
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(count))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                n.checked_add(count)
+            })
             .map(|old| old + count)
             .map_err(|_| MemoryError::TooManyShares)
     }

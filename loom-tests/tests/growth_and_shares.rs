@@ -1,0 +1,79 @@
+//! Growth racing stores, and fan-out share counts racing releases.
+#![cfg(loom)]
+
+use loom::thread;
+use slotarena::{ConcurrentMemoryManager, MemoryError};
+use slotarena_loom_tests::{Tracked, model};
+
+#[test]
+fn racing_stores_grow_once_and_get_distinct_slots() {
+    model(|| {
+        let m = ConcurrentMemoryManager::growable(1, 3);
+        let held = m.store_shared(Tracked::message(0)).unwrap();
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || m.store_shared(Tracked::message(1)).unwrap())
+        };
+        let mine = m.store_shared(Tracked::message(2)).unwrap();
+        let theirs = other.join().unwrap();
+        assert!(
+            mine.index() != theirs.index()
+                && mine.index() != held.index()
+                && theirs.index() != held.index()
+        );
+        assert_eq!(m.capacity(), 3);
+        assert_eq!(m.read_shared(theirs).unwrap().payload().value(), 1);
+        assert_eq!(m.read_shared(held).unwrap().payload().value(), 0);
+        assert_eq!(m.available(), 0);
+    });
+}
+
+#[test]
+fn racing_releases_free_exactly_once() {
+    model(|| {
+        let m = ConcurrentMemoryManager::new(1);
+        let token = m.store_shared(Tracked::message(3)).unwrap();
+        m.retain_shared(token, 2).unwrap();
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || m.release_shared(token))
+        };
+        let mine = m.release_shared(token);
+        let theirs = other.join().unwrap();
+        let mut results = [mine, theirs];
+        results.sort_by_key(|r| format!("{r:?}"));
+        // A last release may meet the other's short read lock: BorrowActive,
+        // nothing changed, and retrying frees it.
+        match results {
+            [Ok(0), Ok(1)] => {}
+            [Err(MemoryError::BorrowActive), Ok(1)] | [Ok(1), Err(MemoryError::BorrowActive)] => {
+                assert_eq!(m.release_shared(token), Ok(0));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.available(), 1);
+        assert_eq!(m.free_shared(token), Err(MemoryError::NotAllocated));
+    });
+}
+
+#[test]
+fn free_racing_retain_is_refused_or_the_retain_fails() {
+    model(|| {
+        let m = ConcurrentMemoryManager::new(1);
+        let token = m.store_shared(Tracked::message(4)).unwrap();
+        let retainer = {
+            let m = m.clone();
+            thread::spawn(move || m.retain_shared(token, 1))
+        };
+        let freed = m.free_shared(token);
+        let retained = retainer.join().unwrap();
+        match (freed, retained) {
+            (Ok(()), Err(MemoryError::NotAllocated)) => {}
+            (Err(MemoryError::QueueOwned | MemoryError::BorrowActive), Ok(1)) => {
+                assert_eq!(m.release_shared(token), Ok(0));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.available(), 1);
+    });
+}
