@@ -6,7 +6,7 @@
 //! whose message was freed can never reach the message stored after it.
 //!
 //! ```
-//! use slotarena::{MemoryError, MemoryManager, Message, MessageHeader, HeapMemoryManager};
+//! use slotarena::{HeaderStore, HeapMemoryManager, MemoryError, MemoryManager, Message, MessageHeader};
 //!
 //! let mut manager = HeapMemoryManager::new(16);
 //! let token = manager.store(Message::new(MessageHeader::empty(), vec![1u8, 2, 3])).unwrap();
@@ -68,6 +68,11 @@ pub use message::{MemoryClass, Message, MessageHeader, QosClass};
 pub use payload::{BufferDescriptor, Payload};
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
+
+/// The README's examples run as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Internals that the loom models in `loom-tests/` drive directly. Exists
 /// only in `--cfg loom` builds, so it never becomes API.

@@ -292,16 +292,4 @@ impl<T> Arena<T> {
             poisoned: state & POISONED != 0,
         })
     }
-
-    /// The token of the value at `index` right now, if any. A snapshot for
-    /// layers that key values by something other than tokens; every use of
-    /// the token is checked again.
-    pub(crate) fn token_at(&self, index: usize) -> Result<MessageToken, MemoryError> {
-        let slot = self.segments.get(index).ok_or(MemoryError::BadToken)?;
-        let state = slot.state();
-        if state & OCCUPIED == 0 {
-            return Err(MemoryError::NotAllocated);
-        }
-        Ok(MessageToken::new(index as u32, generation(state)))
-    }
 }

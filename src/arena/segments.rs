@@ -17,8 +17,6 @@ use crate::sync::OnceLock;
 pub(crate) enum Geometry {
     /// Segment `k` holds `base << k` slots: few segments for any maximum.
     Doubling { base: usize },
-    /// Every segment holds `len` slots (the linear memory: one page each).
-    Fixed { len: usize },
 }
 
 impl Geometry {
@@ -32,7 +30,6 @@ impl Geometry {
                 let k = (past_first / base + 1).ilog2() as usize;
                 (k, past_first - base * ((1 << k) - 1))
             }
-            Geometry::Fixed { len } => (past_first / len, past_first % len),
         }
     }
 
@@ -40,16 +37,18 @@ impl Geometry {
     fn segment_len(self, k: usize) -> usize {
         match self {
             Geometry::Doubling { base } => base.checked_shl(k as u32).unwrap_or(usize::MAX),
-            Geometry::Fixed { len } => len,
         }
     }
 }
 
+/// A run of slots that never moves once created.
+type Segment<T> = Box<[Slot<T>]>;
+
 /// First segment plus lazily created later ones.
 #[derive(Debug)]
 pub(super) struct Segments<T> {
-    first: Box<[Slot<T>]>,
-    rest: Box<[OnceLock<Box<[Slot<T>]>>]>,
+    first: Segment<T>,
+    rest: Box<[OnceLock<Segment<T>>]>,
     geometry: Geometry,
     max: usize,
 }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Clippy with warnings denied, on every target and on each feature set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --no-default-features -- -D warnings
+cargo clippy --no-default-features --features alloc -- -D warnings
