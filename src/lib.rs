@@ -50,6 +50,8 @@ mod arena;
 mod error;
 #[cfg(feature = "std")]
 mod free_list;
+#[cfg(feature = "std")]
+pub mod linear;
 mod manager;
 mod message;
 mod payload;

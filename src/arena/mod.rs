@@ -29,6 +29,8 @@ mod guards;
 mod segments;
 mod slot;
 
+use alloc::vec::Vec;
+
 use crate::free_list::FreeList;
 use crate::sync::{AtomicUsize, CachePadded, Mutex, Ordering};
 use crate::{MemoryError, MessageToken};
@@ -60,10 +62,20 @@ pub(crate) struct Arena<T> {
     /// Slots handed out and not yet returned. Incremented after a pop and
     /// decremented before a push, so it never exceeds the capacity.
     live: CachePadded<AtomicUsize>,
-    /// Slots that exist; grows only under `grow_lock`.
+    /// Slots in service (created and not retired); changes only under
+    /// `growth`.
     capacity: AtomicUsize,
-    /// Serialises growth (the cold path only).
-    grow_lock: Mutex<()>,
+    /// Serialises growth and retirement (the cold paths only).
+    growth: Mutex<Growth>,
+}
+
+/// Segment bookkeeping behind the growth lock.
+struct Growth {
+    /// Indexes created so far: the next new segment starts here.
+    created: usize,
+    /// Later segments whose slots were all free and were taken out of
+    /// service; growth reuses them before creating new ones.
+    retired: Vec<usize>,
 }
 
 impl<T> Arena<T> {
@@ -80,7 +92,10 @@ impl<T> Arena<T> {
             free: FreeList::new(),
             live: CachePadded(AtomicUsize::new(0)),
             capacity: AtomicUsize::new(initial),
-            grow_lock: Mutex::new(()),
+            growth: Mutex::new(Growth {
+                created: initial,
+                retired: Vec::new(),
+            }),
         };
         if initial > 0 {
             arena
@@ -131,12 +146,23 @@ impl<T> Arena<T> {
     /// On `NoFreeSlots` the value is handed back.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<MessageToken, (MemoryError, T)> {
+        self.insert_growing(value, |_, _| true)
+    }
+
+    /// [`insert`](Self::insert), with `on_segment` consulted (see
+    /// [`grow_with`](Self::grow_with)) whenever a new segment is needed.
+    #[inline]
+    pub(crate) fn insert_growing(
+        &self,
+        value: T,
+        mut on_segment: impl FnMut(usize, usize) -> bool,
+    ) -> Result<MessageToken, (MemoryError, T)> {
         loop {
             if let Some(index) = self.free.pop(|i| &self.slot_at(i).next_free) {
                 return Ok(self.fill(index, value));
             }
             let seen = self.capacity();
-            if !self.grow_with(seen, |_, _| true) {
+            if !self.grow_with(seen, &mut on_segment) {
                 return Err((MemoryError::NoFreeSlots, value));
             }
         }
@@ -159,34 +185,104 @@ impl<T> Arena<T> {
         MessageToken::new(index, state as u32)
     }
 
-    /// Grows by one segment unless the capacity already moved past `seen`
-    /// (someone else grew; retry the free list). `on_segment(k, first_index)`
-    /// runs before the new slots are published and may veto the growth.
-    /// Returns whether there may be new room.
+    /// Grows by one segment unless the capacity already moved away from
+    /// `seen` (someone else grew or retired; retry the free list). A retired
+    /// segment is put back in service before a new one is created.
+    /// `on_segment(k, first_index)` runs before the slots are published and
+    /// may veto the growth. Returns whether there may be new room.
     #[cold]
     pub(crate) fn grow_with(
         &self,
         seen: usize,
         on_segment: impl FnOnce(usize, usize) -> bool,
     ) -> bool {
-        let _growing = self.grow_lock.lock();
-        // Relaxed: `capacity` only changes under `grow_lock`, which we hold.
+        let mut growth = self.growth.lock();
+        // Relaxed: `capacity` only changes under `growth`, which we hold.
         let capacity = self.capacity.load(Ordering::Relaxed);
         if capacity != seen {
             return true;
         }
-        let Some((segment, len)) = self.segments.add(capacity) else {
-            return false;
+        let (segment, reused) = match growth.retired.last() {
+            Some(&segment) => (segment, true),
+            None => match self.segments.add(growth.created) {
+                Some(segment) => (segment, false),
+                None => return false,
+            },
         };
-        if !on_segment(segment, capacity) {
+        let (first, len) = self.segments.range(segment);
+        if !on_segment(segment, first) {
             return false;
+        }
+        if reused {
+            growth.retired.pop();
+            // The retired slots' links were scattered by `retire_free_segments`.
+            self.link_chain(first..first + len);
+        } else {
+            growth.created = first + len;
         }
         // Release pairs with `capacity()`'s Acquire (segment visible first).
         self.capacity.store(capacity + len, Ordering::Release);
-        let last = (capacity + len - 1) as u32;
         self.free
-            .push_chain(capacity as u32, last, |i| &self.slot_at(i).next_free);
+            .push_chain(first as u32, (first + len - 1) as u32, |i| {
+                &self.slot_at(i).next_free
+            });
         true
+    }
+
+    /// Links owned free slots `indexes` into a chain in iteration order.
+    fn link_chain(&self, indexes: impl Iterator<Item = usize> + Clone) {
+        for (index, next) in indexes.clone().zip(indexes.skip(1)) {
+            // Relaxed: the slots are owned; `push_chain`'s Release publishes.
+            self.slot_at(index as u32)
+                .next_free
+                .store(next as u32, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes out of service every later segment whose slots are all free
+    /// right now, calling `on_retire(k)` for each, and returns how many.
+    ///
+    /// It drains the free list (so it briefly looks empty to concurrent
+    /// inserts, which then wait on the growth lock and retry), counts the
+    /// free slots of each segment, and pushes back the slots of segments
+    /// that stay in service. Retired slots keep their generations, so no
+    /// old token matches them when they return.
+    #[cold]
+    pub(crate) fn retire_free_segments(&self, mut on_retire: impl FnMut(usize)) -> usize {
+        let mut growth = self.growth.lock();
+        let mut drained = Vec::new();
+        while let Some(index) = self.free.pop(|i| &self.slot_at(i).next_free) {
+            drained.push(index as usize);
+        }
+        let mut free_per_segment = alloc::collections::BTreeMap::<usize, usize>::new();
+        for &index in &drained {
+            if let Some(segment) = self.segments.segment_of(index) {
+                *free_per_segment.entry(segment).or_default() += 1;
+            }
+        }
+        let retiring: alloc::collections::BTreeSet<usize> = free_per_segment
+            .into_iter()
+            .filter(|&(segment, free)| free == self.segments.range(segment).1)
+            .map(|(segment, _)| segment)
+            .collect();
+        for &segment in &retiring {
+            on_retire(segment);
+            growth.retired.push(segment);
+            // Relaxed: under `growth`; a snapshot for `available`.
+            self.capacity
+                .fetch_sub(self.segments.range(segment).1, Ordering::Relaxed);
+        }
+        drained.retain(|&index| {
+            self.segments
+                .segment_of(index)
+                .is_none_or(|s| !retiring.contains(&s))
+        });
+        if let (Some(&first), Some(&last)) = (drained.first(), drained.last()) {
+            self.link_chain(drained.iter().copied());
+            self.free
+                .push_chain(first as u32, last as u32, |i| &self.slot_at(i).next_free);
+        }
+        retiring.len()
     }
 
     /// Blocking shared access; waits while a writer holds the value.
@@ -291,5 +387,17 @@ impl<T> Arena<T> {
             value,
             poisoned: state & POISONED != 0,
         })
+    }
+
+    /// The token of the value at `index` right now, if any. A snapshot for
+    /// layers that key values by something other than tokens; every use of
+    /// the token is checked again.
+    pub(crate) fn token_at(&self, index: usize) -> Result<MessageToken, MemoryError> {
+        let slot = self.segments.get(index).ok_or(MemoryError::BadToken)?;
+        let state = slot.state();
+        if state & OCCUPIED == 0 {
+            return Err(MemoryError::NotAllocated);
+        }
+        Ok(MessageToken::new(index as u32, generation(state)))
     }
 }

@@ -17,6 +17,8 @@ use crate::sync::OnceLock;
 pub(crate) enum Geometry {
     /// Segment `k` holds `base << k` slots: few segments for any maximum.
     Doubling { base: usize },
+    /// Every segment holds `len` slots (the linear memory: one page each).
+    Fixed { len: usize },
 }
 
 impl Geometry {
@@ -30,6 +32,15 @@ impl Geometry {
                 let k = (past_first / base + 1).ilog2() as usize;
                 (k, past_first - base * ((1 << k) - 1))
             }
+            Geometry::Fixed { len } => (past_first / len, past_first % len),
+        }
+    }
+
+    /// Index of segment `k`'s first slot, counted past the first segment.
+    fn segment_start(self, k: usize) -> usize {
+        match self {
+            Geometry::Doubling { base } => base.saturating_mul((1usize << k.min(63)) - 1),
+            Geometry::Fixed { len } => len.saturating_mul(k),
         }
     }
 
@@ -37,6 +48,7 @@ impl Geometry {
     fn segment_len(self, k: usize) -> usize {
         match self {
             Geometry::Doubling { base } => base.checked_shl(k as u32).unwrap_or(usize::MAX),
+            Geometry::Fixed { len } => len,
         }
     }
 }
@@ -92,24 +104,38 @@ impl<T> Segments<T> {
         self.max
     }
 
-    /// Creates the segment that starts at index `start` (the current
-    /// capacity) and returns its number and length, or `None` at the maximum.
-    /// The caller serialises calls (the arena's growth lock).
-    pub(super) fn add(&self, start: usize) -> Option<(usize, usize)> {
+    /// The later segment holding `index`, or `None` in the first segment.
+    pub(super) fn segment_of(&self, index: usize) -> Option<usize> {
+        let past_first = index.checked_sub(self.first.len())?;
+        Some(self.geometry.locate(past_first).0)
+    }
+
+    /// First index and length of later segment `k`, clamped to the maximum.
+    pub(super) fn range(&self, k: usize) -> (usize, usize) {
+        let start = self.first.len() + self.geometry.segment_start(k);
+        (
+            start,
+            self.geometry
+                .segment_len(k)
+                .min(self.max.saturating_sub(start)),
+        )
+    }
+
+    /// Creates the segment that starts at index `start` (the number of
+    /// indexes created so far) and returns its number, or `None` at the
+    /// maximum. The caller serialises calls (the arena's growth lock).
+    pub(super) fn add(&self, start: usize) -> Option<usize> {
         if start >= self.max {
             return None;
         }
-        let (k, offset) = self.geometry.locate(start - self.first.len());
-        debug_assert_eq!(
-            offset, 0,
-            "segment {k} must start at a boundary, not {start}"
-        );
-        let len = self.geometry.segment_len(k).min(self.max - start);
+        let k = self.segment_of(start)?;
+        let (first, len) = self.range(k);
+        debug_assert_eq!(first, start, "segment {k} must start at a boundary");
         self.rest[k].get_or_init(|| Slot::chain(start, len));
-        Some((k, len))
+        Some(k)
     }
 
-    /// Every slot, for draining at drop.
+    /// Every slot that exists.
     #[cfg(test)]
     pub(super) fn all(&self) -> impl Iterator<Item = &Slot<T>> {
         self.first.iter().chain(
@@ -144,9 +170,15 @@ mod tests {
     #[test]
     fn growth_stops_exactly_at_the_maximum() {
         let segments = Segments::<u8>::new(3, 10, Geometry::Doubling { base: 3 });
-        assert_eq!(segments.add(3), Some((0, 3)));
-        assert_eq!(segments.add(6), Some((1, 4)));
+        assert_eq!(segments.add(3), Some(0));
+        assert_eq!(segments.range(0), (3, 3));
+        assert_eq!(segments.add(6), Some(1));
+        assert_eq!(segments.range(1), (6, 4), "clamped to the maximum");
         assert_eq!(segments.add(10), None);
+        assert_eq!(
+            (segments.segment_of(2), segments.segment_of(7)),
+            (None, Some(1))
+        );
         assert_eq!(segments.all().count(), 10);
         assert!(segments.get(9).is_some() && segments.get(10).is_none());
     }

@@ -4,7 +4,10 @@
 use alloc::boxed::Box;
 use core::ptr;
 
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::hint::spin_loop;
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 pub(crate) use loom::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 /// loom's `RwLock` in `parking_lot`'s shape: no `LockResult` layer (the

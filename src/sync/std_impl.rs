@@ -1,6 +1,7 @@
 //! The real backend: `core` atomics, `std` `Arc`/`OnceLock`, `parking_lot` locks.
 
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::hint::spin_loop;
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Arc, OnceLock};
 
 pub(crate) use parking_lot::Mutex;

@@ -1,0 +1,260 @@
+//! [`LinearMemoryController`]: one thread's or task's handle on a memory.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ops::{Deref, DerefMut};
+
+use super::blocks::Claim;
+use super::memory::Inner;
+use super::{AsyncMemoryController, LinearMemoryError, MemoryController, SharedLinearMemory};
+
+/// Bytes of the `[u32 len][bytes]` prefix that `transfer`/`receive` use.
+const PREFIX: u32 = 4;
+
+/// A handle that allocates in, frees in and hands out bytes of a
+/// [`SharedLinearMemory`]. Make one per thread or task.
+///
+/// [`mut_mem`](MemoryController::mut_mem) claims the allocation it reads
+/// from and keeps the claim until this handle's next call or its drop;
+/// meanwhile any other handle asking for bytes of that allocation, or
+/// freeing it, gets [`LinearMemoryError::Busy`] at once.
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
+///
+/// let memory = SharedLinearMemory::new(1, 16).unwrap();
+/// let mut guest = LinearMemoryController::new(&memory);
+/// let mut host = LinearMemoryController::new(&memory);
+///
+/// let ptr = guest.alloc(100).unwrap();
+/// guest.mut_mem(ptr, 5).unwrap().copy_from_slice(b"hello");
+/// assert_eq!(host.mut_mem(ptr, 5).err(), Some(LinearMemoryError::Busy));
+/// guest.free(ptr, 100).unwrap(); // the guest's next call releases its claim
+/// assert_eq!(host.mut_mem(ptr, 5).err(), Some(LinearMemoryError::UnknownPointer));
+/// ```
+pub struct LinearMemoryController {
+    memory: SharedLinearMemory,
+    held: Option<Claim>,
+}
+
+impl core::fmt::Debug for LinearMemoryController {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinearMemoryController")
+            .field("memory", &self.memory)
+            .field("held", &self.held)
+            .finish()
+    }
+}
+
+impl LinearMemoryController {
+    /// A handle on `memory`.
+    pub fn new(memory: &SharedLinearMemory) -> LinearMemoryController {
+        LinearMemoryController {
+            memory: memory.clone(),
+            held: None,
+        }
+    }
+
+    /// The memory this handle works on.
+    pub fn memory(&self) -> &SharedLinearMemory {
+        &self.memory
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.memory.inner
+    }
+
+    /// Gives up the claim left by the last `mut_mem`, if any.
+    pub fn release(&mut self) {
+        if let Some(claim) = self.held.take() {
+            self.memory.inner.allocator.release(claim);
+        }
+    }
+
+    /// Allocates `len` bytes aligned to `align`, a power of two up to
+    /// [`PAGE_SIZE`](super::PAGE_SIZE) (alignment of the offset).
+    ///
+    /// # Errors
+    ///
+    /// `ZeroLength`, `BadAlignment`, `LengthTooLarge`, `OutOfMemory`.
+    pub fn alloc_aligned(&mut self, len: u32, align: u32) -> Result<u32, LinearMemoryError> {
+        self.release();
+        self.inner().allocator.alloc(len, align)
+    }
+
+    /// Claims `ptr..ptr + len` and returns a guard over those bytes; the
+    /// claim ends when the guard drops (unlike `mut_mem`, whose claim lasts
+    /// until the handle's next call).
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `OutOfBounds`, `Busy`.
+    pub fn lock(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
+        self.release();
+        let claim = self.inner().allocator.claim(ptr, len)?;
+        Ok(BytesGuard {
+            inner: self.inner(),
+            claim: Some(claim),
+        })
+    }
+
+    /// Copies `bytes` into a new allocation as `[u32 little-endian len][bytes]`
+    /// and returns its pointer: the way hosts pass values to a guest.
+    ///
+    /// # Errors
+    ///
+    /// `LengthTooLarge`, `OutOfMemory`.
+    pub fn transfer(&mut self, bytes: &[u8]) -> Result<u32, LinearMemoryError> {
+        let len = u32::try_from(bytes.len()).map_err(|_| LinearMemoryError::LengthTooLarge)?;
+        let total = len
+            .checked_add(PREFIX)
+            .ok_or(LinearMemoryError::LengthTooLarge)?;
+        let ptr = self.alloc_aligned(total, 8)?;
+        let mut guard = self.lock(ptr, total)?;
+        guard[..PREFIX as usize].copy_from_slice(&len.to_le_bytes());
+        guard[PREFIX as usize..].copy_from_slice(bytes);
+        Ok(ptr)
+    }
+
+    /// Reads a `[u32 len][bytes]` value written by [`transfer`](Self::transfer)
+    /// (or a guest), frees its allocation and returns the bytes.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `OutOfBounds` (the prefix claims more bytes than
+    /// the allocation holds), `Busy`, `LengthMismatch` (the allocation is
+    /// longer than the prefix says; nothing is freed).
+    pub fn receive(&mut self, ptr: u32) -> Result<Vec<u8>, LinearMemoryError> {
+        let len = {
+            let prefix = self.lock(ptr, PREFIX)?;
+            u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]])
+        };
+        let total = len
+            .checked_add(PREFIX)
+            .ok_or(LinearMemoryError::OutOfBounds)?;
+        let value = self.lock(ptr, total)?[PREFIX as usize..].to_vec();
+        self.free(ptr, total)?;
+        Ok(value)
+    }
+
+    /// Allocates `len` bytes, 8-byte aligned, never at offset 0. The same
+    /// as [`MemoryController::alloc`]; inherent so that calls need neither
+    /// trait in scope nor disambiguation when both are.
+    ///
+    /// # Errors
+    ///
+    /// `ZeroLength`, `LengthTooLarge`, `OutOfMemory`.
+    pub fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+        self.alloc_aligned(len, 8)
+    }
+
+    /// Frees the allocation at `ptr` of exactly `len` bytes
+    /// ([`MemoryController::free`]).
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `LengthMismatch`, `DoubleFree`, `Busy` (another
+    /// handle holds it).
+    pub fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.release();
+        self.inner().allocator.free(ptr, len)
+    }
+
+    /// Exclusive access to `ptr..ptr + len` inside one live allocation
+    /// ([`MemoryController::mut_mem`]); the claim lasts until this handle's
+    /// next call or drop.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `OutOfBounds` (also when `ptr + len` overflows),
+    /// `Busy` (another handle holds the allocation).
+    pub fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
+        self.release();
+        let claim = self.inner().allocator.claim(ptr, len)?;
+        // The claim stays in `held` until this handle's next call or drop,
+        // each of which needs `&mut self` and so ends the returned borrow.
+        let claim = self.held.insert(claim);
+        Ok(self.memory.inner.bytes_mut(claim))
+    }
+}
+
+impl Drop for LinearMemoryController {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl MemoryController for LinearMemoryController {
+    fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+        LinearMemoryController::alloc(self, len)
+    }
+
+    fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        LinearMemoryController::free(self, ptr, len)
+    }
+
+    fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
+        LinearMemoryController::mut_mem(self, ptr, len)
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncMemoryController for LinearMemoryController {
+    /// Never waits: allocation is lock-free except when a page must be taken.
+    async fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+        LinearMemoryController::alloc(self, len)
+    }
+
+    async fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        LinearMemoryController::free(self, ptr, len)
+    }
+
+    fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
+        LinearMemoryController::mut_mem(self, ptr, len)
+    }
+}
+
+/// Exclusive bytes of one allocation, created by
+/// [`LinearMemoryController::lock`]; the claim ends when it drops.
+#[must_use = "if unused the claim ends at once"]
+pub struct BytesGuard<'a> {
+    inner: &'a Inner,
+    /// Always `Some` until `drop` hands it back.
+    claim: Option<Claim>,
+}
+
+impl BytesGuard<'_> {
+    fn bytes(&mut self) -> &mut [u8] {
+        match &mut self.claim {
+            Some(claim) => self.inner.bytes_mut(claim),
+            None => &mut [],
+        }
+    }
+}
+
+impl Deref for BytesGuard<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.claim {
+            Some(claim) => self.inner.bytes(claim),
+            None => &[],
+        }
+    }
+}
+
+impl DerefMut for BytesGuard<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.bytes()
+    }
+}
+
+impl Drop for BytesGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            self.inner.allocator.release(claim);
+        }
+    }
+}

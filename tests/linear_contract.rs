@@ -1,0 +1,330 @@
+//! The linear memory's contract: pointers, alignment, every error, exclusive
+//! `mut_mem`, growth to the maximum, space efficiency, async use.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::thread;
+
+use slotarena::linear::{
+    AsyncMemoryController, LinearMemoryController, LinearMemoryError, PAGE_SIZE, SharedLinearMemory,
+};
+
+fn setup(initial: u32, max: u32) -> (SharedLinearMemory, LinearMemoryController) {
+    let memory = SharedLinearMemory::new(initial, max).unwrap();
+    let controller = LinearMemoryController::new(&memory);
+    (memory, controller)
+}
+
+/// Runs a future that never waits (our controller's never do).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+#[test]
+fn bad_page_counts_are_refused() {
+    assert_eq!(
+        SharedLinearMemory::new(3, 2).err(),
+        Some(LinearMemoryError::InvalidPageCount)
+    );
+    assert_eq!(
+        SharedLinearMemory::new(0, 65_537).err(),
+        Some(LinearMemoryError::InvalidPageCount)
+    );
+    let empty = SharedLinearMemory::new(0, 0).unwrap();
+    assert_eq!(
+        LinearMemoryController::new(&empty).alloc(1),
+        Err(LinearMemoryError::LengthTooLarge)
+    );
+}
+
+#[test]
+fn pointers_are_never_zero_and_always_aligned() {
+    let (_memory, mut c) = setup(1, 64);
+    let mut live = Vec::new();
+    for len in [
+        1u32, 3, 7, 8, 9, 15, 100, 1000, 4096, 5000, 40_000, 70_000, 200_000,
+    ] {
+        for _ in 0..3 {
+            let ptr = c.alloc(len).unwrap();
+            assert_ne!(ptr, 0);
+            assert_eq!(ptr % 8, 0, "{len} bytes at {ptr}");
+            live.push((ptr, len));
+        }
+    }
+    for align in [16u32, 64, 4096, PAGE_SIZE] {
+        let ptr = c.alloc_aligned(10, align).unwrap();
+        assert_eq!(ptr % align, 0);
+        live.push((ptr, 10));
+    }
+    live.sort_unstable();
+    for pair in live.windows(2) {
+        assert!(pair[0].0 + pair[0].1 <= pair[1].0, "overlap: {pair:?}");
+    }
+    for (ptr, len) in live {
+        c.free(ptr, len).unwrap();
+    }
+    assert_eq!(c.memory().allocated_bytes(), 0);
+}
+
+#[test]
+fn every_error_is_distinct_and_changes_nothing() {
+    let (_memory, mut c) = setup(1, 4);
+    assert_eq!(c.alloc(0), Err(LinearMemoryError::ZeroLength));
+    assert_eq!(
+        c.alloc(5 * PAGE_SIZE),
+        Err(LinearMemoryError::LengthTooLarge)
+    );
+    assert_eq!(c.alloc_aligned(8, 3), Err(LinearMemoryError::BadAlignment));
+    assert_eq!(
+        c.alloc_aligned(8, 2 * PAGE_SIZE),
+        Err(LinearMemoryError::BadAlignment)
+    );
+    let ptr = c.alloc(100).unwrap();
+    c.mut_mem(ptr, 100).unwrap().fill(7);
+    assert_eq!(c.free(0, 100), Err(LinearMemoryError::UnknownPointer));
+    assert_eq!(
+        c.free(ptr + 8, 100),
+        Err(LinearMemoryError::UnknownPointer),
+        "interior pointer"
+    );
+    assert_eq!(
+        c.free(3 * PAGE_SIZE, 100),
+        Err(LinearMemoryError::UnknownPointer),
+        "beyond the size"
+    );
+    assert_eq!(c.free(ptr, 99), Err(LinearMemoryError::LengthMismatch));
+    assert_eq!(
+        c.mut_mem(ptr, 101).err(),
+        Some(LinearMemoryError::OutOfBounds)
+    );
+    assert_eq!(
+        c.mut_mem(ptr + 50, 51).err(),
+        Some(LinearMemoryError::OutOfBounds)
+    );
+    assert_eq!(
+        c.mut_mem(ptr, u32::MAX).err(),
+        Some(LinearMemoryError::OutOfBounds),
+        "ptr + len overflows"
+    );
+    assert_eq!(
+        c.mut_mem(0, 1).err(),
+        Some(LinearMemoryError::UnknownPointer)
+    );
+    assert!(
+        c.mut_mem(ptr, 100).unwrap().iter().all(|&b| b == 7),
+        "refusals disturbed nothing"
+    );
+    c.free(ptr, 100).unwrap();
+    assert_eq!(c.free(ptr, 100), Err(LinearMemoryError::DoubleFree));
+    assert_eq!(
+        c.mut_mem(ptr, 1).err(),
+        Some(LinearMemoryError::UnknownPointer),
+        "use after free"
+    );
+    let large = c.alloc(3 * PAGE_SIZE / 2).unwrap();
+    c.free(large, 3 * PAGE_SIZE / 2).unwrap();
+    assert_eq!(
+        c.free(large, 3 * PAGE_SIZE / 2),
+        Err(LinearMemoryError::DoubleFree)
+    );
+}
+
+#[test]
+fn mut_mem_is_exclusive_until_the_holders_next_call() {
+    let (memory, mut a) = setup(1, 4);
+    let mut b = LinearMemoryController::new(&memory);
+    let ptr = a.alloc(64).unwrap();
+    a.mut_mem(ptr, 8).unwrap().copy_from_slice(b"guest!!!");
+    assert_eq!(
+        b.mut_mem(ptr + 32, 8).err(),
+        Some(LinearMemoryError::Busy),
+        "any byte of the block"
+    );
+    assert_eq!(
+        b.free(ptr, 64),
+        Err(LinearMemoryError::Busy),
+        "free waits for nobody"
+    );
+    let other = a.alloc(64).unwrap(); // a's next call releases the claim
+    assert_eq!(b.mut_mem(ptr, 8).unwrap(), b"guest!!!");
+    {
+        let guard = a.lock(other, 64).unwrap();
+        assert_eq!(guard.len(), 64);
+        assert_eq!(b.mut_mem(other, 1).err(), Some(LinearMemoryError::Busy));
+    }
+    assert!(b.mut_mem(other, 1).is_ok(), "the guard's drop released it");
+    drop(b); // dropping a handle releases its claim
+    a.free(other, 64).unwrap();
+    a.free(ptr, 64).unwrap();
+}
+
+#[test]
+fn memory_grows_on_demand_up_to_the_maximum_then_reports_out_of_memory() {
+    let (memory, mut c) = setup(0, 3);
+    assert_eq!(memory.size_pages(), 0);
+    let a = c.alloc(PAGE_SIZE).unwrap();
+    assert!(
+        memory.size_pages() >= 2,
+        "page 0 never starts a large block"
+    );
+    let b = c.alloc(PAGE_SIZE).unwrap();
+    assert_eq!(memory.size_pages(), 3);
+    assert_eq!(c.alloc(PAGE_SIZE), Err(LinearMemoryError::OutOfMemory));
+    assert_eq!(memory.grow(1), Err(LinearMemoryError::GrowBeyondMaximum));
+    assert_eq!(memory.size_pages(), 3);
+    c.free(a, PAGE_SIZE).unwrap();
+    let again = c.alloc(PAGE_SIZE).unwrap();
+    assert_eq!(again, a, "freed pages are reused");
+    c.free(again, PAGE_SIZE).unwrap();
+    c.free(b, PAGE_SIZE).unwrap();
+}
+
+#[test]
+fn explicit_grow_follows_memory_grow_semantics() {
+    let (memory, _c) = setup(2, 10);
+    assert_eq!(memory.grow(0), Ok(2));
+    assert_eq!(memory.grow(3), Ok(2));
+    assert_eq!(memory.size_pages(), 5);
+    assert_eq!(memory.max_pages(), 10);
+    assert_eq!(memory.grow(6), Err(LinearMemoryError::GrowBeyondMaximum));
+    assert_eq!(
+        memory.grow(u32::MAX),
+        Err(LinearMemoryError::GrowBeyondMaximum)
+    );
+    assert_eq!(memory.size_bytes(), 5 * PAGE_SIZE as u64);
+}
+
+#[test]
+fn four_kib_blocks_use_at_least_three_quarters_of_the_memory() {
+    for pages in [1u32, 2, 16] {
+        let (memory, mut c) = setup(pages, pages);
+        let mut count = 0u64;
+        while c.alloc(4096).is_ok() {
+            count += 1;
+        }
+        let usable = count * 4096;
+        let total = memory.size_bytes();
+        assert!(
+            usable * 4 >= total * 3,
+            "{pages} pages: {usable} of {total} usable"
+        );
+    }
+}
+
+#[test]
+fn freed_space_is_reused_across_many_rounds() {
+    let (memory, mut c) = setup(1, 2);
+    for round in 0..2_000u32 {
+        let len = 1 + (round * 7919) % 20_000;
+        let ptr = c.alloc(len).unwrap();
+        c.mut_mem(ptr, len).unwrap().fill(round as u8);
+        c.free(ptr, len).unwrap();
+    }
+    assert!(memory.size_pages() <= 2);
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+#[test]
+fn transfer_and_receive_pass_length_prefixed_values() {
+    let (memory, mut host) = setup(1, 4);
+    let mut guest = LinearMemoryController::new(&memory);
+    let ptr = host.transfer(b"").unwrap();
+    assert_eq!(guest.receive(ptr).unwrap(), b"");
+    let value: Vec<u8> = (0..=255).collect();
+    let ptr = host.transfer(&value).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(guest.mut_mem(ptr, 4).unwrap().try_into().unwrap()),
+        256
+    );
+    assert_eq!(guest.receive(ptr).unwrap(), value);
+    assert_eq!(
+        guest.receive(ptr),
+        Err(LinearMemoryError::UnknownPointer),
+        "received values are freed"
+    );
+    // A hostile prefix that claims more than the allocation holds.
+    let ptr = host.alloc(16).unwrap();
+    host.mut_mem(ptr, 4)
+        .unwrap()
+        .copy_from_slice(&1000u32.to_le_bytes());
+    host.release();
+    assert_eq!(guest.receive(ptr), Err(LinearMemoryError::OutOfBounds));
+    host.free(ptr, 16).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+#[test]
+fn async_controllers_work_through_dyn() {
+    let memory = SharedLinearMemory::new(1, 4).unwrap();
+    let mut controller = LinearMemoryController::new(&memory);
+    let dynamic: &mut dyn AsyncMemoryController = &mut controller;
+    let ptr = block_on(dynamic.alloc(32)).unwrap();
+    dynamic.mut_mem(ptr, 4).unwrap().copy_from_slice(b"ping");
+    assert_eq!(dynamic.mut_mem(ptr, 4).unwrap(), b"ping");
+    assert_eq!(
+        block_on(dynamic.free(ptr, 31)),
+        Err(LinearMemoryError::LengthMismatch)
+    );
+    block_on(dynamic.free(ptr, 32)).unwrap();
+    assert_eq!(
+        block_on(dynamic.alloc(0)),
+        Err(LinearMemoryError::ZeroLength)
+    );
+    let boxed: Box<dyn AsyncMemoryController> = Box::new(LinearMemoryController::new(&memory));
+    thread::spawn(move || drop(boxed)).join().unwrap(); // Send
+}
+
+#[test]
+fn threads_writing_patterns_never_see_each_others_bytes() {
+    let memory = SharedLinearMemory::new(1, 256).unwrap();
+    let rounds = if cfg!(miri) { 50 } else { 5_000 };
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                let mut live: Vec<(u32, u32, u8)> = Vec::new();
+                let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ t as u64;
+                for round in 0..rounds {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if live.len() < 32 && !seed.is_multiple_of(3) {
+                        let len = match seed % 20 {
+                            0 => 40_000 + (seed >> 8) as u32 % 100_000,
+                            1..=5 => 256 + (seed >> 8) as u32 % 4096,
+                            _ => 1 + (seed >> 8) as u32 % 256,
+                        };
+                        let ptr = c.alloc(len).unwrap();
+                        let pattern = t.wrapping_mul(64).wrapping_add(round as u8);
+                        c.mut_mem(ptr, len).unwrap().fill(pattern);
+                        live.push((ptr, len, pattern));
+                    } else if !live.is_empty() {
+                        let (ptr, len, pattern) =
+                            live.swap_remove((seed >> 16) as usize % live.len());
+                        assert!(
+                            c.mut_mem(ptr, len).unwrap().iter().all(|&b| b == pattern),
+                            "thread {t}: bytes changed"
+                        );
+                        c.free(ptr, len).unwrap();
+                    }
+                }
+                for (ptr, len, pattern) in live {
+                    assert!(c.mut_mem(ptr, len).unwrap().iter().all(|&b| b == pattern));
+                    c.free(ptr, len).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(memory.allocated_bytes(), 0);
+}

@@ -1,0 +1,244 @@
+//! The reference model of a linear memory: an interval set of live
+//! allocations with their expected bytes. The proptest suite and the fuzz
+//! target (through `#[path]`) share it.
+
+use std::collections::BTreeMap;
+
+use slotarena::linear::{LinearMemoryController, LinearMemoryError, PAGE_SIZE, SharedLinearMemory};
+
+/// One step. `usize` operands pick a live (or once-live) allocation.
+#[derive(Debug, Clone)]
+pub enum LinearOp {
+    Alloc(u32),
+    AllocAligned(u32, u8),
+    Free(usize),
+    FreeWrongLength(usize, u32),
+    FreeRaw(u32, u32),
+    Write {
+        pick: usize,
+        offset: u32,
+        len: u32,
+        byte: u8,
+    },
+    RawAccess(u32, u32),
+    Verify(usize),
+    Grow(u32),
+}
+
+/// The model next to the real memory and one controller.
+pub struct LinearModel {
+    memory: SharedLinearMemory,
+    controller: LinearMemoryController,
+    max_pages: u32,
+    /// Live allocations: start → expected bytes.
+    live: BTreeMap<u32, Vec<u8>>,
+    /// Every pointer ever returned, live or not, to aim frees at.
+    seen: Vec<u32>,
+}
+
+impl LinearModel {
+    pub fn new(initial_pages: u32, max_pages: u32) -> LinearModel {
+        let memory = SharedLinearMemory::new(initial_pages, max_pages).unwrap();
+        let controller = LinearMemoryController::new(&memory);
+        LinearModel {
+            memory,
+            controller,
+            max_pages,
+            live: BTreeMap::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn pick(&self, choice: usize) -> Option<u32> {
+        (!self.seen.is_empty()).then(|| self.seen[choice % self.seen.len()])
+    }
+
+    /// The live allocation containing byte `ptr`, if any.
+    fn containing(&self, ptr: u32) -> Option<(u32, u32)> {
+        let (&start, bytes) = self.live.range(..=ptr).next_back()?;
+        (ptr < start + bytes.len() as u32).then_some((start, bytes.len() as u32))
+    }
+
+    fn after_alloc(
+        &mut self,
+        op: &LinearOp,
+        len: u32,
+        align: u32,
+        got: Result<u32, LinearMemoryError>,
+    ) {
+        let limit = self.max_pages as u64 * PAGE_SIZE as u64;
+        match got {
+            Ok(ptr) => {
+                assert!(len > 0 && (len as u64) <= limit, "{op:?} succeeded");
+                assert_ne!(ptr, 0, "{op:?} returned 0");
+                assert_eq!(ptr % align.max(8), 0, "{op:?} misaligned {ptr}");
+                let end = ptr as u64 + len as u64;
+                assert!(end <= self.memory.size_bytes(), "{op:?} beyond the size");
+                if let Some((&before, bytes)) = self.live.range(..ptr).next_back() {
+                    assert!(
+                        before as u64 + bytes.len() as u64 <= ptr as u64,
+                        "{op:?} overlaps {before}"
+                    );
+                }
+                if let Some((&after, _)) = self.live.range(ptr..).next() {
+                    assert!(end <= after as u64, "{op:?} overlaps {after}");
+                }
+                // Unknown initial contents: read them as the expectation.
+                let bytes = self.controller.mut_mem(ptr, len).unwrap().to_vec();
+                self.live.insert(ptr, bytes);
+                self.seen.push(ptr);
+            }
+            Err(LinearMemoryError::ZeroLength) => assert_eq!(len, 0),
+            Err(LinearMemoryError::LengthTooLarge) => assert!(len as u64 > limit, "{op:?}"),
+            Err(LinearMemoryError::OutOfMemory) => {
+                // Refused without growing only if growing could not help.
+                let size = self.memory.size_pages() as u64;
+                let needed = (len.max(align) as u64).div_ceil(PAGE_SIZE as u64);
+                // Large blocks (over 32 KiB) never use page 0.
+                let needed = needed + u64::from(len > 32 * 1024);
+                assert!(
+                    size == self.max_pages as u64 || size + needed > self.max_pages as u64,
+                    "{op:?}: out of memory at {size} of {} pages",
+                    self.max_pages
+                );
+            }
+            Err(e) => panic!("{op:?}: unexpected {e:?}"),
+        }
+    }
+
+    pub fn step(&mut self, op: &LinearOp) {
+        match *op {
+            LinearOp::Alloc(len) => {
+                let got = self.controller.alloc(len);
+                self.after_alloc(op, len, 8, got);
+            }
+            LinearOp::AllocAligned(len, shift) => {
+                let align = 1u32 << (shift % 17);
+                let got = self.controller.alloc_aligned(len, align);
+                self.after_alloc(op, len, align, got);
+            }
+            LinearOp::Free(choice) => {
+                let Some(ptr) = self.pick(choice) else { return };
+                match self.live.get(&ptr).map(Vec::len) {
+                    Some(len) => {
+                        assert_eq!(self.controller.free(ptr, len as u32), Ok(()), "{op:?}");
+                        self.live.remove(&ptr);
+                    }
+                    None => {
+                        let got = self.controller.free(ptr, 8);
+                        assert!(
+                            matches!(
+                                got,
+                                Err(LinearMemoryError::DoubleFree
+                                    | LinearMemoryError::UnknownPointer)
+                            ),
+                            "{op:?}: freeing dead {ptr} gave {got:?}"
+                        );
+                    }
+                }
+            }
+            LinearOp::FreeWrongLength(choice, delta) => {
+                let Some(ptr) = self.pick(choice) else { return };
+                if let Some(len) = self.live.get(&ptr).map(|b| b.len() as u32) {
+                    let wrong = len.wrapping_add(delta.max(1));
+                    assert_eq!(
+                        self.controller.free(ptr, wrong),
+                        Err(LinearMemoryError::LengthMismatch),
+                        "{op:?}"
+                    );
+                }
+            }
+            LinearOp::FreeRaw(ptr, len) => {
+                let expected = match self.live.get(&ptr) {
+                    Some(bytes) if bytes.len() as u32 == len => Ok(()),
+                    Some(_) => Err(LinearMemoryError::LengthMismatch),
+                    None => Err(LinearMemoryError::UnknownPointer), // or DoubleFree
+                };
+                let got = self.controller.free(ptr, len);
+                match expected {
+                    Err(LinearMemoryError::UnknownPointer) => assert!(
+                        matches!(
+                            got,
+                            Err(LinearMemoryError::UnknownPointer | LinearMemoryError::DoubleFree)
+                        ),
+                        "{op:?} gave {got:?}"
+                    ),
+                    expected => assert_eq!(got, expected, "{op:?}"),
+                }
+                if got.is_ok() {
+                    self.live.remove(&ptr);
+                }
+            }
+            LinearOp::Write {
+                pick,
+                offset,
+                len,
+                byte,
+            } => {
+                let Some(ptr) = self.pick(pick) else { return };
+                let Some(size) = self.live.get(&ptr).map(|b| b.len() as u32) else {
+                    return;
+                };
+                let offset = offset % size;
+                let len = len % (size - offset + 1);
+                self.controller
+                    .mut_mem(ptr + offset, len)
+                    .unwrap()
+                    .fill(byte);
+                self.live.get_mut(&ptr).unwrap()[offset as usize..(offset + len) as usize]
+                    .fill(byte);
+            }
+            LinearOp::RawAccess(ptr, len) => {
+                let got = self
+                    .controller
+                    .mut_mem(ptr, len)
+                    .map(|bytes| bytes.to_vec());
+                match self.containing(ptr) {
+                    Some((start, size))
+                        if ptr as u64 + len as u64 <= start as u64 + size as u64 =>
+                    {
+                        let offset = (ptr - start) as usize;
+                        let expected = &self.live[&start][offset..offset + len as usize];
+                        assert_eq!(got.as_deref(), Ok(expected), "{op:?}");
+                    }
+                    Some(_) => assert_eq!(got, Err(LinearMemoryError::OutOfBounds), "{op:?}"),
+                    None => assert_eq!(got, Err(LinearMemoryError::UnknownPointer), "{op:?}"),
+                }
+            }
+            LinearOp::Verify(choice) => {
+                let Some(ptr) = self.pick(choice) else { return };
+                if let Some(expected) = self.live.get(&ptr) {
+                    let got = self.controller.mut_mem(ptr, expected.len() as u32).unwrap();
+                    assert!(got == &expected[..], "{op:?}: bytes of {ptr} changed");
+                }
+            }
+            LinearOp::Grow(delta) => {
+                let before = self.memory.size_pages();
+                let got = self.memory.grow(delta);
+                if before as u64 + delta as u64 <= self.max_pages as u64 {
+                    assert_eq!(got, Ok(before), "{op:?}");
+                    assert_eq!(self.memory.size_pages(), before + delta);
+                } else {
+                    assert_eq!(got, Err(LinearMemoryError::GrowBeyondMaximum), "{op:?}");
+                    assert_eq!(self.memory.size_pages(), before);
+                }
+            }
+        }
+        let expected_bytes: u64 = self.live.values().map(|b| b.len() as u64).sum();
+        assert_eq!(
+            self.memory.allocated_bytes(),
+            expected_bytes,
+            "allocated bytes after {op:?}"
+        );
+    }
+
+    /// Checks every live allocation's bytes, frees them all and checks that
+    /// nothing is left.
+    pub fn finish(mut self) {
+        for (ptr, expected) in std::mem::take(&mut self.live) {
+            assert!(self.controller.mut_mem(ptr, expected.len() as u32).unwrap() == &expected[..]);
+            self.controller.free(ptr, expected.len() as u32).unwrap();
+        }
+        assert_eq!(self.memory.allocated_bytes(), 0);
+    }
+}
