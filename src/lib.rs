@@ -23,9 +23,22 @@
 //!
 //! - [`StaticMemoryManager<P, N>`]: `N` slots inline; `no_std`, no allocation.
 //! - [`HeapMemoryManager<P>`]: capacity chosen at run time (feature `alloc`).
-//! - `ConcurrentMemoryManager<P>`: a cheap `Clone` handle shared by threads,
+//! - [`ConcurrentMemoryManager<P>`]: a cheap `Clone` handle shared by threads,
 //!   lock-free slot allocation, one lock per slot, optional growth
 //!   (feature `std`).
+//!
+//! Beside the managers, [`linear`] is a shared linear memory: one byte
+//! space of 64 KiB pages handed out by `u32` offset, WASM-style, on the
+//! same slot arena.
+//!
+//! # Safety and correctness
+//!
+//! The only `unsafe` code lives in `sync` (loom's lazily initialised cell)
+//! and `linear/memory.rs` (handing out bytes of the reserved region), each
+//! block with its `SAFETY` argument; `#![deny(unsafe_code)]` holds
+//! everywhere else. The concurrent protocols are model-checked with loom
+//! (`loom-tests/`), every manager and the linear memory are tested against
+//! reference models with proptest, and stress tests run real threads.
 //!
 //! # Cargo features
 //!

@@ -11,6 +11,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => any::<u64>().prop_map(Op::Store),
         2 => any::<usize>().prop_map(Op::Read),
+        1 => any::<usize>().prop_map(Op::TryRead),
         2 => (any::<usize>(), any::<u64>()).prop_map(|(t, v)| Op::Write(t, v)),
         1 => any::<usize>().prop_map(Op::Peek),
         2 => any::<usize>().prop_map(Op::Free),

@@ -95,7 +95,7 @@ impl LinearModel {
                 let size = self.memory.size_pages() as u64;
                 let needed = (len.max(align) as u64).div_ceil(PAGE_SIZE as u64);
                 // Large blocks (over 32 KiB) never use page 0.
-                let needed = needed + u64::from(len > 32 * 1024);
+                let needed = needed + u64::from(len.max(align) > 32 * 1024);
                 assert!(
                     size == self.max_pages as u64 || size + needed > self.max_pages as u64,
                     "{op:?}: out of memory at {size} of {} pages",

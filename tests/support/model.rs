@@ -19,6 +19,7 @@ use slotarena::{
 pub enum Op {
     Store(u64),
     Read(usize),
+    TryRead(usize),
     Write(usize, u64),
     Peek(usize),
     Free(usize),
@@ -31,6 +32,9 @@ pub enum Op {
 pub trait Subject {
     fn store(&mut self, value: u64) -> Result<MessageToken, MemoryError>;
     fn read(&mut self, token: MessageToken) -> Result<u64, MemoryError>;
+    /// The non-blocking read where the manager has one (nothing else can
+    /// hold a guard here, so it answers like `read`).
+    fn try_read(&mut self, token: MessageToken) -> Result<u64, MemoryError>;
     fn write(&mut self, token: MessageToken, value: u64) -> Result<(), MemoryError>;
     fn peek(&mut self, token: MessageToken) -> Result<u64, MemoryError>;
     fn free(&mut self, token: MessageToken) -> Result<(), MemoryError>;
@@ -46,15 +50,19 @@ fn message(value: u64) -> Message<u64> {
 }
 
 /// Implements [`Subject`] through `MemoryManager` plus the manager's own
-/// take method.
+/// take method and non-blocking read (a closure over `&Self` and a token).
 macro_rules! subject {
-    ($ty:ty, $take:ident) => {
+    ($ty:ty, $take:ident, $try_read:expr) => {
         impl Subject for $ty {
             fn store(&mut self, value: u64) -> Result<MessageToken, MemoryError> {
                 MemoryManager::store(self, message(value))
             }
             fn read(&mut self, token: MessageToken) -> Result<u64, MemoryError> {
                 MemoryManager::read(self, token).map(|m| *m.payload())
+            }
+            fn try_read(&mut self, token: MessageToken) -> Result<u64, MemoryError> {
+                let try_read = $try_read;
+                try_read(self, token)
             }
             fn write(&mut self, token: MessageToken, value: u64) -> Result<(), MemoryError> {
                 #[allow(unused_mut)] // a plain `&mut` guard needs no `mut` binding; lock guards do
@@ -82,9 +90,13 @@ macro_rules! subject {
     };
 }
 
-subject!(HeapMemoryManager<u64>, take);
-subject!(StaticMemoryManager<u64, 8>, take);
-subject!(ConcurrentMemoryManager<u64>, take_shared);
+subject!(HeapMemoryManager<u64>, take, |m: &Self, t| {
+    MemoryManager::read(m, t).map(|g| *g.payload())
+});
+subject!(StaticMemoryManager<u64, 8>, take, |m: &Self, t| MemoryManager::read(m, t).map(|g| *g.payload()));
+subject!(ConcurrentMemoryManager<u64>, take_shared, |m: &Self, t| m
+    .try_read_shared(t)
+    .map(|g| *g.payload()));
 
 /// What the model knows: the capacity, and every live token's value.
 pub struct Model {
@@ -156,6 +168,14 @@ impl Model {
             Op::Read(choice) => {
                 let token = self.pick(choice);
                 assert_eq!(subject.read(token), self.lookup(token), "{op:?} {token:?}");
+            }
+            Op::TryRead(choice) => {
+                let token = self.pick(choice);
+                assert_eq!(
+                    subject.try_read(token),
+                    self.lookup(token),
+                    "{op:?} {token:?}"
+                );
             }
             Op::Peek(choice) => {
                 let token = self.pick(choice);
