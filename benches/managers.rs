@@ -1,0 +1,57 @@
+//! W1–W5 for slotarena's concurrent manager and its peers, side by side in
+//! each benchmark group. `cargo bench --bench managers`.
+
+#[path = "workloads/mod.rs"]
+mod workloads;
+
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+
+fn single_thread<S: Store>(c: &mut Criterion) {
+    let store = S::new(SLOTS);
+    c.benchmark_group("W1 store+read+free, 1 thread")
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w1(&store, iters))
+        });
+    let keys = slots::prefill(&store);
+    c.benchmark_group("W2 random reads, 1 thread")
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w2(&store, &keys, iters))
+        });
+}
+
+fn two_threads<S: Store>(c: &mut Criterion) {
+    let store = Arc::new(S::new(SLOTS));
+    c.benchmark_group("W3 store+read+free, 2 threads")
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w3(&store, iters))
+        });
+    let filled = Arc::new(S::new(SLOTS));
+    let keys = Arc::new(slots::prefill(&*filled));
+    c.benchmark_group("W4 random reads + 1% writes, 2 threads")
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w4(&filled, &keys, iters))
+        });
+    c.benchmark_group("W5 producer/consumer handoff")
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w5(&store, iters))
+        });
+}
+
+fn managers(c: &mut Criterion) {
+    single_thread::<Ours>(c);
+    single_thread::<Limen>(c);
+    single_thread::<Sharded>(c);
+    single_thread::<MutexSlab>(c);
+    single_thread::<Dash>(c);
+    two_threads::<Ours>(c);
+    two_threads::<Limen>(c);
+    two_threads::<Sharded>(c);
+    two_threads::<MutexSlab>(c);
+    two_threads::<Dash>(c);
+}
+
+criterion_group!(benches, managers);
+criterion_main!(benches);

@@ -1,0 +1,297 @@
+//! W1–W5: the message-store workloads, over every implementation.
+//!
+//! Every implementation stores the same 64-byte-payload message type
+//! (slotarena's `Message<[u8; 64]>`) in a store of 1024 slots.
+
+use std::hint::black_box;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use slotarena::{ConcurrentMemoryManager, Message, MessageHeader, MessageToken};
+
+use super::XorShift;
+
+pub const SLOTS: usize = 1024;
+pub type Payload = [u8; 64];
+pub type Msg = Message<Payload>;
+
+pub fn msg(seed: u64) -> Msg {
+    let mut header = MessageHeader::empty();
+    header.set_sequence(seed);
+    Message::new(header, [seed as u8; 64])
+}
+
+/// What the workloads need from a concurrent keyed store.
+pub trait Store: Send + Sync + 'static {
+    type Key: Copy + Send + Sync + 'static;
+    /// The name used in benchmark ids and tables.
+    const NAME: &'static str;
+    fn new(capacity: usize) -> Self;
+    /// `unique` is a key no live entry uses; stores that make their own
+    /// keys ignore it.
+    fn insert(&self, unique: u64, message: Msg) -> Self::Key;
+    /// Reads one payload byte and the header's sequence through the read path.
+    fn read(&self, key: Self::Key) -> u64;
+    /// Changes the payload through the write path.
+    fn write(&self, key: Self::Key, byte: u8);
+    fn remove(&self, key: Self::Key);
+}
+
+/// slotarena's concurrent manager.
+pub struct Ours(ConcurrentMemoryManager<Payload>);
+
+impl Store for Ours {
+    type Key = MessageToken;
+    const NAME: &'static str = "slotarena";
+    fn new(capacity: usize) -> Self {
+        Ours(ConcurrentMemoryManager::new(capacity))
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> MessageToken {
+        self.0.store_shared(message).expect("room")
+    }
+    #[inline]
+    fn read(&self, key: MessageToken) -> u64 {
+        let guard = self.0.read_shared(key).expect("live");
+        guard.payload()[7] as u64 + guard.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: MessageToken, byte: u8) {
+        self.0.read_mut_shared(key).expect("live").payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: MessageToken) {
+        self.0.free_shared(key).expect("live");
+    }
+}
+
+/// limen-core's concurrent manager (std `RwLock` per slot).
+pub struct Limen(limen_core::memory::concurrent_manager::ConcurrentMemoryManager<Payload>);
+
+type LimenMessage = limen_core::message::Message<Payload>;
+
+impl Store for Limen {
+    type Key = limen_core::types::MessageToken;
+    const NAME: &'static str = "limen-core";
+    fn new(capacity: usize) -> Self {
+        Limen(limen_core::memory::concurrent_manager::ConcurrentMemoryManager::new(capacity))
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> Self::Key {
+        let mut header = limen_core::message::MessageHeader::empty();
+        header.set_sequence(limen_core::types::SequenceNumber::new(
+            message.header().sequence(),
+        ));
+        let (_, payload) = message.into_parts();
+        self.0
+            .store_shared(LimenMessage::new(header, payload))
+            .expect("room")
+    }
+    #[inline]
+    fn read(&self, key: Self::Key) -> u64 {
+        let guard = self.0.read_shared(key).expect("live");
+        guard.payload()[7] as u64 + *guard.header().sequence().as_u64()
+    }
+    #[inline]
+    fn write(&self, key: Self::Key, byte: u8) {
+        self.0.read_mut_shared(key).expect("live").payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: Self::Key) {
+        self.0.free_shared(key).expect("live");
+    }
+}
+
+/// sharded-slab. Its entries are immutable once inserted, so the write
+/// path wraps each message in a `parking_lot::RwLock`, as a user who needs
+/// mutation would.
+pub struct Sharded(sharded_slab::Slab<RwLock<Msg>>);
+
+impl Store for Sharded {
+    type Key = usize;
+    const NAME: &'static str = "sharded-slab";
+    fn new(_: usize) -> Self {
+        Sharded(sharded_slab::Slab::new())
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> usize {
+        self.0.insert(RwLock::new(message)).expect("room")
+    }
+    #[inline]
+    fn read(&self, key: usize) -> u64 {
+        let entry = self.0.get(key).expect("live");
+        let message = entry.read();
+        message.payload()[7] as u64 + message.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: usize, byte: u8) {
+        self.0.get(key).expect("live").write().payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: usize) {
+        assert!(self.0.remove(key));
+    }
+}
+
+/// `parking_lot::Mutex<slab::Slab<_>>`: one lock around a plain slab.
+pub struct MutexSlab(Mutex<slab::Slab<Msg>>);
+
+impl Store for MutexSlab {
+    type Key = usize;
+    const NAME: &'static str = "Mutex<slab>";
+    fn new(capacity: usize) -> Self {
+        MutexSlab(Mutex::new(slab::Slab::with_capacity(capacity)))
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> usize {
+        self.0.lock().insert(message)
+    }
+    #[inline]
+    fn read(&self, key: usize) -> u64 {
+        let slab = self.0.lock();
+        let message = &slab[key];
+        message.payload()[7] as u64 + message.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: usize, byte: u8) {
+        self.0.lock()[key].payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: usize) {
+        self.0.lock().remove(key);
+    }
+}
+
+/// dashmap keyed by caller-chosen unique `u64`s.
+pub struct Dash(dashmap::DashMap<u64, Msg>);
+
+impl Store for Dash {
+    type Key = u64;
+    const NAME: &'static str = "dashmap";
+    fn new(capacity: usize) -> Self {
+        Dash(dashmap::DashMap::with_capacity(capacity))
+    }
+    #[inline]
+    fn insert(&self, unique: u64, message: Msg) -> u64 {
+        self.0.insert(unique, message);
+        unique
+    }
+    #[inline]
+    fn read(&self, key: u64) -> u64 {
+        let message = self.0.get(&key).expect("live");
+        message.payload()[7] as u64 + message.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: u64, byte: u8) {
+        self.0.get_mut(&key).expect("live").payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: u64) {
+        self.0.remove(&key).expect("live");
+    }
+}
+
+/// W1 body: `iters` rounds of store + read + free on one thread.
+#[inline(never)]
+pub fn w1_round<S: Store>(store: &S, thread: u64, iters: u64) {
+    for i in 0..iters {
+        let key = store.insert((thread << 40) | i, msg(i));
+        black_box(store.read(key));
+        store.remove(key);
+    }
+}
+
+/// W1: store + read + free on one thread.
+pub fn w1<S: Store>(store: &S, iters: u64) -> Duration {
+    let start = Instant::now();
+    w1_round(store, 0, iters);
+    start.elapsed()
+}
+
+/// Fills a store with `SLOTS` messages and returns their keys.
+pub fn prefill<S: Store>(store: &S) -> Vec<S::Key> {
+    (0..SLOTS as u64).map(|i| store.insert(i, msg(i))).collect()
+}
+
+/// W2: random reads of a prefilled store on one thread.
+pub fn w2<S: Store>(store: &S, keys: &[S::Key], iters: u64) -> Duration {
+    let mut rng = XorShift(0x1234_5678_9abc_def1);
+    let picks: Vec<usize> = (0..iters.min(1 << 16))
+        .map(|_| rng.below(keys.len()))
+        .collect();
+    let start = Instant::now();
+    for i in 0..iters as usize {
+        black_box(store.read(keys[picks[i % picks.len()]]));
+    }
+    start.elapsed()
+}
+
+/// Runs `body(thread_index)` on two threads released together and returns
+/// the wall time until both finish.
+pub fn on_two_threads(body: impl Fn(u64) + Send + Sync + 'static) -> Duration {
+    let body = Arc::new(body);
+    let barrier = Arc::new(Barrier::new(3));
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let (body, barrier) = (body.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                body(t);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for t in threads {
+        t.join().expect("bench thread");
+    }
+    start.elapsed()
+}
+
+/// W3: W1 on two threads sharing one store; `iters` rounds per thread.
+pub fn w3<S: Store>(store: &Arc<S>, iters: u64) -> Duration {
+    let store = store.clone();
+    on_two_threads(move |t| w1_round(&*store, t + 1, iters))
+}
+
+/// W4: random reads on two threads sharing a prefilled store, 1% of the
+/// operations writing through the write path; `iters` operations per thread.
+pub fn w4<S: Store>(store: &Arc<S>, keys: &Arc<Vec<S::Key>>, iters: u64) -> Duration {
+    let (store, keys) = (store.clone(), keys.clone());
+    on_two_threads(move |t| {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
+        for _ in 0..iters {
+            let key = keys[rng.below(keys.len())];
+            if rng.below(100) == 0 {
+                store.write(key, t as u8);
+            } else {
+                black_box(store.read(key));
+            }
+        }
+    })
+}
+
+/// W5: a producer stores messages and sends their keys over a bounded
+/// channel; a consumer reads and frees them. `iters` messages.
+pub fn w5<S: Store>(store: &Arc<S>, iters: u64) -> Duration {
+    let (tx, rx) = sync_channel::<S::Key>(256);
+    let consumer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for key in rx {
+                black_box(store.read(key));
+                store.remove(key);
+            }
+        })
+    };
+    let start = Instant::now();
+    for i in 0..iters {
+        tx.send(store.insert(i, msg(i))).expect("consumer alive");
+    }
+    drop(tx);
+    consumer.join().expect("consumer");
+    start.elapsed()
+}

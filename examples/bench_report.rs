@@ -1,0 +1,201 @@
+//! The benchmark report: every workload of `benches/` with plain timing,
+//! repetitions interleaved across implementations (so a noisy moment hits
+//! all of them), medians with min–max, and slotarena's ratio to each peer,
+//! printed as a Markdown table. It first probes whether two threads really
+//! run at the same time on this machine.
+//!
+//! `cargo run --release --example bench_report [repetitions]` (default 11).
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use workloads::XorShift;
+use workloads::linear::{self as lin, Allocator, Working};
+use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+
+/// One repetition of one workload for one implementation: nanoseconds per
+/// operation (per thread for the two-thread workloads).
+type Run = Box<dyn FnMut() -> f64>;
+
+fn per_op(elapsed: Duration, ops: u64) -> f64 {
+    elapsed.as_nanos() as f64 / ops as f64
+}
+
+fn spin(iterations: u64) -> u64 {
+    let mut rng = XorShift(iterations | 1);
+    (0..iterations).fold(0, |acc, _| acc ^ rng.next())
+}
+
+/// Speedup of two threads over one on pure computation (2.0 = full overlap).
+fn two_thread_probe() -> f64 {
+    const WORK: u64 = 40_000_000;
+    let start = Instant::now();
+    black_box(spin(WORK));
+    black_box(spin(WORK));
+    let one = start.elapsed();
+    let two = slots::on_two_threads(|t| {
+        black_box(spin(WORK + t));
+    });
+    one.as_secs_f64() / two.as_secs_f64()
+}
+
+fn slot_runs<S: Store>(workload: &str) -> Run {
+    const W1: u64 = 200_000;
+    const W2: u64 = 1_000_000;
+    const W3: u64 = 200_000;
+    const W4: u64 = 1_000_000;
+    const W5: u64 = 100_000;
+    let store = Arc::new(S::new(SLOTS));
+    match workload {
+        "W1" => Box::new(move || per_op(slots::w1(&*store, W1), W1)),
+        "W2" => {
+            let keys = slots::prefill(&*store);
+            Box::new(move || per_op(slots::w2(&*store, &keys, W2), W2))
+        }
+        "W3" => Box::new(move || per_op(slots::w3(&store, W3), W3)),
+        "W4" => {
+            let keys = Arc::new(slots::prefill(&*store));
+            Box::new(move || per_op(slots::w4(&store, &keys, W4), W4))
+        }
+        "W5" => Box::new(move || per_op(slots::w5(&store, W5), W5)),
+        other => unreachable!("no workload {other}"),
+    }
+}
+
+/// Linear runs; `space` collects span / live-requested-bytes samples.
+fn linear_runs<A: Allocator>(workload: &str, space: Arc<parking_lot::Mutex<Vec<f64>>>) -> Run {
+    const STEPS: u64 = 100_000;
+    let allocator = Arc::new(A::new());
+    match workload {
+        "L1" => {
+            let mut working = Working::new(&allocator, 1);
+            Box::new(move || {
+                let ns = per_op(lin::l1(&mut working, STEPS), STEPS);
+                if let Some(span) = allocator.span() {
+                    space.lock().push(span as f64 / working.live_bytes() as f64);
+                }
+                ns
+            })
+        }
+        "L2" => Box::new(move || per_op(lin::l2(&allocator, STEPS), STEPS)),
+        other => unreachable!("no workload {other}"),
+    }
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut samples: Vec<f64>) -> Stats {
+    samples.sort_by(f64::total_cmp);
+    Stats {
+        median: samples[samples.len() / 2],
+        min: samples[0],
+        max: samples[samples.len() - 1],
+    }
+}
+
+fn main() {
+    let repetitions: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(11);
+    let probe = two_thread_probe();
+    println!(
+        "Two-thread compute speedup on this machine: {probe:.2}× (2.00 = two cores fully in parallel)."
+    );
+    if probe < 1.6 {
+        println!("**The two threads did not run fully in parallel: read W3–W5 and L2 with care.**");
+    }
+    println!();
+    println!(
+        "`cargo run --release --example bench_report -- {repetitions}`: median ns per operation"
+    );
+    println!(
+        "(per thread for two-thread workloads), min–max over {repetitions} interleaved repetitions."
+    );
+    println!();
+    println!(
+        "| workload | implementation | median ns/op (min–max) | slotarena ÷ this | span ÷ live bytes |"
+    );
+    println!("|---|---|---|---|---|");
+
+    let managers = ["W1", "W2", "W3", "W4", "W5"];
+    let titles = [
+        ("W1", "W1 store+read+free, 1 thread"),
+        ("W2", "W2 random reads, 1 thread"),
+        ("W3", "W3 store+read+free, 2 threads"),
+        ("W4", "W4 reads + 1% writes, 2 threads"),
+        ("W5", "W5 producer→consumer handoff"),
+        ("L1", "L1 free+alloc, 256 live, 1 thread"),
+        ("L2", "L2 free+alloc, 256 live each, 2 threads"),
+    ];
+    for (workload, title) in titles {
+        let space: Vec<_> = (0..4)
+            .map(|_| Arc::new(parking_lot::Mutex::new(Vec::new())))
+            .collect();
+        let mut runs: Vec<(&str, Run)> = if managers.contains(&workload) {
+            vec![
+                (Ours::NAME, slot_runs::<Ours>(workload)),
+                (Limen::NAME, slot_runs::<Limen>(workload)),
+                (Sharded::NAME, slot_runs::<Sharded>(workload)),
+                (MutexSlab::NAME, slot_runs::<MutexSlab>(workload)),
+                (Dash::NAME, slot_runs::<Dash>(workload)),
+            ]
+        } else {
+            vec![
+                (
+                    lin::Ours::NAME,
+                    linear_runs::<lin::Ours>(workload, space[0].clone()),
+                ),
+                (
+                    lin::OffsetAllocator::NAME,
+                    linear_runs::<lin::OffsetAllocator>(workload, space[1].clone()),
+                ),
+                (
+                    lin::Talc::NAME,
+                    linear_runs::<lin::Talc>(workload, space[2].clone()),
+                ),
+                (
+                    lin::System::NAME,
+                    linear_runs::<lin::System>(workload, space[3].clone()),
+                ),
+            ]
+        };
+        for (_, run) in &mut runs {
+            run(); // warm-up
+        }
+        let mut samples = vec![Vec::new(); runs.len()];
+        for rep in 0..repetitions {
+            // Rotate the order so no implementation always runs first.
+            for k in 0..runs.len() {
+                let i = (rep + k) % runs.len();
+                samples[i].push((runs[i].1)());
+            }
+        }
+        let results: Vec<Stats> = samples.into_iter().map(stats).collect();
+        let ours = results[0].median;
+        for (i, ((name, _), result)) in runs.iter().zip(&results).enumerate() {
+            let ratio = if i == 0 {
+                "—".to_string()
+            } else {
+                format!("{:.2}×", ours / result.median)
+            };
+            let span = space
+                .get(i)
+                .map(|s| s.lock().clone())
+                .filter(|s| !s.is_empty());
+            let span = span.map_or("—".to_string(), |s| format!("{:.2}", stats(s).median));
+            println!(
+                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {span} |",
+                result.median, result.min, result.max
+            );
+        }
+    }
+}
