@@ -4,7 +4,8 @@
 //! printed as a Markdown table. It first probes whether two threads really
 //! run at the same time on this machine.
 //!
-//! `cargo run --release --example bench_report [repetitions]` (default 11).
+//! `cargo run --release --example bench_report [repetitions] [workload…]`
+//! (default 11 repetitions, every workload; name workloads as `W1`…`L2`).
 
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
@@ -106,6 +107,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(11);
+    let only: Vec<String> = std::env::args().skip(2).collect();
     let probe = two_thread_probe();
     println!(
         "Two-thread compute speedup on this machine: {probe:.2}× (2.00 = two cores fully in parallel)."
@@ -137,6 +139,9 @@ fn main() {
         ("L2", "L2 free+alloc, 256 live each, 2 threads"),
     ];
     for (workload, title) in titles {
+        if !only.is_empty() && !only.iter().any(|w| w == workload) {
+            continue;
+        }
         let space: Vec<_> = (0..4)
             .map(|_| Arc::new(parking_lot::Mutex::new(Vec::new())))
             .collect();

@@ -78,6 +78,43 @@ impl FreeList {
         }
     }
 
+    /// Empties the list in one step and returns the first index of the
+    /// chain it held (follow the links to the end, `NIL`), or `None` when
+    /// it was empty. The caller owns every slot of the chain afterwards.
+    pub fn take_all(&self) -> Option<u32> {
+        // Acquire, as in `pop`: the chain's links and slots become visible.
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, index) = unpack(head);
+            if index == NIL {
+                return None;
+            }
+            // The tag bump makes any pop that read this head before us fail.
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), NIL),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(index),
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// The raw head word: equal snapshots mean no operation happened in
+    /// between (every successful operation bumps the tag).
+    pub fn snapshot(&self) -> u64 {
+        // Acquire, like every other head load: a snapshot that shows an
+        // index may be followed by a pop of it.
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Whether a [`snapshot`](Self::snapshot) shows an empty list.
+    pub fn is_empty_snapshot(snapshot: u64) -> bool {
+        unpack(snapshot).1 == NIL
+    }
+
     /// Pushes one index whose slot the caller owns.
     #[inline]
     pub fn push<'a>(&self, index: u32, links: impl Fn(u32) -> &'a AtomicU32) {
@@ -138,5 +175,17 @@ mod tests {
         assert_eq!(list.pop(link), Some(3));
         assert_eq!(list.pop(link), Some(2));
         assert_eq!(list.pop(link), None);
+        assert!(FreeList::is_empty_snapshot(list.snapshot()));
+        list.push(1, link);
+        list.push(0, link);
+        let before = list.snapshot();
+        assert_eq!(list.take_all(), Some(0));
+        assert_eq!(
+            links[0].load(Ordering::Relaxed),
+            1,
+            "the chain stays linked"
+        );
+        assert_ne!(list.snapshot(), before);
+        assert_eq!(list.take_all(), None);
     }
 }

@@ -64,6 +64,8 @@ mod error;
 #[cfg(feature = "std")]
 mod free_list;
 #[cfg(feature = "std")]
+mod free_pool;
+#[cfg(feature = "std")]
 pub mod linear;
 mod manager;
 mod message;

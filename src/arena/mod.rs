@@ -14,8 +14,10 @@
 //!       └──────── push (lock-free) ◀── [state = gen+1, empty] ◀────────────┘
 //! ```
 //!
-//! - Allocation pops an index from the ABA-tagged [`FreeList`]; the popper
-//!   owns the slot exclusively, so no other thread can store into it.
+//! - Allocation pops an index from the [`FreePool`] (per-thread shards of
+//!   ABA-tagged free lists); the popper owns the slot exclusively, so no
+//!   other thread can store into it. Frees go to the freeing thread's
+//!   shard, so a thread that stores and frees reuses its own slots.
 //! - Every access first checks the state word without locking (so a stale
 //!   token never waits on, or deadlocks against, the slot's new owner), then
 //!   takes the lock and checks again, since the slot may have been freed in
@@ -31,8 +33,8 @@ mod slot;
 
 use alloc::vec::Vec;
 
-use crate::free_list::FreeList;
-use crate::sync::{AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::free_pool::FreePool;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::{MemoryError, MessageToken};
 
 pub(crate) use guards::{ReadGuard, WriteGuard};
@@ -58,10 +60,7 @@ pub(crate) enum Poison {
 /// The concurrent slot arena.
 pub(crate) struct Arena<T> {
     segments: Segments<T>,
-    free: FreeList,
-    /// Slots handed out and not yet returned. Incremented after a pop and
-    /// decremented before a push, so it never exceeds the capacity.
-    live: CachePadded<AtomicUsize>,
+    free: FreePool,
     /// Slots in service (created and not retired); changes only under
     /// `growth`.
     capacity: AtomicUsize,
@@ -89,8 +88,7 @@ impl<T> Arena<T> {
         );
         let arena = Arena {
             segments: Segments::new(initial, max, geometry),
-            free: FreeList::new(),
-            live: CachePadded(AtomicUsize::new(0)),
+            free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             growth: Mutex::new(Growth {
                 created: initial,
@@ -134,11 +132,20 @@ impl<T> Arena<T> {
         self.segments.max()
     }
 
-    /// Empty slots among those that exist now.
+    /// Empty slots among those in service: exact when no operation is in
+    /// flight, never above [`capacity`](Self::capacity).
+    ///
+    /// It counts occupied slots (retired slots are never occupied) instead
+    /// of keeping a shared counter, which would add two contended atomic
+    /// read-modify-writes to every store/free pair; the price is that this
+    /// call is O(slots created).
     pub(crate) fn available(&self) -> usize {
-        // Relaxed: a snapshot; exact when no operation is in flight.
-        self.capacity()
-            .saturating_sub(self.live.load(Ordering::Relaxed))
+        let occupied = self
+            .segments
+            .all()
+            .filter(|slot| slot.state() & OCCUPIED != 0)
+            .count();
+        self.capacity().saturating_sub(occupied)
     }
 
     /// Stores `value`, growing by one segment if the free list is empty.
@@ -171,8 +178,6 @@ impl<T> Arena<T> {
     /// Puts `value` into the slot the caller just popped (and so owns).
     #[inline]
     fn fill(&self, index: u32, value: T) -> MessageToken {
-        // Relaxed: counting only; see the `live` field.
-        self.live.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot_at(index);
         // A reader holding a stale token may hold the lock for a moment
         // (it re-checks and leaves), so this `write` waits at most for that.
@@ -250,10 +255,14 @@ impl<T> Arena<T> {
     #[cold]
     pub(crate) fn retire_free_segments(&self, mut on_retire: impl FnMut(usize)) -> usize {
         let mut growth = self.growth.lock();
-        let mut drained = Vec::new();
-        while let Some(index) = self.free.pop(|i| &self.slot_at(i).next_free) {
-            drained.push(index as usize);
-        }
+        let mut drained: Vec<usize> = self
+            .free
+            .drain(|i| &self.slot_at(i).next_free)
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+        // Keep the pushed-back chain in index order: lower slots first.
+        drained.sort_unstable();
         let mut free_per_segment = alloc::collections::BTreeMap::<usize, usize>::new();
         for &index in &drained {
             if let Some(segment) = self.segments.segment_of(index) {
@@ -379,8 +388,6 @@ impl<T> Arena<T> {
         let next_generation = generation(state).wrapping_add(1) as u64;
         slot.state.store(next_generation << 32, Ordering::Relaxed);
         drop(guard);
-        // Relaxed: counting only; decremented before the push (see `live`).
-        self.live.fetch_sub(1, Ordering::Relaxed);
         self.free
             .push(token.index() as u32, |i| &self.slot_at(i).next_free);
         Ok(Removed {

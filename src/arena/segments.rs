@@ -135,8 +135,7 @@ impl<T> Segments<T> {
         Some(k)
     }
 
-    /// Every slot that exists.
-    #[cfg(test)]
+    /// Every slot created so far.
     pub(super) fn all(&self) -> impl Iterator<Item = &Slot<T>> {
         self.first.iter().chain(
             self.rest

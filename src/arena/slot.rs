@@ -22,6 +22,7 @@ pub(super) const POISONED: u64 = 1 << 1;
 /// - S3: the generation (high 32 bits of `state`) moves on at every free,
 ///   so no token issued before the free matches afterwards.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Slot<T> {
     /// Generation in the high 32 bits, `OCCUPIED`/`POISONED` below.
     pub(super) state: AtomicU64,

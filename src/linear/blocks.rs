@@ -34,7 +34,10 @@ use alloc::boxed::Box;
 use super::pages::{PageOwner, PagePool, PageTable};
 use super::{LinearMemoryError, PAGE_SIZE};
 use crate::arena::{Arena, Geometry, Poison};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, spin_loop};
+use crate::sync::{
+    AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, shard_count, spin_loop,
+    thread_hint,
+};
 use crate::{MemoryError, MessageToken};
 
 /// Smallest block: 8 bytes, so every block is 8-byte aligned.
@@ -149,7 +152,9 @@ pub(super) struct Allocator {
     pages: PageTable,
     classes: Box<[SizeClass]>,
     large: Arena<Block>,
-    allocated: AtomicU64,
+    /// Bytes of live allocations, per thread shard: a shared counter would
+    /// be one more contended cache line on every alloc and free.
+    allocated: Box<[CachePadded<AtomicU64>]>,
 }
 
 impl Allocator {
@@ -174,7 +179,9 @@ impl Allocator {
             pages: PageTable::new(max_pages),
             classes,
             large: Arena::new(0, max_pages as usize, Geometry::Doubling { base: 1 }),
-            allocated: AtomicU64::new(0),
+            allocated: (0..shard_count())
+                .map(|_| CachePadded(AtomicU64::new(0)))
+                .collect(),
         }
     }
 
@@ -189,7 +196,17 @@ impl Allocator {
 
     pub(super) fn allocated_bytes(&self) -> u64 {
         // Relaxed: a statistic.
-        self.allocated.load(Ordering::Relaxed)
+        // Shards may each have wrapped (a block freed on another thread's
+        // shard than it was allocated on); the wrapping sum is exact.
+        self.allocated.iter().fold(0u64, |sum, shard| {
+            sum.wrapping_add(shard.load(Ordering::Relaxed))
+        })
+    }
+
+    /// The calling thread's shard of the allocated-bytes counter.
+    #[inline]
+    fn allocated_here(&self) -> &AtomicU64 {
+        &self.allocated[thread_hint() % self.allocated.len()]
     }
 
     /// Runs `f` on the page pool and republishes its size.
@@ -223,7 +240,8 @@ impl Allocator {
             None => self.alloc_large(len)?,
         };
         // Relaxed: a statistic.
-        self.allocated.fetch_add(len as u64, Ordering::Relaxed);
+        self.allocated_here()
+            .fetch_add(len as u64, Ordering::Relaxed);
         Ok(start)
     }
 
@@ -403,7 +421,8 @@ impl Allocator {
                         });
                     }
                     // Relaxed: a statistic.
-                    self.allocated.fetch_sub(len as u64, Ordering::Relaxed);
+                    self.allocated_here()
+                        .fetch_sub(len as u64, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(Attempt::Refused(error)) => return Err(error),

@@ -10,6 +10,25 @@ pub(crate) use loom::sync::atomic::{
 };
 pub(crate) use loom::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
+/// The loom thread's identity, hashed: loom runs every model thread on one
+/// OS thread, so a real thread-local would give them all the same hint.
+pub(crate) fn thread_hint() -> usize {
+    use core::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    loom::thread::current().id().hash(&mut hasher);
+    hasher.finish() as usize
+}
+
+/// One shard. With two, loom 0.7.2 trips its own internal consistency
+/// assertion (`match_rmw_to_stores` in `rt/atomic.rs`, the known loom issues
+/// #252 and #389) before checking anything of ours. With one shard the
+/// models still run every pool path (home pop, shared pop, whole-chain
+/// `take_all` and its push back); stealing between distinct shards is
+/// exercised by the multi-threaded stress tests instead.
+pub(crate) fn shard_count() -> usize {
+    1
+}
+
 /// loom's `RwLock` in `parking_lot`'s shape: no `LockResult` layer (the
 /// crate never relies on lock poisoning; it tracks poison itself).
 #[derive(Debug)]

@@ -172,6 +172,10 @@ impl<P> ConcurrentMemoryManager<P> {
 
     /// Free slots among [`capacity`](Self::capacity); never more than it,
     /// exact whenever no operation is in flight.
+    ///
+    /// This counts the slots (O(capacity)) rather than keeping a shared
+    /// counter that every store and free would have to update: it is meant
+    /// for monitoring, not for a hot loop.
     pub fn available(&self) -> usize {
         self.shared.arena.available()
     }
