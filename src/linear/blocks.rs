@@ -31,12 +31,12 @@
 
 use alloc::boxed::Box;
 
+use super::memory::{Region, Space};
 use super::pages::{PageOwner, PagePool, PageTable};
 use super::{LinearMemoryError, PAGE_SIZE};
 use crate::arena::{Arena, Geometry, Poison};
 use crate::sync::{
-    AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, shard_count, spin_loop,
-    thread_hint,
+    AtomicBool, AtomicU32, AtomicU64, CachePadded, Ordering, shard_count, spin_loop, thread_hint,
 };
 use crate::{MemoryError, MessageToken};
 
@@ -145,9 +145,8 @@ impl From<LinearMemoryError> for Attempt {
 
 /// The whole allocator state of one memory.
 pub(super) struct Allocator {
-    pool: Mutex<PagePool>,
-    /// Mirror of the pool's size for lock-free reads.
-    size_pages: AtomicU32,
+    /// The bytes, the page pool and the published size.
+    space: Space,
     max_pages: u32,
     pages: PageTable,
     classes: Box<[SizeClass]>,
@@ -158,7 +157,7 @@ pub(super) struct Allocator {
 }
 
 impl Allocator {
-    pub(super) fn new(initial_pages: u32, max_pages: u32) -> Allocator {
+    pub(super) fn new(region: Region, initial_pages: u32, max_pages: u32) -> Allocator {
         let classes = (0..CLASS_COUNT as u8)
             .map(|class| {
                 let per_page = blocks_per_page(class) as usize;
@@ -172,9 +171,8 @@ impl Allocator {
                 }
             })
             .collect();
-        Allocator {
-            pool: Mutex::new(PagePool::new(initial_pages, max_pages)),
-            size_pages: AtomicU32::new(initial_pages),
+        let allocator = Allocator {
+            space: Space::new(region, max_pages),
             max_pages,
             pages: PageTable::new(max_pages),
             classes,
@@ -182,12 +180,19 @@ impl Allocator {
             allocated: (0..shard_count())
                 .map(|_| CachePadded(AtomicU64::new(0)))
                 .collect(),
-        }
+        };
+        // Through the pool, so the initial pages are zeroed like any others.
+        let grown = allocator.grow(initial_pages);
+        debug_assert_eq!(grown, Ok(0), "initial <= max was checked by the caller");
+        allocator
+    }
+
+    pub(super) fn space(&self) -> &Space {
+        &self.space
     }
 
     pub(super) fn size_pages(&self) -> u32 {
-        // Acquire pairs with the Release in `with_pool`.
-        self.size_pages.load(Ordering::Acquire)
+        self.space.size_pages()
     }
 
     pub(super) fn max_pages(&self) -> u32 {
@@ -209,13 +214,8 @@ impl Allocator {
         &self.allocated[thread_hint() % self.allocated.len()]
     }
 
-    /// Runs `f` on the page pool and republishes its size.
     fn with_pool<R>(&self, f: impl FnOnce(&mut PagePool) -> R) -> R {
-        let mut pool = self.pool.lock();
-        let result = f(&mut pool);
-        // Release pairs with `size_pages`'s Acquire.
-        self.size_pages.store(pool.size(), Ordering::Release);
-        result
+        self.space.with_pool(f)
     }
 
     pub(super) fn grow(&self, delta: u32) -> Result<u32, LinearMemoryError> {

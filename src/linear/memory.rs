@@ -3,12 +3,13 @@
 
 #![allow(unsafe_code)]
 
-use alloc::alloc::{Layout, alloc_zeroed, dealloc};
+use alloc::alloc::{Layout, alloc, dealloc};
 use core::ptr::NonNull;
 
 use super::blocks::{Allocator, Claim};
+use super::pages::PagePool;
 use super::{LinearMemoryError, PAGE_SIZE};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
 
 /// The largest memory: 65536 pages of 64 KiB, the whole `u32` space.
 pub const MAX_PAGES: u32 = 65_536;
@@ -18,9 +19,12 @@ pub const MAX_PAGES: u32 = 65_536;
 /// Invariants:
 /// - R1: `base` points to `layout.size()` bytes that stay allocated, at the
 ///   same address, until the region drops; growing the memory never moves
-///   them. They are zeroed at reservation and only ever written as `u8`,
-///   so every byte is initialised.
-/// - R2: callers of [`slice_mut`](Self::slice_mut) hold a claim that makes
+///   them.
+/// - R2: the bytes of every page below the memory's current size are
+///   initialised: a page is zeroed by [`zero`](Self::zero) when the memory
+///   grows over it, before its size is published, and is only ever written
+///   as `u8` afterwards. Pages above the size are never read.
+/// - R3: callers of [`slice_mut`](Self::slice_mut) hold a claim that makes
 ///   the range exclusive (see `blocks.rs`, C1–C3).
 pub(super) struct Region {
     base: NonNull<u8>,
@@ -31,8 +35,9 @@ pub(super) struct Region {
 // SAFETY: `Region` owns its allocation like a `Box<[u8]>`, which is `Send`.
 unsafe impl Send for Region {}
 // SAFETY: `&Region` hands out bytes only through `slice_mut`/`slice`, whose
-// callers must hold an exclusive claim on the range (R2), so shared use
-// across threads creates no aliasing `&mut`.
+// callers must hold an exclusive claim on the range (R3), and writes through
+// `zero` only to pages nobody can reach yet, so shared use across threads
+// creates no aliasing `&mut`.
 unsafe impl Sync for Region {}
 
 /// Alignment of the reservation: the system allocator's own minimum on
@@ -52,7 +57,7 @@ impl Region {
         let layout = Layout::from_size_align(len, REGION_ALIGN)
             .map_err(|_| LinearMemoryError::OutOfMemory)?;
         // SAFETY: `layout` has a non-zero size (checked above).
-        let base = unsafe { alloc_zeroed(layout) };
+        let base = unsafe { alloc(layout) };
         let base = NonNull::new(base).ok_or(LinearMemoryError::OutOfMemory)?;
         Ok(Region {
             base,
@@ -87,9 +92,23 @@ impl Region {
     #[allow(clippy::mut_from_ref)] // exclusivity comes from the claim, not from `&mut self`
     unsafe fn slice_mut(&self, start: usize, len: usize) -> &mut [u8] {
         // SAFETY: the range lies inside the allocation (first obligation)
-        // and stays allocated while `self` is borrowed (R1); its bytes are
-        // initialised (R1); nothing else references them (second obligation).
+        // and stays allocated while `self` is borrowed (R1); a claimed range
+        // lies below the memory's size, so its bytes are initialised (R2);
+        // nothing else references them (second obligation).
         unsafe { core::slice::from_raw_parts_mut(self.at(start, len), len) }
+    }
+
+    /// Zeroes `start..start + len`, making those bytes initialised (R2).
+    ///
+    /// # Safety
+    ///
+    /// - `start + len <= self.len()`;
+    /// - no reference to any of these bytes exists or can be made while
+    ///   this runs.
+    unsafe fn zero(&self, start: usize, len: usize) {
+        // SAFETY: inside the allocation (first obligation) and unaliased
+        // (second obligation); `u8` has no invalid bit patterns.
+        unsafe { self.at(start, len).write_bytes(0, len) }
     }
 
     /// The bytes `start..start + len`, read-only.
@@ -115,19 +134,65 @@ impl Drop for Region {
     }
 }
 
-/// What every handle of one memory shares.
-pub(super) struct Inner {
+/// The region together with what decides which of its pages are in use:
+/// the page pool and the published size. Keeping them in one place lets the
+/// zeroing of new pages (R2) be argued here, next to the region.
+///
+/// Invariant P1: pages at or above the published size are never handed out
+/// and never reachable by a claim (`Allocator::locate` rejects them).
+pub(super) struct Space {
     region: Region,
-    pub(super) allocator: Allocator,
+    pool: Mutex<PagePool>,
+    /// Mirror of the pool's size for lock-free reads.
+    size_pages: AtomicU32,
 }
 
-impl Inner {
+impl Space {
+    pub(super) fn new(region: Region, max_pages: u32) -> Space {
+        debug_assert!(max_pages as usize * PAGE_SIZE as usize <= region.len());
+        Space {
+            region,
+            pool: Mutex::new(PagePool::new(0, max_pages)),
+            size_pages: AtomicU32::new(0),
+        }
+    }
+
+    pub(super) fn size_pages(&self) -> u32 {
+        // Acquire pairs with the Release in `with_pool`: whoever sees a size
+        // also sees the zeroed pages below it.
+        self.size_pages.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on the page pool, zeroes the pages it grew the memory by,
+    /// and publishes the new size.
+    pub(super) fn with_pool<R>(&self, f: impl FnOnce(&mut PagePool) -> R) -> R {
+        let mut pool = self.pool.lock();
+        let old = pool.size();
+        let result = f(&mut pool);
+        let new = pool.size();
+        if new > old {
+            let page = PAGE_SIZE as usize;
+            // SAFETY: the pool never grows past the maximum the region was
+            // sized for, so the range is inside it; the new pages lie at or
+            // above the published size, so no claim reaches them (P1), and
+            // we hold the pool lock, so nobody can be handed them before the
+            // size below is published.
+            unsafe {
+                self.region
+                    .zero(old as usize * page, (new - old) as usize * page)
+            };
+        }
+        // Release pairs with `size_pages`'s Acquire.
+        self.size_pages.store(new, Ordering::Release);
+        result
+    }
+
     /// The claimed bytes. Borrowing the claim mutably for as long as the
     /// slice lives makes the slice unique: claims are neither `Clone` nor
     /// forgeable (only `Allocator::claim` makes them) and an allocation has
     /// at most one claim at a time (C1–C3), so no two live slices overlap.
     pub(super) fn bytes_mut<'a>(&'a self, claim: &'a mut Claim) -> &'a mut [u8] {
-        // SAFETY: a claim covers a live allocation inside the current size,
+        // SAFETY: a claim covers a live allocation below the published size,
         // which is inside the region; it is exclusive (C1–C3) and borrowed
         // mutably for `'a`, so nothing else references these bytes for `'a`.
         unsafe {
@@ -147,6 +212,21 @@ impl Inner {
             self.region
                 .slice(claim.start() as usize, claim.len() as usize)
         }
+    }
+}
+
+/// What every handle of one memory shares.
+pub(super) struct Inner {
+    pub(super) allocator: Allocator,
+}
+
+impl Inner {
+    pub(super) fn bytes_mut<'a>(&'a self, claim: &'a mut Claim) -> &'a mut [u8] {
+        self.allocator.space().bytes_mut(claim)
+    }
+
+    pub(super) fn bytes<'a>(&'a self, claim: &'a Claim) -> &'a [u8] {
+        self.allocator.space().bytes(claim)
     }
 }
 
@@ -198,9 +278,9 @@ impl SharedLinearMemory {
             return Err(LinearMemoryError::InvalidPageCount);
         }
         let region = Region::new(max_pages as usize * PAGE_SIZE as usize)?;
-        let allocator = Allocator::new(initial_pages, max_pages);
+        let allocator = Allocator::new(region, initial_pages, max_pages);
         Ok(SharedLinearMemory {
-            inner: Arc::new(Inner { region, allocator }),
+            inner: Arc::new(Inner { allocator }),
         })
     }
 
