@@ -5,6 +5,16 @@ use core::ops::{Deref, DerefMut};
 use super::slot::POISONED;
 use crate::sync::{AtomicU64, Ordering, RwLockReadGuard, RwLockWriteGuard};
 
+/// The value of a slot that a guard holds; guards exist only on occupied
+/// slots (S2), so `None` cannot happen.
+#[inline]
+fn occupied<T>(value: &Option<T>) -> &T {
+    match value {
+        Some(value) => value,
+        None => unreachable!("guards exist only on occupied slots (S2)"),
+    }
+}
+
 /// Shared access to an arena value; holds the slot's read lock.
 #[must_use = "if unused the slot unlocks at once"]
 #[clippy::has_significant_drop]
@@ -25,10 +35,7 @@ impl<T> Deref for ReadGuard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        match &*self.guard {
-            Some(value) => value,
-            None => unreachable!("guards exist only on occupied slots (S2)"),
-        }
+        occupied(&self.guard)
     }
 }
 
@@ -59,10 +66,7 @@ impl<T> Deref for WriteGuard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        match &*self.guard {
-            Some(value) => value,
-            None => unreachable!("guards exist only on occupied slots (S2)"),
-        }
+        occupied(&self.guard)
     }
 }
 
