@@ -170,7 +170,13 @@ impl<T> Arena<T> {
             }
             let seen = self.capacity();
             if !self.grow_with(seen, &mut on_segment) {
-                return Err((MemoryError::NoFreeSlots, value));
+                // `grow_with` may have waited for `retire_free_segments`,
+                // which empties the pool for a moment and pushes back what
+                // stays in service: look once more before giving up.
+                return match self.free.pop(|i| &self.slot_at(i).next_free) {
+                    Some(index) => Ok(self.fill(index, value)),
+                    None => Err((MemoryError::NoFreeSlots, value)),
+                };
             }
         }
     }
