@@ -26,11 +26,20 @@ fi
 
 cd fuzz
 cargo "${toolchain[@]}" fuzz build "${sanitizer[@]}"
+log=$(mktemp)
 for target in "${targets[@]}"; do
     echo "fuzz: $target for ${seconds}s"
-    cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$target" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
-        grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|INFO: seed corpus)|panicked|ERROR|SUMMARY' || true
-    # grep hides libFuzzer's chatter; the exit status that counts is cargo's.
-    test "${PIPESTATUS[0]}" -eq 0
+    if cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+        status=0
+    else
+        status=$?
+    fi
+    # Show the summary, not libFuzzer's chatter; on failure, the whole tail.
+    grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units)' "$log" || true
+    if [ "$status" -ne 0 ]; then
+        tail -n 60 "$log"
+        echo "fuzz: $target FAILED (exit $status); the input is under fuzz/artifacts/$target/"
+        exit "$status"
+    fi
 done
