@@ -8,7 +8,7 @@ targets=(managers linear tokens)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz is missing; installing it from crates.io"
-    if ! cargo install cargo-fuzz --locked; then
+    if ! timeout 900 cargo install cargo-fuzz --locked; then
         echo "fuzz: SKIPPED: cargo-fuzz could not be installed on this machine"
         exit 0
     fi

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
     echo "miri: not installed for nightly; trying rustup"
-    if ! rustup component add --toolchain nightly miri rust-src; then
+    if ! timeout 300 rustup component add --toolchain nightly miri rust-src; then
         echo "miri: SKIPPED: no nightly toolchain with Miri on this machine"
         exit 0
     fi
