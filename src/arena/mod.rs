@@ -26,6 +26,10 @@
 //!   even on the calling thread, yields `BorrowActive` at once.
 //! - The value is dropped after the slot is back on the free list, so a
 //!   panicking `Drop` cannot lose the slot.
+//! - Growth (the cold path) adds a segment under a mutex and publishes its
+//!   slots to the pool's shared list; segments never move. Retirement
+//!   (used by the linear memory) drains the pool under the same mutex and
+//!   takes fully free segments out of service until growth reuses them.
 
 mod guards;
 mod segments;

@@ -21,6 +21,10 @@ pub(super) const POISONED: u64 = 1 << 1;
 ///   under the lock.
 /// - S3: the generation (high 32 bits of `state`) moves on at every free,
 ///   so no token issued before the free matches afterwards.
+///
+/// Slots are cache-line aligned: threads mostly reuse the slots they freed
+/// (per-thread free-list shards), and without the alignment two threads'
+/// neighbouring slots shared a line (W3: 247 ns → 64 ns per round).
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct Slot<T> {
