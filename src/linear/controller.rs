@@ -4,8 +4,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ops::{Deref, DerefMut};
 
-use super::blocks::Claim;
-use super::memory::Inner;
+use super::blocks::{Allocator, Claim};
 use super::{AsyncMemoryController, LinearMemoryError, MemoryController, SharedLinearMemory};
 
 /// Bytes of the `[u32 len][bytes]` prefix that `transfer`/`receive` use.
@@ -62,14 +61,14 @@ impl LinearMemoryController {
         &self.memory
     }
 
-    fn inner(&self) -> &Inner {
-        &self.memory.inner
+    fn allocator(&self) -> &Allocator {
+        &self.memory.allocator
     }
 
     /// Gives up the claim left by the last `mut_mem`, if any.
     pub fn release(&mut self) {
         if let Some(claim) = self.held.take() {
-            self.memory.inner.allocator.release(claim);
+            self.memory.allocator.release(claim);
         }
     }
 
@@ -81,7 +80,7 @@ impl LinearMemoryController {
     /// `ZeroLength`, `BadAlignment`, `LengthTooLarge`, `OutOfMemory`.
     pub fn alloc_aligned(&mut self, len: u32, align: u32) -> Result<u32, LinearMemoryError> {
         self.release();
-        self.inner().allocator.alloc(len, align)
+        self.allocator().alloc(len, align)
     }
 
     /// Claims `ptr..ptr + len` and returns a guard over those bytes; the
@@ -93,9 +92,9 @@ impl LinearMemoryController {
     /// `UnknownPointer`, `OutOfBounds`, `Busy`.
     pub fn lock(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
         self.release();
-        let claim = self.inner().allocator.claim(ptr, len)?;
+        let claim = self.allocator().claim(ptr, len)?;
         Ok(BytesGuard {
-            inner: self.inner(),
+            allocator: self.allocator(),
             claim: Some(claim),
         })
     }
@@ -159,7 +158,7 @@ impl LinearMemoryController {
     /// handle holds it).
     pub fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.release();
-        self.inner().allocator.free(ptr, len)
+        self.allocator().free(ptr, len)
     }
 
     /// Exclusive access to `ptr..ptr + len` inside one live allocation
@@ -172,11 +171,11 @@ impl LinearMemoryController {
     /// `Busy` (another handle holds the allocation).
     pub fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
         self.release();
-        let claim = self.inner().allocator.claim(ptr, len)?;
+        let claim = self.allocator().claim(ptr, len)?;
         // The claim stays in `held` until this handle's next call or drop,
         // each of which needs `&mut self` and so ends the returned borrow.
         let claim = self.held.insert(claim);
-        Ok(self.memory.inner.bytes_mut(claim))
+        Ok(self.memory.allocator.space().bytes_mut(claim))
     }
 }
 
@@ -220,7 +219,7 @@ impl AsyncMemoryController for LinearMemoryController {
 /// [`LinearMemoryController::lock`]; the claim ends when it drops.
 #[must_use = "if unused the claim ends at once"]
 pub struct BytesGuard<'a> {
-    inner: &'a Inner,
+    allocator: &'a Allocator,
     /// Always `Some` until `drop` hands it back.
     claim: Option<Claim>,
 }
@@ -228,7 +227,7 @@ pub struct BytesGuard<'a> {
 impl BytesGuard<'_> {
     fn bytes(&mut self) -> &mut [u8] {
         match &mut self.claim {
-            Some(claim) => self.inner.bytes_mut(claim),
+            Some(claim) => self.allocator.space().bytes_mut(claim),
             None => &mut [],
         }
     }
@@ -239,7 +238,7 @@ impl Deref for BytesGuard<'_> {
 
     fn deref(&self) -> &[u8] {
         match &self.claim {
-            Some(claim) => self.inner.bytes(claim),
+            Some(claim) => self.allocator.space().bytes(claim),
             None => &[],
         }
     }
@@ -254,7 +253,7 @@ impl DerefMut for BytesGuard<'_> {
 impl Drop for BytesGuard<'_> {
     fn drop(&mut self) {
         if let Some(claim) = self.claim.take() {
-            self.inner.allocator.release(claim);
+            self.allocator.release(claim);
         }
     }
 }

@@ -81,7 +81,7 @@ impl Region {
 
     /// The bytes `start..start + len`.
     ///
-    /// Callers outside this module go through [`Inner::bytes_mut`].
+    /// Callers outside this module go through [`Space::bytes_mut`].
     ///
     /// # Safety
     ///
@@ -152,7 +152,7 @@ impl Space {
         debug_assert!(max_pages as usize * PAGE_SIZE as usize <= region.len());
         Space {
             region,
-            pool: Mutex::new(PagePool::new(0, max_pages)),
+            pool: Mutex::new(PagePool::new(max_pages)),
             size_pages: AtomicU32::new(0),
         }
     }
@@ -215,21 +215,6 @@ impl Space {
     }
 }
 
-/// What every handle of one memory shares.
-pub(super) struct Inner {
-    pub(super) allocator: Allocator,
-}
-
-impl Inner {
-    pub(super) fn bytes_mut<'a>(&'a self, claim: &'a mut Claim) -> &'a mut [u8] {
-        self.allocator.space().bytes_mut(claim)
-    }
-
-    pub(super) fn bytes<'a>(&'a self, claim: &'a Claim) -> &'a [u8] {
-        self.allocator.space().bytes(claim)
-    }
-}
-
 /// One contiguous byte space of 64 KiB pages, shared by many threads.
 ///
 /// The maximum size is reserved up front (the OS commits pages lazily), so
@@ -249,7 +234,7 @@ impl Inner {
 /// ```
 #[derive(Clone)]
 pub struct SharedLinearMemory {
-    pub(super) inner: Arc<Inner>,
+    pub(super) allocator: Arc<Allocator>,
 }
 
 impl core::fmt::Debug for SharedLinearMemory {
@@ -280,7 +265,7 @@ impl SharedLinearMemory {
         let region = Region::new(max_pages as usize * PAGE_SIZE as usize)?;
         let allocator = Allocator::new(region, initial_pages, max_pages);
         Ok(SharedLinearMemory {
-            inner: Arc::new(Inner { allocator }),
+            allocator: Arc::new(allocator),
         })
     }
 
@@ -292,12 +277,12 @@ impl SharedLinearMemory {
     /// `GrowBeyondMaximum` if the new size would pass `max_pages`; the size
     /// is then unchanged.
     pub fn grow(&self, delta_pages: u32) -> Result<u32, LinearMemoryError> {
-        self.inner.allocator.grow(delta_pages)
+        self.allocator.grow(delta_pages)
     }
 
     /// Current size in pages.
     pub fn size_pages(&self) -> u32 {
-        self.inner.allocator.size_pages()
+        self.allocator.size_pages()
     }
 
     /// Current size in bytes.
@@ -307,11 +292,11 @@ impl SharedLinearMemory {
 
     /// Maximum size in pages.
     pub fn max_pages(&self) -> u32 {
-        self.inner.allocator.max_pages()
+        self.allocator.max_pages()
     }
 
     /// Bytes of live allocations, as requested (not rounded to blocks).
     pub fn allocated_bytes(&self) -> u64 {
-        self.inner.allocator.allocated_bytes()
+        self.allocator.allocated_bytes()
     }
 }

@@ -16,14 +16,13 @@ pub(super) struct PagePool {
 }
 
 impl PagePool {
-    pub(super) fn new(initial: u32, max: u32) -> PagePool {
-        let mut pool = PagePool {
+    /// An empty pool (size 0) that may grow to `max` pages.
+    pub(super) fn new(max: u32) -> PagePool {
+        PagePool {
             size: 0,
             max,
             free: BTreeMap::new(),
-        };
-        pool.grow(initial).expect("initial <= max was checked");
-        pool
+        }
     }
 
     pub(super) fn size(&self) -> u32 {
@@ -191,7 +190,8 @@ mod tests {
 
     #[test]
     fn pool_takes_first_fit_grows_on_demand_and_merges() {
-        let mut pool = PagePool::new(2, 8);
+        let mut pool = PagePool::new(8);
+        assert_eq!(pool.grow(2), Some(0));
         assert_eq!(
             pool.take(1, false),
             Some(1),
@@ -208,7 +208,7 @@ mod tests {
             "merged neighbours form one run"
         );
         assert_eq!(pool.take(4, false), None, "5 + 4 > 8");
-        let mut empty = PagePool::new(0, 3);
+        let mut empty = PagePool::new(3);
         assert_eq!(
             empty.take(1, false),
             Some(1),
