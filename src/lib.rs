@@ -69,12 +69,8 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "std")]
-mod arena;
+pub mod arena;
 mod error;
-#[cfg(feature = "std")]
-mod free_list;
-#[cfg(feature = "std")]
-mod free_pool;
 #[cfg(feature = "std")]
 pub mod linear;
 mod manager;
@@ -85,6 +81,8 @@ mod sync;
 mod token;
 mod traits;
 
+#[cfg(feature = "std")]
+pub use arena::{InsertError, SlotArena};
 pub use error::MemoryError;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;
@@ -106,7 +104,7 @@ struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::free_list::{FreeList, NIL};
+    pub use crate::arena::{FreeList, FreeListLinks, NIL};
 }
 
 /// Guard types of [`ConcurrentMemoryManager`].
