@@ -911,3 +911,32 @@ impl<T> From<InsertError<T>> for MemoryError {
         MemoryError::NoFreeSlots
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// The slot's own cost beyond `T` (rounded up to `T`'s alignment).
+    fn overhead<T, M>() -> usize {
+        size_of::<Place<T, M>>() - size_of::<T>().next_multiple_of(align_of::<T>())
+    }
+
+    /// Issue 9's memory bound: at most 16 bytes per slot beyond the value,
+    /// with no per-slot padding (neighbouring threads are kept apart by
+    /// dealing slots to shards in runs instead).
+    #[test]
+    fn a_slot_costs_at_most_sixteen_bytes_beyond_its_value() {
+        assert_eq!(size_of::<Place<u64, ()>>(), 16);
+        assert_eq!(size_of::<Place<u8, ()>>(), 16);
+        assert!(overhead::<[u8; 3], ()>() <= 16);
+        assert!(overhead::<u128, ()>() <= 16);
+        assert!(overhead::<std::string::String, ()>() <= 16);
+        type Manager = Place<crate::Message<u8>, crate::manager::ShareWord>;
+        assert!(
+            overhead::<crate::Message<u8>, crate::manager::ShareWord>() <= 16,
+            "{} bytes per Message<u8> slot",
+            size_of::<Manager>()
+        );
+    }
+}

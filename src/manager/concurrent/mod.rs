@@ -11,6 +11,10 @@ use crate::{
 
 use shares::Shares;
 
+/// The per-slot share word, for the arena's memory test.
+#[cfg(test)]
+pub(crate) type ShareWord = Shares;
+
 /// Shared access to a message of a [`ConcurrentMemoryManager`]: a
 /// [`SlotArena`](crate::SlotArena) read guard.
 pub type ReadGuard<'a, P> = arena::ReadGuard<'a, Message<P>>;

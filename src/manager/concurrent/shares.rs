@@ -40,7 +40,7 @@ const MAX_SHARES: u64 = COUNT_MASK;
 
 /// A slot's share word.
 #[derive(Debug, Default)]
-pub(super) struct Shares(AtomicU64);
+pub(crate) struct Shares(AtomicU64);
 
 impl Shares {
     /// Opens the word for the message `token` names, just stored (H1).
