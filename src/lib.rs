@@ -48,7 +48,7 @@
 //! different threads do not share one. The README carries the benchmark
 //! table against sharded-slab, `Mutex<slab::Slab>`, limen-core and dashmap
 //! (and offset-allocator, talc and the system allocator for the linear
-//! memory), made by `cargo run --release --example bench_report`.
+//! memory), made by `cargo run --release -p slotarena-bench --bin bench_report`.
 //!
 //! # Cargo features
 //!
