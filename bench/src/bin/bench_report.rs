@@ -1,22 +1,19 @@
-//! The benchmark report: every workload of `benches/` with plain timing,
+//! The benchmark report: every workload of the benches with plain timing,
 //! repetitions interleaved across implementations (so a noisy moment hits
 //! all of them), medians with min–max, and slotarena's ratio to each peer,
 //! printed as a Markdown table. It first probes whether two threads really
 //! run at the same time on this machine.
 //!
-//! `cargo run --release --example bench_report [repetitions] [workload…]`
+//! `cargo run --release -p slotarena-bench --bin bench_report [repetitions] [workload…]`
 //! (default 11 repetitions, every workload; name workloads as `W1`…`L2`).
-
-#[path = "../benches/workloads/mod.rs"]
-mod workloads;
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use workloads::XorShift;
-use workloads::linear::{self as lin, Allocator, Working};
-use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::XorShift;
+use slotarena_bench::linear::{self as lin, Allocator, Working};
+use slotarena_bench::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
 
 /// One repetition of one workload for one implementation: nanoseconds per
 /// operation (per thread for the two-thread workloads).
@@ -28,7 +25,7 @@ fn per_op(elapsed: Duration, ops: u64) -> f64 {
 
 fn spin(iterations: u64) -> u64 {
     let mut rng = XorShift(iterations | 1);
-    (0..iterations).fold(0, |acc, _| acc ^ rng.next())
+    (0..iterations).fold(0, |acc, _| acc ^ rng.next_u64())
 }
 
 /// Speedup of two threads over one on pure computation (2.0 = full overlap).
@@ -117,7 +114,7 @@ fn main() {
     }
     println!();
     println!(
-        "`cargo run --release --example bench_report -- {repetitions}`: median ns per operation"
+        "`cargo run --release -p slotarena-bench --bin bench_report -- {repetitions}`: median ns per operation"
     );
     println!(
         "(per thread for two-thread workloads), min–max over {repetitions} interleaved repetitions."

@@ -1,13 +1,10 @@
 //! W1–W5 for slotarena's concurrent manager and its peers, side by side in
-//! each benchmark group. `cargo bench --bench managers`.
-
-#[path = "workloads/mod.rs"]
-mod workloads;
+//! each benchmark group. `cargo bench -p slotarena-bench --bench managers`.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
 
 fn single_thread<S: Store>(c: &mut Criterion) {
     let store = S::new(SLOTS);
