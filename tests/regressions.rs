@@ -123,6 +123,15 @@ fn share_bookkeeping_is_never_seen_as_a_guard() {
             }
         });
         s.spawn(|| {
+            /// Stops the observer even when an assertion below fails, so a
+            /// failure fails the test instead of hanging it.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
             for round in 0..ROUNDS as u64 {
                 let token = manager.store_shared(message(round)).unwrap();
                 current.store(token.to_bits(), Ordering::Relaxed);
@@ -132,7 +141,6 @@ fn share_bookkeeping_is_never_seen_as_a_guard() {
                 }
                 assert_eq!(manager.free_shared(token), Ok(()), "round {round}");
             }
-            stop.store(true, Ordering::Relaxed);
         });
     });
 }
