@@ -20,7 +20,7 @@
 //!       └──── push (lock-free) ◀── vacant, generation + 1 ◀── reclaim ─┘
 //! ```
 //!
-//! - Allocation pops an index from the [`FreePool`] (per-thread shards of
+//! - Allocation pops an index from the `FreePool` (per-thread shards of
 //!   ABA-tagged free lists, invariant F1 in `free_pool.rs`); the popper owns
 //!   the slot, fills it and publishes it with one Release store.
 //! - `remove` never waits: it marks the value `REMOVING`, which kills every
