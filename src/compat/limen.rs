@@ -1,0 +1,3 @@
+//! limen-core's memory-manager family on slotarena.
+
+mod convert;
