@@ -70,14 +70,10 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "std")]
-mod arena;
+pub mod arena;
 #[cfg(feature = "limen")]
 pub mod compat;
 mod error;
-#[cfg(feature = "std")]
-mod free_list;
-#[cfg(feature = "std")]
-mod free_pool;
 #[cfg(feature = "std")]
 pub mod linear;
 mod manager;
@@ -88,6 +84,8 @@ mod sync;
 mod token;
 mod traits;
 
+#[cfg(feature = "std")]
+pub use arena::{InsertError, SlotArena};
 pub use error::MemoryError;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;
@@ -109,7 +107,7 @@ struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::free_list::{FreeList, NIL};
+    pub use crate::arena::{FreeList, FreeListLinks, NIL};
 }
 
 /// Guard types of [`ConcurrentMemoryManager`].

@@ -1,7 +1,13 @@
-//! Compile-time checks of `Send`/`Sync`: handles travel, guards stay put.
+//! Compile-time checks of `Send`/`Sync`: handles and guards travel when
+//! their values may, and not otherwise.
 
+use std::cell::Cell;
+
+use slotarena::arena::{OwnedReadGuard, OwnedWriteGuard};
 use slotarena::guards::{HeaderGuard, ReadGuard, WriteGuard};
-use slotarena::{ConcurrentMemoryManager, HeapMemoryManager, MessageToken, StaticMemoryManager};
+use slotarena::{
+    ConcurrentMemoryManager, HeapMemoryManager, MessageToken, SlotArena, StaticMemoryManager,
+};
 
 fn send_sync<T: Send + Sync>() {}
 
@@ -27,11 +33,28 @@ fn handles_and_tokens_are_send_and_sync() {
     send_sync::<StaticMemoryManager<u64, 4>>();
     send_sync::<MessageToken>();
     send_sync::<slotarena::MemoryError>();
+    send_sync::<SlotArena<String>>();
+}
+
+/// Our lock has no owning thread, so a guard may be dropped on another
+/// thread; owned guards are `'static` too, so a task can hold one across
+/// `.await` on a work-stealing runtime.
+#[test]
+fn guards_of_send_sync_values_are_send() {
+    fn send_static<T: Send + Sync + 'static>() {}
+    send_sync::<ReadGuard<'static, u64>>();
+    send_sync::<WriteGuard<'static, u64>>();
+    send_sync::<HeaderGuard<'static, u64>>();
+    send_static::<OwnedReadGuard<String>>();
+    send_static::<OwnedWriteGuard<String>>();
+    send_static::<OwnedReadGuard<(u8, String), String>>();
 }
 
 #[test]
-fn guards_are_not_send() {
-    assert_not_send!(ReadGuard<'static, u64>);
-    assert_not_send!(WriteGuard<'static, u64>);
-    assert_not_send!(HeaderGuard<'static, u64>);
+fn guards_of_thread_bound_values_are_not_send() {
+    assert_not_send!(ReadGuard<'static, Cell<u8>>);
+    assert_not_send!(WriteGuard<'static, Cell<u8>>);
+    assert_not_send!(OwnedReadGuard<Cell<u8>>);
+    assert_not_send!(OwnedWriteGuard<Cell<u8>>);
+    assert_not_send!(SlotArena<Cell<u8>>);
 }
