@@ -12,6 +12,7 @@ use std::time::Duration;
 use limen_core::memory::concurrent_manager::ConcurrentMemoryManager;
 use limen_core::memory::manager::ScopedManager;
 use limen_graph::{EDGES, Frame, Pipeline, edge_policy, run_until};
+use slotarena::compat::limen::LimenConcurrentManager;
 
 /// Items an edge holds at most.
 const EDGE_CAPACITY: usize = 8;
@@ -123,5 +124,6 @@ macro_rules! on_manager {
     };
 }
 
-// limen-core's own manager: the reference the adapter must match.
-on_manager!(limen_manager, ConcurrentMemoryManager::<Frame>::new);
+// The adapter, and limen-core's own manager as the reference it must match.
+on_manager!(adapter, LimenConcurrentManager::<Frame>::new);
+on_manager!(limen_own, ConcurrentMemoryManager::<Frame>::new);
