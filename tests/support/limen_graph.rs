@@ -647,7 +647,6 @@ impl<const IN: usize, const OUT: usize, InQ, InM, OutQ, OutM> Ports<IN, OUT, InQ
 }
 
 /// A worker loop: sample occupancy, ask the scheduler, step or wait.
-/// `WaitMicros(0)` yields the thread instead of sleeping.
 fn work<const IN: usize, const OUT: usize, InP, OutP, N, InQ, InM, OutQ, OutM, C, T, S>(
     node: &mut N,
     node_id: u32,
@@ -707,10 +706,6 @@ fn work<const IN: usize, const OUT: usize, InP, OutP, N, InQ, InM, OutQ, OutM, C
                 let result = node.step(&mut ctx);
                 state.last_error = result.is_err();
                 state.last_step = result.ok();
-            }
-            WorkerDecision::WaitMicros(0) => {
-                thread::yield_now();
-                state.last_step = None;
             }
             WorkerDecision::WaitMicros(micros) => {
                 thread::sleep(Duration::from_micros(micros));
