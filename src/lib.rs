@@ -6,6 +6,7 @@
 //! whose message was freed can never reach the message stored after it.
 //!
 //! ```
+//! # #[cfg(feature = "alloc")] { // `HeapMemoryManager` and `Vec` need `alloc`
 //! use slotarena::{HeaderStore, HeapMemoryManager, MemoryError, MemoryManager, Message, MessageHeader};
 //!
 //! let mut manager = HeapMemoryManager::new(16);
@@ -15,6 +16,7 @@
 //! assert_eq!(manager.peek_header(token).unwrap().payload_size_bytes(), 3);
 //! manager.free(token).unwrap();
 //! assert_eq!(manager.read(token).err(), Some(MemoryError::NotAllocated));
+//! # }
 //! ```
 //!
 //! # Choosing a manager
@@ -48,7 +50,7 @@
 //! different threads do not share one. The README carries the benchmark
 //! table against sharded-slab, `Mutex<slab::Slab>`, limen-core and dashmap
 //! (and offset-allocator, talc and the system allocator for the linear
-//! memory), made by `cargo run --release --example bench_report`.
+//! memory), made by `cargo run --release -p slotarena-bench --bin bench_report`.
 //!
 //! # Cargo features
 //!
@@ -97,8 +99,9 @@ pub use payload::{BufferDescriptor, Payload};
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
 
-/// The README's examples run as doctests, so they cannot rot.
-#[cfg(doctest)]
+/// The README's examples run as doctests, so they cannot rot. They use
+/// the concurrent manager, hence `std`.
+#[cfg(all(doctest, feature = "std"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

@@ -217,16 +217,6 @@ impl<T, M> Core<T, M> {
         self.place(token)?.0.check(token)
     }
 
-    /// Whether the live value `token` names is poisoned.
-    pub(crate) fn is_poisoned(&self, token: MessageToken) -> Result<bool, MemoryError> {
-        self.check(token).map(|word| word & word::POISONED != 0)
-    }
-
-    /// Whether any guard holds the live value `token` names.
-    pub(crate) fn is_guarded(&self, token: MessageToken) -> Result<bool, MemoryError> {
-        self.check(token).map(word::guarded)
-    }
-
     /// Shared access; waits for a writer if `blocking`.
     #[inline]
     pub(crate) fn read(
@@ -256,30 +246,57 @@ impl<T, M> Core<T, M> {
     pub(crate) fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
         let (slot, _) = self.place(token)?;
         if let Some(generation) = slot.remove(token)? {
-            // SAFETY: `remove` answered `generation`: we hold the slot for
-            // reclaiming (`Slot::vacate`'s contract).
-            let value = unsafe { slot.vacate(generation) };
-            self.recycle(token.index() as u32);
-            drop(value);
+            self.reclaim(slot, token, generation);
         }
         Ok(())
     }
 
+    /// Drops the value of a slot held for reclaiming and frees the slot.
+    #[inline]
+    fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
+        // SAFETY: the caller got `generation` from `Slot::remove` or
+        // `Slot::begin_take`: it holds the slot for reclaiming.
+        unsafe { slot.vacate_dropping(generation, || self.recycle(token.index() as u32)) };
+    }
+
     /// Moves the value out, waiting for its guards if `blocking` (else
     /// `BorrowActive`). A poisoned value is dropped, its slot freed, and
-    /// the answer is `Poisoned`.
+    /// the answer is `Poisoned`. A retained value answers `QueueOwned`.
     #[inline]
     pub(crate) fn take(&self, token: MessageToken, blocking: bool) -> Result<T, MemoryError> {
         let (slot, _) = self.place(token)?;
-        let word = slot.begin_take(token, blocking)?;
+        let word = slot.begin_take(token, blocking, false)?;
+        if word & word::POISONED != 0 {
+            self.reclaim(slot, token, word::generation(word));
+            return Err(MemoryError::Poisoned);
+        }
         // SAFETY: `begin_take` gave us the slot for reclaiming.
         let value = unsafe { slot.vacate(word::generation(word)) };
         self.recycle(token.index() as u32);
-        if word & word::POISONED != 0 {
-            drop(value);
-            return Err(MemoryError::Poisoned);
-        }
         Ok(value)
+    }
+
+    /// Drops the value now, without waiting: `BorrowActive` while a guard
+    /// is live, `QueueOwned` while it is retained, unless `last_share`
+    /// (the caller releases the last share, clearing the mark).
+    #[inline]
+    pub(crate) fn free(&self, token: MessageToken, last_share: bool) -> Result<(), MemoryError> {
+        let (slot, _) = self.place(token)?;
+        let word = slot.begin_take(token, false, last_share)?;
+        self.reclaim(slot, token, word::generation(word));
+        Ok(())
+    }
+
+    /// Marks the value retained (see [`word::RETAINED`]); returns whether
+    /// this call set the mark.
+    pub(crate) fn retain(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.place(token)?.0.retain(token)
+    }
+
+    /// Whether the live value `token` names is retained; the error any
+    /// access would answer otherwise.
+    pub(crate) fn is_retained(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.check(token).map(|word| word & word::RETAINED != 0)
     }
 
     /// Slots created so far.
@@ -330,7 +347,7 @@ impl<T, M> Drop for Core<T, M> {
 }
 
 /// The largest capacity any arena may have: the lifecycle word keeps a
-/// free slot's link in 27 bits.
+/// free slot's link in 26 bits.
 const MAX_CAPACITY: usize = word::NIL as usize;
 
 /// A concurrent generational slab of `T`: lock-free slot allocation,
@@ -397,7 +414,7 @@ impl<T> fmt::Debug for SlotArena<T> {
 }
 
 impl<T> SlotArena<T> {
-    /// The largest capacity an arena may have (2²⁷ − 1 slots).
+    /// The largest capacity an arena may have (2²⁶ − 1 slots).
     pub const MAX_CAPACITY: usize = MAX_CAPACITY;
 
     /// An arena of exactly `capacity` slots.
@@ -917,5 +934,34 @@ impl<T> core::error::Error for InsertError<T> {}
 impl<T> From<InsertError<T>> for MemoryError {
     fn from(_: InsertError<T>) -> MemoryError {
         MemoryError::NoFreeSlots
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// The slot's own cost beyond `T` (rounded up to `T`'s alignment).
+    fn overhead<T, M>() -> usize {
+        size_of::<Place<T, M>>() - size_of::<T>().next_multiple_of(align_of::<T>())
+    }
+
+    /// Issue 9's memory bound: at most 16 bytes per slot beyond the value,
+    /// with no per-slot padding (neighbouring threads are kept apart by
+    /// dealing slots to shards in runs instead).
+    #[test]
+    fn a_slot_costs_at_most_sixteen_bytes_beyond_its_value() {
+        assert_eq!(size_of::<Place<u64, ()>>(), 16);
+        assert_eq!(size_of::<Place<u8, ()>>(), 16);
+        assert!(overhead::<[u8; 3], ()>() <= 16);
+        assert!(overhead::<u128, ()>() <= 16);
+        assert!(overhead::<std::string::String, ()>() <= 16);
+        type Manager = Place<crate::Message<u8>, crate::manager::ShareWord>;
+        assert!(
+            overhead::<crate::Message<u8>, crate::manager::ShareWord>() <= 16,
+            "{} bytes per Message<u8> slot",
+            size_of::<Manager>()
+        );
     }
 }

@@ -11,6 +11,10 @@ use crate::{
 
 use shares::Shares;
 
+/// The per-slot share word, for the arena's memory test.
+#[cfg(test)]
+pub(crate) type ShareWord = Shares;
+
 /// Shared access to a message of a [`ConcurrentMemoryManager`]: a
 /// [`SlotArena`](crate::SlotArena) read guard.
 pub type ReadGuard<'a, P> = arena::ReadGuard<'a, Message<P>>;
@@ -240,9 +244,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// ```
     #[inline]
     pub fn try_store_shared(&self, message: Message<P>) -> Result<MessageToken, Message<P>> {
-        let (token, shares) = self.shared.core.insert(message)?;
-        shares.open(token);
-        Ok(token)
+        self.shared.core.insert(message).map(|(token, _)| token)
     }
 
     /// Borrows a message for reading; waits while a writer holds it.
@@ -311,15 +313,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// (shares outstanding).
     #[inline]
     pub fn free_shared(&self, token: MessageToken) -> Result<(), MemoryError> {
-        match shares::take_unshared(&self.shared.core, token) {
-            Ok(message) => {
-                drop(message);
-                Ok(())
-            }
-            // The slot is free and the message dropped: a free is done.
-            Err(MemoryError::Poisoned) => Ok(()),
-            Err(error) => Err(error),
-        }
+        self.shared.core.free(token, false)
     }
 
     /// Frees a message and returns it. Never waits.
@@ -340,7 +334,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// assert_eq!(manager.take_shared(token).err(), Some(MemoryError::NotAllocated));
     /// ```
     pub fn take_shared(&self, token: MessageToken) -> Result<Message<P>, MemoryError> {
-        shares::take_unshared(&self.shared.core, token)
+        self.shared.core.take(token, false)
     }
 
     /// Adds `count` queue shares to a message (fan-out to `count` queues)
