@@ -42,7 +42,7 @@
 //! `free` reaches the next message stored in its slot. Here the low bits
 //! hold the slot index, as few as the capacity needs, and the remaining
 //! high bits ([`generation_bits`](LimenConcurrentManager::generation_bits):
-//! 29 for 4 slots, 21 for 1024, never fewer than 5) hold the low bits of
+//! 29 for 4 slots, 21 for 1024, never fewer than 6) hold the low bits of
 //! the slot's generation, which moves on at every free. A token whose
 //! message was freed answers `NotAllocated` while its slot is empty and
 //! limen's `BadToken` (limen-core has no stale-token error) once the slot

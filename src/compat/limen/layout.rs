@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(bits(4), 29);
         assert_eq!(bits(1000), 22);
         assert_eq!(bits(1024), 21);
-        assert_eq!(bits(crate::SlotArena::<()>::MAX_CAPACITY), 5);
+        assert_eq!(bits(crate::SlotArena::<()>::MAX_CAPACITY), 6);
     }
 
     #[test]
@@ -91,19 +91,24 @@ mod tests {
 
     #[test]
     fn generations_alias_only_a_full_cycle_apart() {
-        // The largest manager keeps 5 generation bits: a token comes back
-        // to life after 32 reuses of its slot, and not before.
+        // The largest manager keeps 6 generation bits: a token comes back
+        // to life after 64 reuses of its slot, and not before.
         let layout = Layout::for_capacity(crate::SlotArena::<()>::MAX_CAPACITY);
+        assert_eq!(layout.generation_bits(), 6);
         let (_, bits) = layout.unpack(layout.pack(MessageToken::new(9, 3)));
-        assert!(layout.matches(MessageToken::new(9, 3 + 32), bits));
-        for later in 4..3 + 32 {
+        assert!(layout.matches(MessageToken::new(9, 3 + 64), bits));
+        for later in 4..3 + 64 {
             assert!(!layout.matches(MessageToken::new(9, later), bits));
         }
     }
 
     proptest! {
         #[test]
-        fn pack_and_unpack_round_trip(capacity in 1usize..1 << 27, index: u32, generation: u32) {
+        fn pack_and_unpack_round_trip(
+            capacity in 1..=crate::SlotArena::<()>::MAX_CAPACITY,
+            index: u32,
+            generation: u32,
+        ) {
             let layout = Layout::for_capacity(capacity);
             let index = index % capacity as u32;
             let token = MessageToken::new(index, generation);
