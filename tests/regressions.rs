@@ -2,7 +2,7 @@
 //! Each one failed (or hung, caught here by a timeout) on the v1 code.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -25,44 +25,50 @@ fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'st
 
 const SLOTS: usize = if cfg!(miri) { 512 } else { 200_000 };
 const ROUNDS: usize = if cfg!(miri) { 200 } else { 50_000 };
+const CYCLES: usize = if cfg!(miri) { 1 } else { 5 };
 
 /// Fills then empties the manager from one thread, so every free slot sits
-/// on that thread's free list, then has two other threads store and free
-/// one message at a time while almost every slot is free.
+/// on that thread's free list, then has two other threads, released
+/// together, store and free one message at a time while almost every slot
+/// is free. Repeated, since the v1 failure needed the two to overlap.
 fn two_threads_store_after_a_third_freed_everything(manager: ConcurrentMemoryManager<u64>) {
-    thread::scope(|s| {
-        s.spawn(|| {
-            let tokens: Vec<MessageToken> = (0..SLOTS as u64)
-                .map(|i| manager.store_shared(message(i)).unwrap())
-                .collect();
-            for token in tokens {
-                manager.free_shared(token).unwrap();
-            }
-        });
-    });
     let capacity = manager.capacity();
-    thread::scope(|s| {
-        for id in 0..2u64 {
-            let manager = &manager;
-            s.spawn(move || {
-                for round in 0..ROUNDS as u64 {
-                    match manager.store_shared(message(id << 32 | round)) {
-                        Ok(token) => manager.free_shared(token).unwrap(),
-                        Err(e) => panic!(
-                            "store {round} of thread {id} with ≥ {} free slots: {e}",
-                            SLOTS - 2
-                        ),
-                    }
+    for cycle in 0..CYCLES {
+        thread::scope(|s| {
+            s.spawn(|| {
+                let tokens: Vec<MessageToken> = (0..SLOTS as u64)
+                    .map(|i| manager.store_shared(message(i)).unwrap())
+                    .collect();
+                for token in tokens {
+                    manager.free_shared(token).unwrap();
                 }
             });
-        }
-    });
-    assert_eq!(
-        manager.capacity(),
-        capacity,
-        "a store grew the manager while slots were free"
-    );
-    assert_eq!(manager.available(), capacity);
+        });
+        let start = Barrier::new(2);
+        thread::scope(|s| {
+            for id in 0..2u64 {
+                let (manager, start) = (&manager, &start);
+                s.spawn(move || {
+                    start.wait();
+                    for round in 0..ROUNDS as u64 {
+                        match manager.store_shared(message(id << 32 | round)) {
+                            Ok(token) => manager.free_shared(token).unwrap(),
+                            Err(e) => panic!(
+                                "cycle {cycle}, store {round} of thread {id} with ≥ {} free slots: {e}",
+                                SLOTS - 2
+                            ),
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            manager.capacity(),
+            capacity,
+            "a store grew the manager while slots were free"
+        );
+        assert_eq!(manager.available(), capacity);
+    }
 }
 
 /// Defect 1: while a thread stole another shard's whole chain and walked
@@ -114,12 +120,14 @@ fn a_non_last_release_never_waits_for_a_writer() {
 fn share_bookkeeping_is_never_seen_as_a_guard() {
     let manager = ConcurrentMemoryManager::new(4);
     let current = AtomicU64::new(MessageToken::INVALID.to_bits());
+    let looks = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 let token = MessageToken::from_bits(current.load(Ordering::Relaxed));
                 let _ = manager.shares(token);
+                looks.fetch_add(1, Ordering::Relaxed);
             }
         });
         s.spawn(|| {
@@ -135,8 +143,9 @@ fn share_bookkeeping_is_never_seen_as_a_guard() {
             for round in 0..ROUNDS as u64 {
                 let token = manager.store_shared(message(round)).unwrap();
                 current.store(token.to_bits(), Ordering::Relaxed);
-                // Let the other thread look at this token for a moment.
-                for _ in 0..20 {
+                // Free while the other thread is busy looking at this token.
+                let seen = looks.load(Ordering::Relaxed);
+                while looks.load(Ordering::Relaxed) < seen + 2 {
                     std::hint::spin_loop();
                 }
                 assert_eq!(manager.free_shared(token), Ok(()), "round {round}");

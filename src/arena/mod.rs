@@ -44,6 +44,7 @@ mod iter;
 mod owned;
 mod segments;
 mod slot;
+mod waiting;
 mod word;
 
 use core::fmt;
@@ -55,6 +56,8 @@ use free_pool::FreePool;
 use guards::Held;
 use segments::Segments;
 use slot::Slot;
+pub(crate) use waiting::Patience;
+use waiting::Room;
 
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
@@ -94,6 +97,8 @@ pub(crate) struct Core<T, M = ()> {
     capacity: AtomicUsize,
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
+    /// Threads and tasks waiting for a free slot.
+    room: Room,
 }
 
 impl<T, M> Links for Core<T, M> {
@@ -112,6 +117,7 @@ impl<T, M> Recycle for Core<T, M> {
     #[inline]
     fn recycle(&self, index: u32) {
         self.free.push(index, self);
+        self.room.slot_freed();
     }
 }
 
@@ -136,6 +142,7 @@ impl<T, M: Default> Core<T, M> {
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             growth: Mutex::new(()),
+            room: Room::default(),
         };
         core.free.push_fresh(0, initial, &core);
         core
@@ -147,14 +154,20 @@ impl<T, M: Default> Core<T, M> {
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
         loop {
             if let Some(index) = self.free.pop(self) {
-                let place = self.place_at(index);
-                let generation = place.slot.fill(value);
-                return Ok((MessageToken::new(index, generation), &place.meta));
+                return Ok(self.fill(index, value));
             }
             if !self.grow(self.capacity()) {
                 return Err(value);
             }
         }
+    }
+
+    /// Fills the slot `index`, which the caller popped.
+    #[inline]
+    fn fill(&self, index: u32, value: T) -> (MessageToken, &M) {
+        let place = self.place_at(index);
+        let generation = place.slot.fill(value);
+        (MessageToken::new(index, generation), &place.meta)
     }
 
     /// Grows by one segment unless the capacity moved away from `seen`
