@@ -515,6 +515,14 @@ impl<T> SlotArena<T> {
         self.core.check(token).is_ok()
     }
 
+    /// The token of the live value in slot `index` right now, if any: a
+    /// snapshot for layers whose keys carry fewer generation bits than a
+    /// token (`compat::limen`); every use of the token is checked again.
+    #[cfg(feature = "limen")]
+    pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
+        self.core.live_at(index).map(|(token, _)| token)
+    }
+
     /// Values in the arena, counting removed values whose last guard has
     /// not dropped yet (they still hold their slots). Exact when no
     /// operation is in flight; O(capacity).
