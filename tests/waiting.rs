@@ -289,3 +289,64 @@ fn many_blocking_producers_and_consumers_lose_nothing() {
     });
     assert!(arena.is_empty());
 }
+
+#[test]
+fn an_async_lock_awaits_the_guard_and_a_cancelled_one_holds_nothing() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert(0u32).unwrap();
+    let reader = arena.get_owned(token).unwrap();
+    let mut writer = pin!(arena.get_mut_owned_async(token));
+    assert!(poll_once(writer.as_mut()).is_pending(), "a reader is live");
+    let mut cancelled = Box::pin(arena.get_mut_owned_async(token));
+    assert!(poll_once(cancelled.as_mut()).is_pending());
+    drop(cancelled);
+    drop(reader);
+    let mut guard = match poll_once(writer.as_mut()) {
+        Poll::Ready(Ok(guard)) => guard,
+        other => panic!("the writer did not get the lock: {other:?}"),
+    };
+    *guard += 1;
+    let mut reader = pin!(arena.get_owned_async(token));
+    assert!(poll_once(reader.as_mut()).is_pending(), "a writer is live");
+    drop(guard);
+    match poll_once(reader.as_mut()) {
+        Poll::Ready(Ok(guard)) => assert_eq!(*guard, 1),
+        other => panic!("the reader did not get the lock: {other:?}"),
+    }
+    arena.remove(token).unwrap();
+    assert!(matches!(
+        futures_ready(arena.get_mut_owned_async(token)),
+        Err(MemoryError::NotAllocated)
+    ));
+}
+
+#[test]
+fn tokio_tasks_wake_each_other_through_async_locks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        const TASKS: u64 = 4;
+        const ROUNDS: u64 = 500;
+        let arena = SlotArena::new(1);
+        let token = arena.insert(0u64).unwrap();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let arena = arena.clone();
+                tokio::spawn(async move {
+                    for _ in 0..ROUNDS {
+                        let mut guard = arena.get_mut_owned_async(token).await.unwrap();
+                        *guard += 1;
+                        tokio::task::yield_now().await; // hold it across an await
+                        *guard += 1;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*arena.get(token).unwrap(), 2 * TASKS * ROUNDS);
+    });
+}

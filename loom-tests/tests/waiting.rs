@@ -37,3 +37,18 @@ fn a_last_guard_racing_a_waiter_wakes_it() {
         assert_eq!(arena.len(), 1);
     });
 }
+
+#[test]
+fn an_unlock_racing_an_async_waiters_parking_wakes_it() {
+    model(|| {
+        let arena = SlotArena::new(1);
+        let token = arena.insert(1u8).unwrap();
+        let reader = arena.get_owned(token).unwrap();
+        let unlocker = thread::spawn(move || drop(reader));
+        let mut writer = loom::future::block_on(arena.get_mut_owned_async(token)).unwrap();
+        *writer = 2;
+        drop(writer);
+        unlocker.join().unwrap();
+        assert_eq!(*arena.get(token).unwrap(), 2);
+    });
+}

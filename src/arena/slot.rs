@@ -155,6 +155,29 @@ impl<T> Slot<T> {
         self.word()
     }
 
+    /// For a task about to await [`listen_for_unpark`](crate::sync::listen_for_unpark):
+    /// marks the word `PARKED` if the lock `token` names is still taken
+    /// (for writing, or for reading if `write`). Returns whether the task
+    /// should await; `false` means: try the lock again (it may be free, or
+    /// the token may have died).
+    pub(super) fn park_async(&self, token: MessageToken, write: bool) -> bool {
+        let word = self.word();
+        let taken = if write {
+            guarded(word)
+        } else {
+            word & WRITER != 0
+        };
+        if check(word, token).is_err() || word & POISONED != 0 || !taken {
+            return false;
+        }
+        word & PARKED != 0
+            || cfg!(slotarena_mutation = "async_park_without_mark")
+            || self
+                .word
+                .compare_exchange(word, word | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Wakes the waiters if `before` (the word a successful CAS replaced)
     /// had `PARKED` set; the CAS cleared it (S5).
     #[inline]

@@ -266,3 +266,98 @@ impl<T> crate::SlotArena<T> {
             .map_err(|value| super::InsertError { value })
     }
 }
+
+impl<T, M> Core<T, M> {
+    /// Takes the lock on the value `token` names (for writing if `write`),
+    /// awaiting an incompatible guard instead of blocking the thread. The
+    /// waiting task marks the word `PARKED`, so the guard's unlock wakes it
+    /// (`sync::unpark_all` notifies every waiting task, which re-checks).
+    pub(crate) async fn lock_async(
+        &self,
+        token: MessageToken,
+        write: bool,
+    ) -> Result<&super::Slot<T>, crate::MemoryError> {
+        let (slot, _) = self.place(token)?;
+        loop {
+            let attempt = if write {
+                slot.lock_write(token, false)
+            } else {
+                slot.lock_read(token, false)
+            };
+            match attempt {
+                Err(crate::MemoryError::AlreadyBorrowed) => {}
+                done => return done.map(|()| slot),
+            }
+            let listener = crate::sync::listen_for_unpark();
+            if slot.park_async(token, write) {
+                listener.await;
+            }
+        }
+    }
+}
+
+impl<T> crate::SlotArena<T> {
+    /// [`get_owned`](Self::get_owned) as a future: awaits a writer instead
+    /// of blocking the thread. Cancel-safe: a dropped future holds no lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(5).unwrap();
+    /// let guard = arena.get_owned_async(token).await.unwrap();
+    /// assert_eq!(*guard, 5);
+    /// # });
+    /// ```
+    pub async fn get_owned_async(
+        &self,
+        token: MessageToken,
+    ) -> Result<super::OwnedReadGuard<T>, crate::MemoryError> {
+        let slot = self.core.lock_async(token, false).await?;
+        Ok(super::OwnedReadGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+
+    /// [`get_mut_owned`](Self::get_mut_owned) as a future: awaits every
+    /// other guard instead of blocking the thread. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_mut`](Self::get_mut).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(5).unwrap();
+    /// let reader = arena.get_owned(token).unwrap();
+    /// let writer = tokio::spawn({
+    ///     let arena = arena.clone();
+    ///     async move { *arena.get_mut_owned_async(token).await.unwrap() += 1 }
+    /// });
+    /// drop(reader); // the writer's task wakes
+    /// writer.await.unwrap();
+    /// assert_eq!(*arena.get(token).unwrap(), 6);
+    /// # });
+    /// ```
+    pub async fn get_mut_owned_async(
+        &self,
+        token: MessageToken,
+    ) -> Result<super::OwnedWriteGuard<T>, crate::MemoryError> {
+        let slot = self.core.lock_async(token, true).await?;
+        Ok(super::OwnedWriteGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+}

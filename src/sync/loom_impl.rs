@@ -32,11 +32,24 @@ pub(crate) fn park(_key: usize, validate: impl FnOnce() -> bool) {
     }
 }
 
-/// Wakes every parked thread (the key is ignored: waiters re-check).
+/// Wakes every parked thread (the key is ignored: waiters re-check), and
+/// every task waiting in [`listen_for_unpark`].
 pub(crate) fn unpark_all(_key: usize) {
     let (lock, condvar) = &*PARKING_LOT;
-    let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     condvar.notify_all();
+    drop(guard);
+    UNPARKED.notify(usize::MAX);
+}
+
+loom::lazy_static! {
+    /// Tasks waiting for a slot's lock (see `std_impl`).
+    static ref UNPARKED: event_listener::Event = event_listener::Event::new();
+}
+
+/// A listener for the next [`unpark_all`].
+pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
+    UNPARKED.listen()
 }
 
 /// The loom thread's number (0 for the model's main thread, then 1, 2, …

@@ -56,7 +56,8 @@ pub(crate) fn park(key: usize, validate: impl FnOnce() -> bool) {
     }
 }
 
-/// Wakes every thread parked on `key`.
+/// Wakes every thread parked on `key`, and every task waiting in
+/// [`listen_for_unpark`] (of any key: tasks re-check what they wait for).
 #[cold]
 pub(crate) fn unpark_all(key: usize) {
     // SAFETY: `unpark_all` has no safety requirement beyond a key; it is an
@@ -65,6 +66,17 @@ pub(crate) fn unpark_all(key: usize) {
     unsafe {
         parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
     }
+    UNPARKED.notify(usize::MAX);
+}
+
+/// Tasks waiting for a slot's lock, for every arena: the async twin of
+/// the parking lot, notified by every [`unpark_all`].
+static UNPARKED: event_listener::Event = event_listener::Event::new();
+
+/// A listener for the next [`unpark_all`]; register it before marking the
+/// word `PARKED`, so an unpark in between is not missed.
+pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
+    UNPARKED.listen()
 }
 
 /// A small number that stays the same for the calling thread and differs
