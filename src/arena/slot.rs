@@ -26,9 +26,7 @@ use super::word::{
     self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, STATE_MASK,
     TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
 };
-use crate::sync::{
-    AtomicU64, Ordering, SPINS_BEFORE_PARK, UnsafeCell, fence, park, spin_loop, unpark_all,
-};
+use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
 
 /// A slot of the concurrent arena.
@@ -137,10 +135,9 @@ impl<T> Slot<T> {
     /// Waits for the word to change from `seen`: spins a little, then
     /// parks (S5). Returns the word to look at next.
     #[cold]
-    fn wait(&self, seen: u64, spins: &mut u32) -> u64 {
-        if *spins < SPINS_BEFORE_PARK {
-            *spins += 1;
-            spin_loop();
+    fn wait(&self, seen: u64, backoff: &Backoff) -> u64 {
+        if !backoff.is_completed() {
+            backoff.snooze();
             return self.word();
         }
         let parked = seen | PARKED;
@@ -194,7 +191,7 @@ impl<T> Slot<T> {
         // First guess: the value is present, unshared and unguarded, which
         // saves a load in the common case; a wrong guess returns the word.
         let mut word = word::present(token.generation());
-        let mut spins = 0;
+        let backoff = Backoff::new();
         loop {
             if word & (WRITER | POISONED | STATE_MASK) == PRESENT {
                 assert!(
@@ -221,7 +218,7 @@ impl<T> Slot<T> {
                 if !blocking {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
-                word = self.wait(word, &mut spins);
+                word = self.wait(word, &backoff);
             }
         }
     }
@@ -235,7 +232,7 @@ impl<T> Slot<T> {
         blocking: bool,
     ) -> Result<(), MemoryError> {
         let mut word = word::present(token.generation());
-        let mut spins = 0;
+        let backoff = Backoff::new();
         loop {
             if word & (POISONED | STATE_MASK) == PRESENT && !guarded(word) {
                 // Acquire pairs with the Release of the last unlock.
@@ -257,7 +254,7 @@ impl<T> Slot<T> {
                 if !blocking {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
-                word = self.wait(word, &mut spins);
+                word = self.wait(word, &backoff);
             }
         }
     }
@@ -414,7 +411,7 @@ impl<T> Slot<T> {
             }
         }
         // The token is dead; only this thread may set `WRITER` now (S2).
-        let mut spins = 0;
+        let backoff = Backoff::new();
         loop {
             if !guarded(word) {
                 match self.word.compare_exchange_weak(
@@ -427,7 +424,7 @@ impl<T> Slot<T> {
                     Err(now) => word = now,
                 }
             } else {
-                word = self.wait(word, &mut spins);
+                word = self.wait(word, &backoff);
             }
         }
     }

@@ -12,8 +12,25 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
-/// No spinning under loom: every spin is a branch loom would explore.
-pub(crate) const SPINS_BEFORE_PARK: u32 = 0;
+/// `crossbeam_utils::Backoff` for loom: done at once, so a waiter parks
+/// without spinning (every spin is a branch loom would explore, and
+/// crossbeam's spin loop is invisible to loom).
+#[derive(Debug, Default)]
+pub(crate) struct Backoff;
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff
+    }
+
+    pub(crate) fn snooze(&self) {
+        spin_loop();
+    }
+
+    pub(crate) fn is_completed(&self) -> bool {
+        true
+    }
+}
 
 loom::lazy_static! {
     /// The parking lot of a model: one lock and one condition variable for

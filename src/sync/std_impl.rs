@@ -9,10 +9,9 @@ pub(crate) use std::sync::{Arc, OnceLock};
 
 pub(crate) use parking_lot::Mutex;
 
-/// How many times a waiter re-reads a lock word before parking: slot
-/// critical sections are short, so a waiter usually gets in while spinning
-/// and never pays for a system call.
-pub(crate) const SPINS_BEFORE_PARK: u32 = 40;
+/// Spins, then yields, before a waiter parks: slot critical sections are
+/// short, so a waiter usually gets in without a system call.
+pub(crate) use crossbeam_utils::Backoff;
 
 /// An `UnsafeCell` with loom's closure API, so loom can track every access.
 #[derive(Debug)]
