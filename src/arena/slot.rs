@@ -373,6 +373,7 @@ impl<T> Slot<T> {
     /// nothing). A retained value answers `QueueOwned`, unless `last_share`
     /// says the caller releases its last share, which clears the mark.
     /// Returns the word it holds (generation and poison).
+    #[inline]
     pub(super) fn begin_take(
         &self,
         token: MessageToken,
@@ -493,6 +494,7 @@ impl<T> Slot<T> {
             recycle: Option<F>,
         }
         impl<T, F: FnOnce()> Drop for Release<'_, T, F> {
+            #[inline]
             fn drop(&mut self) {
                 self.slot.mark_vacant(self.generation);
                 if let Some(recycle) = self.recycle.take() {
@@ -521,6 +523,7 @@ impl<T> Slot<T> {
     }
 
     /// The word of a slot whose value left: vacant, next generation (S4).
+    #[inline]
     fn mark_vacant(&self, generation: u32) {
         // Relaxed: the slot is owned (S3); the free list's push publishes.
         self.word.store(

@@ -220,6 +220,7 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// `NoFreeSlots` when full at the maximum capacity; the message is
     /// dropped (use [`try_store_shared`](Self::try_store_shared) to keep it).
+    #[inline]
     pub fn store_shared(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
         self.try_store_shared(message)
             .map_err(|_| MemoryError::NoFreeSlots)
