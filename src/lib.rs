@@ -72,12 +72,8 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "std")]
-mod arena;
+pub mod arena;
 mod error;
-#[cfg(feature = "std")]
-mod free_list;
-#[cfg(feature = "std")]
-mod free_pool;
 #[cfg(feature = "std")]
 pub mod linear;
 mod manager;
@@ -88,6 +84,8 @@ mod sync;
 mod token;
 mod traits;
 
+#[cfg(feature = "std")]
+pub use arena::{InsertError, SlotArena};
 pub use error::MemoryError;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;
@@ -110,7 +108,7 @@ struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::free_list::{FreeList, NIL};
+    pub use crate::arena::{FreeList, FreeListLinks, NIL};
 }
 
 /// Guard types of [`ConcurrentMemoryManager`].

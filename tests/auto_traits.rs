@@ -1,28 +1,27 @@
-//! Compile-time checks of `Send`/`Sync`: handles travel, guards stay put.
+//! Compile-time checks of `Send`/`Sync`: handles and guards travel when
+//! their values may, and not otherwise.
 
-#[cfg(feature = "std")]
-use slotarena::ConcurrentMemoryManager;
-#[cfg(feature = "alloc")]
-use slotarena::HeapMemoryManager;
-#[cfg(feature = "std")]
+#![cfg(feature = "std")]
+
+use std::cell::Cell;
+
+use slotarena::arena::{OwnedReadGuard, OwnedWriteGuard};
 use slotarena::guards::{HeaderGuard, ReadGuard, WriteGuard};
-use slotarena::{MessageToken, StaticMemoryManager};
+use slotarena::{
+    ConcurrentMemoryManager, HeapMemoryManager, MessageToken, SlotArena, StaticMemoryManager,
+};
 
 fn send_sync<T: Send + Sync>() {}
 
 /// Holds for `T` unless `T` is `!Send`; a type both `Send` and `!Send`
 /// would make the second impl ambiguous, which is how `assert_not_send`
 /// below fails to compile for a `Send` type.
-#[cfg(feature = "std")]
 trait AmbiguousIfSend<A> {
     fn check() {}
 }
-#[cfg(feature = "std")]
 impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-#[cfg(feature = "std")]
 impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
 
-#[cfg(feature = "std")]
 macro_rules! assert_not_send {
     ($t:ty) => {
         let _ = <$t as AmbiguousIfSend<_>>::check;
@@ -31,19 +30,33 @@ macro_rules! assert_not_send {
 
 #[test]
 fn handles_and_tokens_are_send_and_sync() {
-    #[cfg(feature = "std")]
     send_sync::<ConcurrentMemoryManager<Vec<u8>>>();
-    #[cfg(feature = "alloc")]
     send_sync::<HeapMemoryManager<Vec<u8>>>();
     send_sync::<StaticMemoryManager<u64, 4>>();
     send_sync::<MessageToken>();
     send_sync::<slotarena::MemoryError>();
+    send_sync::<SlotArena<String>>();
 }
 
-#[cfg(feature = "std")]
+/// Our lock has no owning thread, so a guard may be dropped on another
+/// thread; owned guards are `'static` too, so a task can hold one across
+/// `.await` on a work-stealing runtime.
 #[test]
-fn guards_are_not_send() {
-    assert_not_send!(ReadGuard<'static, u64>);
-    assert_not_send!(WriteGuard<'static, u64>);
-    assert_not_send!(HeaderGuard<'static, u64>);
+fn guards_of_send_sync_values_are_send() {
+    fn send_static<T: Send + Sync + 'static>() {}
+    send_sync::<ReadGuard<'static, u64>>();
+    send_sync::<WriteGuard<'static, u64>>();
+    send_sync::<HeaderGuard<'static, u64>>();
+    send_static::<OwnedReadGuard<String>>();
+    send_static::<OwnedWriteGuard<String>>();
+    send_static::<OwnedReadGuard<(u8, String), String>>();
+}
+
+#[test]
+fn guards_of_thread_bound_values_are_not_send() {
+    assert_not_send!(ReadGuard<'static, Cell<u8>>);
+    assert_not_send!(WriteGuard<'static, Cell<u8>>);
+    assert_not_send!(OwnedReadGuard<Cell<u8>>);
+    assert_not_send!(OwnedWriteGuard<Cell<u8>>);
+    assert_not_send!(SlotArena<Cell<u8>>);
 }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use slotarena::{ConcurrentMemoryManager, Message, MessageHeader, MessageToken};
+use slotarena::{ConcurrentMemoryManager, Message, MessageHeader, MessageToken, SlotArena};
 
 use crate::XorShift;
 
@@ -72,6 +72,34 @@ impl Store for Ours {
     #[inline]
     fn remove(&self, key: MessageToken) {
         self.0.free_shared(key).expect("live");
+    }
+}
+
+/// slotarena's generic arena, `SlotArena<T>`, storing the same message.
+pub struct Arena(SlotArena<Msg>);
+
+impl Store for Arena {
+    type Key = MessageToken;
+    const NAME: &'static str = "slotarena SlotArena<T>";
+    fn new(capacity: usize) -> Self {
+        Arena(SlotArena::new(capacity))
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> MessageToken {
+        self.0.insert(message).expect("room")
+    }
+    #[inline]
+    fn read(&self, key: MessageToken) -> u64 {
+        let message = self.0.get(key).expect("live");
+        message.payload()[7] as u64 + message.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: MessageToken, byte: u8) {
+        self.0.get_mut(key).expect("live").payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: MessageToken) {
+        self.0.remove(key).expect("live");
     }
 }
 

@@ -1,93 +1,224 @@
-//! Guards over one arena slot's value.
+//! Guards that borrow the arena: [`ReadGuard`] and [`WriteGuard`].
 
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
 
-use super::slot::POISONED;
-use crate::sync::{AtomicU64, Ordering, RwLockReadGuard, RwLockWriteGuard};
+use super::Recycle;
+use super::slot::Slot;
 
-/// The value of a slot that a guard holds; guards exist only on occupied
-/// slots (S2), so `None` cannot happen.
-#[inline]
-fn occupied<T>(value: &Option<T>) -> &T {
-    match value {
-        Some(value) => value,
-        None => unreachable!("guards exist only on occupied slots (S2)"),
+/// The lock a guard holds, and what its drop needs to give it back.
+pub(super) struct Held<'a, T> {
+    pub(super) slot: &'a Slot<T>,
+    pub(super) recycle: &'a dyn Recycle,
+    pub(super) index: u32,
+}
+
+impl<T> Clone for Held<'_, T> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-/// Shared access to an arena value; holds the slot's read lock.
-#[must_use = "if unused the slot unlocks at once"]
-#[clippy::has_significant_drop]
-pub(crate) struct ReadGuard<'a, T> {
-    guard: RwLockReadGuard<'a, Option<T>>,
+impl<T> Copy for Held<'_, T> {}
+
+impl<T> Held<'_, T> {
+    /// Reclaims the slot after an unlock answered `Some(generation)`:
+    /// drops the value in place and frees the slot (even if the value's
+    /// `Drop` panics).
+    pub(super) fn reclaim(&self, generation: Option<u32>) {
+        if let Some(generation) = generation {
+            // SAFETY: the unlock that returned `generation` handed this
+            // thread the slot for reclaiming (`Slot::vacate`'s contract).
+            unsafe {
+                self.slot
+                    .vacate_dropping(generation, || self.recycle.recycle(self.index));
+            }
+        }
+    }
 }
+
+/// Shared access to a value of a [`SlotArena`](crate::SlotArena) (or a
+/// part of it, after [`map`](Self::map)); holds the value's read lock.
+///
+/// Made by [`SlotArena::get`](crate::SlotArena::get) and
+/// [`SlotArena::try_get`](crate::SlotArena::try_get). While any guard is
+/// live, writers wait and the value stays in place even if it is removed
+/// (then it is dropped when the last guard drops).
+#[must_use = "if unused the value unlocks at once"]
+#[clippy::has_significant_drop]
+pub struct ReadGuard<'a, T, U: ?Sized = T> {
+    held: Held<'a, T>,
+    value: NonNull<U>,
+    _borrow: PhantomData<&'a U>,
+}
+
+// SAFETY: the guard gives `&U` to whichever thread holds it, and its drop
+// may drop the arena's `T` there (a deferred removal). `Held`'s references
+// point into an arena core, which is `Sync` when `T: Send + Sync` (its
+// per-slot metadata is always `Sync`).
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Send for ReadGuard<'_, T, U> {}
+// SAFETY: sharing the guard shares only `&U`.
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for ReadGuard<'_, T, U> {}
 
 impl<'a, T> ReadGuard<'a, T> {
-    /// Wraps a read lock whose slot the caller checked to be occupied (S2).
-    pub(super) fn new(guard: RwLockReadGuard<'a, Option<T>>) -> Self {
-        debug_assert!(guard.is_some(), "read guard on an empty slot");
-        ReadGuard { guard }
+    /// Wraps a read lock the caller just took on `held.slot`.
+    pub(super) fn new(held: Held<'a, T>) -> Self {
+        let value = NonNull::new(held.slot.value_ptr().cast_mut()).expect("slots are never null");
+        ReadGuard {
+            held,
+            value,
+            _borrow: PhantomData,
+        }
     }
 }
 
-impl<T> Deref for ReadGuard<'_, T> {
-    type Target = T;
+impl<'a, T, U: ?Sized> ReadGuard<'a, T, U> {
+    /// Narrows the guard to a part of the value, keeping the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::ReadGuard};
+    ///
+    /// let arena = SlotArena::new(4);
+    /// let token = arena.insert((1u8, String::from("two"))).unwrap();
+    /// let name = ReadGuard::map(arena.get(token).unwrap(), |pair| &pair.1);
+    /// assert_eq!(&*name, "two");
+    /// ```
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> ReadGuard<'a, T, V> {
+        let this = core::mem::ManuallyDrop::new(this);
+        // SAFETY: the read lock is held (S2), so `value` is valid for `'a`.
+        let value = NonNull::from(f(unsafe { this.value.as_ref() }));
+        ReadGuard {
+            held: this.held,
+            value,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<T, U: ?Sized> Deref for ReadGuard<'_, T, U> {
+    type Target = U;
 
     #[inline]
-    fn deref(&self) -> &T {
-        occupied(&self.guard)
+    fn deref(&self) -> &U {
+        // SAFETY: the read lock is held (S2) until `drop`.
+        unsafe { self.value.as_ref() }
     }
 }
 
-/// Exclusive access to an arena value; holds the slot's write lock and
-/// poisons the slot if dropped by a panic that began while it was held.
-#[must_use = "if unused the slot unlocks at once"]
-#[clippy::has_significant_drop]
-pub(crate) struct WriteGuard<'a, T> {
-    guard: RwLockWriteGuard<'a, Option<T>>,
-    state: &'a AtomicU64,
-    panicking_at_start: bool,
+impl<T, U: ?Sized> Drop for ReadGuard<'_, T, U> {
+    #[inline]
+    fn drop(&mut self) {
+        let generation = self.held.slot.unlock_read();
+        self.held.reclaim(generation);
+    }
 }
+
+impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadGuard").field(&&**self).finish()
+    }
+}
+
+/// Exclusive access to a value of a [`SlotArena`](crate::SlotArena) (or a
+/// part of it, after [`map`](Self::map)); holds the value's write lock.
+///
+/// Made by [`SlotArena::get_mut`](crate::SlotArena::get_mut) and
+/// [`SlotArena::try_get_mut`](crate::SlotArena::try_get_mut). If the
+/// thread panics while it holds the guard, the value is poisoned: later
+/// reads and writes answer [`MemoryError::Poisoned`](crate::MemoryError).
+#[must_use = "if unused the value unlocks at once"]
+#[clippy::has_significant_drop]
+pub struct WriteGuard<'a, T, U: ?Sized = T> {
+    held: Held<'a, T>,
+    value: NonNull<U>,
+    panicking_at_start: bool,
+    _borrow: PhantomData<&'a mut U>,
+}
+
+// SAFETY: the guard gives `&mut U` to whichever thread holds it, and its
+// drop may drop the arena's `T` there. `Held` as for `ReadGuard`.
+unsafe impl<T: Send + Sync, U: ?Sized + Send> Send for WriteGuard<'_, T, U> {}
+// SAFETY: sharing the guard shares only `&U`.
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for WriteGuard<'_, T, U> {}
 
 impl<'a, T> WriteGuard<'a, T> {
-    /// Wraps a write lock whose slot the caller checked to be occupied (S2).
-    pub(super) fn new(guard: RwLockWriteGuard<'a, Option<T>>, state: &'a AtomicU64) -> Self {
-        debug_assert!(guard.is_some(), "write guard on an empty slot");
+    /// Wraps the write lock the caller just took on `held.slot`.
+    pub(super) fn new(held: Held<'a, T>) -> Self {
+        let value = NonNull::new(held.slot.value_mut_ptr()).expect("slots are never null");
         WriteGuard {
-            guard,
-            state,
+            held,
+            value,
             panicking_at_start: std::thread::panicking(),
+            _borrow: PhantomData,
         }
     }
 }
 
-impl<T> Deref for WriteGuard<'_, T> {
-    type Target = T;
-
-    #[inline]
-    fn deref(&self) -> &T {
-        occupied(&self.guard)
-    }
-}
-
-impl<T> DerefMut for WriteGuard<'_, T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut T {
-        match &mut *self.guard {
-            Some(value) => value,
-            None => unreachable!("guards exist only on occupied slots (S2)"),
+impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
+    /// Narrows the guard to a part of the value, keeping the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::WriteGuard};
+    ///
+    /// let arena = SlotArena::new(4);
+    /// let token = arena.insert((1u8, vec![2u8])).unwrap();
+    /// WriteGuard::map(arena.get_mut(token).unwrap(), |pair| &mut pair.1).push(3);
+    /// assert_eq!(arena.get(token).unwrap().1, [2, 3]);
+    /// ```
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> WriteGuard<'a, T, V> {
+        let mut this = core::mem::ManuallyDrop::new(this);
+        // SAFETY: the write lock is held (S2), so `value` is valid and
+        // exclusive for `'a`.
+        let value = NonNull::from(f(unsafe { this.value.as_mut() }));
+        WriteGuard {
+            held: this.held,
+            value,
+            panicking_at_start: this.panicking_at_start,
+            _borrow: PhantomData,
         }
     }
 }
 
-impl<T> Drop for WriteGuard<'_, T> {
+impl<T, U: ?Sized> Deref for WriteGuard<'_, T, U> {
+    type Target = U;
+
+    #[inline]
+    fn deref(&self) -> &U {
+        // SAFETY: the write lock is held (S2) until `drop`.
+        unsafe { self.value.as_ref() }
+    }
+}
+
+impl<T, U: ?Sized> DerefMut for WriteGuard<'_, T, U> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut U {
+        // SAFETY: the write lock is held (S2) until `drop`; `&mut self`
+        // makes this the only reference.
+        unsafe { self.value.as_mut() }
+    }
+}
+
+impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
+    #[inline]
     fn drop(&mut self) {
         // Like std's poison flag: only a panic that started while this guard
         // was held can have left the value half-updated.
-        if !self.panicking_at_start && std::thread::panicking() {
-            // Relaxed: the write lock is still held (S1); its release orders
-            // this for the next locker.
-            self.state.fetch_or(POISONED, Ordering::Relaxed);
-        }
+        let poison = !self.panicking_at_start && std::thread::panicking();
+        let generation = self.held.slot.unlock_write(poison);
+        self.held.reclaim(generation);
+    }
+}
+
+impl<T, U: ?Sized + fmt::Debug> fmt::Debug for WriteGuard<'_, T, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WriteGuard").field(&&**self).finish()
     }
 }

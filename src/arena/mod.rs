@@ -1,420 +1,972 @@
-//! The concurrent slot arena: the one core under the concurrent manager and
-//! the linear memory.
+//! The concurrent slot arena: the one core under [`SlotArena`], the
+//! concurrent message manager and the linear memory.
 //!
-//! An `Arena<T>` is a table of slots, each holding an `Option<T>` behind its
-//! own reader-writer lock, plus a lock-free free list of empty slots.
-//! Values are named by generational [`MessageToken`]s.
+//! # Design
 //!
-//! # Protocol
+//! Each slot is one lifecycle word plus the value's storage (`slot.rs`,
+//! `word.rs`). The word is generation, state, reader count and writer bit
+//! at once, so it is the slot's reader-writer lock, and a guard is taken by
+//! one compare-and-swap that also checks the token's generation: a stale
+//! token's CAS cannot succeed, so it never waits on the slot's new owner.
+//! Threads wait for a writer, or for readers, by parking on the word's
+//! address with `parking_lot_core` after a short spin.
 //!
 //! ```text
-//!            pop (lock-free)            free / take (try_write, never waits)
-//!  [free list] ──────────▶ [owned: write value, publish OCCUPIED|gen] ──▶ ...
-//!       ▲                                                                  │
-//!       └──────── push (lock-free) ◀── [state = gen+1, empty] ◀────────────┘
+//!             pop (lock-free)                        remove / take
+//!  [free list] ───────────────▶ VACANT ──fill──▶ PRESENT ───────────▶ REMOVING / TAKING
+//!       ▲                      (owned)  (one                (guards live: the last guard,
+//!       │                               Release              or the waiting taker, reclaims)
+//!       │                               store)                         │
+//!       └──── push (lock-free) ◀── vacant, generation + 1 ◀── reclaim ─┘
 //! ```
 //!
 //! - Allocation pops an index from the [`FreePool`] (per-thread shards of
-//!   ABA-tagged free lists); the popper owns the slot exclusively, so no
-//!   other thread can store into it. Frees go to the freeing thread's
-//!   shard, so a thread that stores and frees reuses its own slots.
-//! - Every access first checks the state word without locking (so a stale
-//!   token never waits on, or deadlocks against, the slot's new owner), then
-//!   takes the lock and checks again, since the slot may have been freed in
-//!   between (invariant S1 in `slot.rs` makes the second check exact).
-//! - `remove` takes the write lock with `try_write`: a live guard anywhere,
-//!   even on the calling thread, yields `BorrowActive` at once.
-//! - The value is dropped after the slot is back on the free list, so a
-//!   panicking `Drop` cannot lose the slot.
-//! - Growth (the cold path) adds a segment under a mutex and publishes its
-//!   slots to the pool's shared list; segments never move. Retirement
-//!   (used by the linear memory) drains the pool under the same mutex and
-//!   takes fully free segments out of service until growth reuses them.
+//!   ABA-tagged free lists, invariant F1 in `free_pool.rs`); the popper owns
+//!   the slot, fills it and publishes it with one Release store.
+//! - `remove` never waits: it marks the value `REMOVING`, which kills every
+//!   token at once; the value is dropped now if no guard holds it, else by
+//!   the last guard's unlock. `take` marks it `TAKING` and waits for the
+//!   guards to go; `try_take` answers `BorrowActive` instead.
+//! - A reclaimed value is moved out, its slot pushed back, and only then
+//!   is it dropped, so a panicking `Drop` cannot lose the slot.
+//! - Growth (the cold path) adds a segment under a mutex; segments never
+//!   move and are freed only with the arena, so a `&Slot` stays valid for
+//!   the arena's life and no reclamation scheme (such as epochs) is needed.
+//! - `M` is per-slot metadata that outlives the values (the manager keeps
+//!   its generation-tagged share counts there); [`SlotArena`] has none.
 
+#![allow(unsafe_code)]
+
+mod free_list;
+mod free_pool;
 mod guards;
+mod iter;
+mod owned;
 mod segments;
 mod slot;
+mod waiting;
+mod word;
 
-use alloc::vec::Vec;
+use core::fmt;
 
-use crate::free_pool::FreePool;
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 use crate::{MemoryError, MessageToken};
-
-pub(crate) use guards::{ReadGuard, WriteGuard};
-pub(crate) use segments::Geometry;
+use free_list::Links;
+use free_pool::FreePool;
+use guards::Held;
 use segments::Segments;
-use slot::{OCCUPIED, POISONED, Slot, check, generation};
+use slot::Slot;
+pub(crate) use waiting::Patience;
+use waiting::Room;
 
-/// A value removed from the arena, and whether a writer had poisoned it.
-pub(crate) struct Removed<T> {
-    pub(crate) value: T,
-    pub(crate) poisoned: bool,
+pub use guards::{ReadGuard, WriteGuard};
+pub use iter::Iter;
+pub use owned::{OwnedReadGuard, OwnedWriteGuard};
+
+#[cfg(loom)]
+#[doc(hidden)]
+pub use free_list::{FreeList, Links as FreeListLinks, NIL};
+
+/// Frees slots by index; what a guard's drop needs of its arena when it
+/// turns out to be the last guard on a removed value.
+pub(crate) trait Recycle {
+    /// Pushes the vacant slot `index`, which the caller owns, onto a free list.
+    fn recycle(&self, index: u32);
 }
 
-/// Whether an access may return a poisoned value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Poison {
-    /// Answer `Poisoned` (reads and writes).
-    Refuse,
-    /// Hand the value out anyway (share bookkeeping, which only counts).
-    Allow,
+/// A slot plus its value-independent metadata.
+pub(crate) struct Place<T, M> {
+    slot: Slot<T>,
+    meta: M,
 }
 
-/// The concurrent slot arena.
-pub(crate) struct Arena<T> {
-    segments: Segments<T>,
+impl<T, M: Default> Default for Place<T, M> {
+    fn default() -> Self {
+        Place {
+            slot: Slot::default(),
+            meta: M::default(),
+        }
+    }
+}
+
+/// The arena proper, shared behind an `Arc` by every handle.
+pub(crate) struct Core<T, M = ()> {
+    places: Segments<Place<T, M>>,
     free: FreePool,
-    /// Slots in service (created and not retired); changes only under
-    /// `growth`.
+    /// Slots created so far; changes only under `growth`.
     capacity: AtomicUsize,
-    /// Serialises growth and retirement (the cold paths only).
-    growth: Mutex<Growth>,
+    /// Serialises growth (the cold path only).
+    growth: Mutex<()>,
+    /// Threads and tasks waiting for a free slot.
+    room: Room,
 }
 
-/// Segment bookkeeping behind the growth lock.
-struct Growth {
-    /// Indexes created so far: the next new segment starts here.
-    created: usize,
-    /// Later segments whose slots were all free and were taken out of
-    /// service; growth reuses them before creating new ones.
-    retired: Vec<usize>,
+impl<T, M> Links for Core<T, M> {
+    #[inline]
+    fn next(&self, index: u32) -> u32 {
+        self.slot_at(index).next_free()
+    }
+
+    #[inline]
+    fn set_next(&self, index: u32, next: u32) {
+        self.slot_at(index).set_next_free(next);
+    }
 }
 
-impl<T> Arena<T> {
-    /// An arena of `initial` slots that may grow to `max` slots.
+impl<T, M> Recycle for Core<T, M> {
+    #[inline]
+    fn recycle(&self, index: u32) {
+        self.free.push(index, self);
+        self.room.slot_freed();
+    }
+}
+
+impl<T, M: Default> Core<T, M> {
+    /// `initial` slots now, growing on demand up to `max`.
     ///
-    /// The caller guarantees `initial <= max <= MessageToken::MAX_INDEX + 1`.
-    pub(crate) fn new(initial: usize, max: usize, geometry: Geometry) -> Arena<T> {
-        debug_assert!(
-            initial <= max && max <= MessageToken::MAX_INDEX + 1,
-            "{initial} / {max}"
+    /// # Panics
+    ///
+    /// If `initial > max` or `max` exceeds [`SlotArena::MAX_CAPACITY`].
+    #[track_caller]
+    pub(crate) fn new(initial: usize, max: usize) -> Self {
+        assert!(
+            initial <= max,
+            "initial capacity {initial} exceeds the maximum {max}"
         );
-        let arena = Arena {
-            segments: Segments::new(initial, max, geometry),
+        assert!(
+            max <= MAX_CAPACITY,
+            "capacity {max} exceeds SlotArena::MAX_CAPACITY ({MAX_CAPACITY})"
+        );
+        let core = Core {
+            places: Segments::new(initial, max),
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
-            growth: Mutex::new(Growth {
-                created: initial,
-                retired: Vec::new(),
-            }),
+            growth: Mutex::new(()),
+            room: Room::default(),
         };
-        if initial > 0 {
-            arena
-                .free
-                .push_chain(0, initial as u32 - 1, |i| &arena.slot_at(i).next_free);
-        }
-        arena
+        core.free.push_fresh(0, initial, &core);
+        core
     }
 
-    /// The slot at `index` of an index that is known to exist (it came off
-    /// the free list or from a linked chain).
+    /// Stores `value` in a free slot, growing if there is none; returns the
+    /// value when full at the maximum.
     #[inline]
-    fn slot_at(&self, index: u32) -> &Slot<T> {
-        match self.segments.get(index as usize) {
-            Some(slot) => slot,
-            None => unreachable!("index {index} on the free list has no slot"),
-        }
-    }
-
-    #[inline]
-    fn slot(&self, token: MessageToken) -> Result<&Slot<T>, MemoryError> {
-        self.segments
-            .get(token.index())
-            .ok_or(MemoryError::BadToken)
-    }
-
-    /// Slots that exist now.
-    pub(crate) fn capacity(&self) -> usize {
-        // Acquire pairs with the Release in `grow_with`: a caller that sees
-        // the new capacity also sees the new segment.
-        self.capacity.load(Ordering::Acquire)
-    }
-
-    /// The most slots the arena may grow to.
-    pub(crate) fn max_capacity(&self) -> usize {
-        self.segments.max()
-    }
-
-    /// Empty slots among those in service: exact when no operation is in
-    /// flight, never above [`capacity`](Self::capacity).
-    ///
-    /// It counts occupied slots (retired slots are never occupied) instead
-    /// of keeping a shared counter, which would add two contended atomic
-    /// read-modify-writes to every store/free pair; the price is that this
-    /// call is O(slots created).
-    pub(crate) fn available(&self) -> usize {
-        let occupied = self
-            .segments
-            .all()
-            .filter(|slot| slot.state() & OCCUPIED != 0)
-            .count();
-        self.capacity().saturating_sub(occupied)
-    }
-
-    /// Stores `value`, growing by one segment if the free list is empty.
-    ///
-    /// On `NoFreeSlots` the value is handed back.
-    #[inline]
-    pub(crate) fn insert(&self, value: T) -> Result<MessageToken, (MemoryError, T)> {
-        self.insert_growing(value, |_, _| true)
-    }
-
-    /// [`insert`](Self::insert), with `on_segment` consulted (see
-    /// [`grow_with`](Self::grow_with)) whenever a new segment is needed.
-    #[inline]
-    pub(crate) fn insert_growing(
-        &self,
-        value: T,
-        mut on_segment: impl FnMut(usize, usize) -> bool,
-    ) -> Result<MessageToken, (MemoryError, T)> {
+    pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
         loop {
-            if let Some(index) = self.free.pop(|i| &self.slot_at(i).next_free) {
+            if let Some(index) = self.free.pop(self) {
                 return Ok(self.fill(index, value));
             }
-            let seen = self.capacity();
-            if !self.grow_with(seen, &mut on_segment) {
-                // `grow_with` may have waited for `retire_free_segments`,
-                // which empties the pool for a moment and pushes back what
-                // stays in service: look once more before giving up.
-                return match self.free.pop(|i| &self.slot_at(i).next_free) {
-                    Some(index) => Ok(self.fill(index, value)),
-                    None => Err((MemoryError::NoFreeSlots, value)),
-                };
+            if !self.grow(self.capacity()) {
+                return Err(value);
             }
         }
     }
 
-    /// Puts `value` into the slot the caller just popped (and so owns).
+    /// Fills the slot `index`, which the caller popped.
     #[inline]
-    fn fill(&self, index: u32, value: T) -> MessageToken {
-        let slot = self.slot_at(index);
-        // A reader holding a stale token may hold the lock for a moment
-        // (it re-checks and leaves), so this `write` waits at most for that.
-        let mut guard = slot.value.write();
-        let state = generation(slot.state()) as u64;
-        *guard = Some(value);
-        // Relaxed: written under the lock (S1); the unlock publishes it.
-        slot.state
-            .store((state << 32) | OCCUPIED, Ordering::Relaxed);
-        MessageToken::new(index, state as u32)
+    fn fill(&self, index: u32, value: T) -> (MessageToken, &M) {
+        let place = self.place_at(index);
+        let generation = place.slot.fill(value);
+        (MessageToken::new(index, generation), &place.meta)
     }
 
-    /// Grows by one segment unless the capacity already moved away from
-    /// `seen` (someone else grew or retired; retry the free list). A retired
-    /// segment is put back in service before a new one is created.
-    /// `on_segment(k, first_index)` runs before the slots are published and
-    /// may veto the growth. Returns whether there may be new room.
+    /// Grows by one segment unless the capacity moved away from `seen`
+    /// (someone else grew: retry the free lists). Returns whether there may
+    /// be new room.
     #[cold]
-    pub(crate) fn grow_with(
-        &self,
-        seen: usize,
-        on_segment: impl FnOnce(usize, usize) -> bool,
-    ) -> bool {
-        let mut growth = self.growth.lock();
+    fn grow(&self, seen: usize) -> bool {
+        let _growth = self.growth.lock();
         // Relaxed: `capacity` only changes under `growth`, which we hold.
         let capacity = self.capacity.load(Ordering::Relaxed);
         if capacity != seen {
             return true;
         }
-        let (segment, reused) = match growth.retired.last() {
-            Some(&segment) => (segment, true),
-            None => match self.segments.add(growth.created) {
-                Some(segment) => (segment, false),
-                None => return false,
-            },
-        };
-        let (first, len) = self.segments.range(segment);
-        if !on_segment(segment, first) {
+        let Some((first, len)) = self.places.add(capacity) else {
             return false;
-        }
-        if reused {
-            growth.retired.pop();
-            // The retired slots' links were scattered by `retire_free_segments`.
-            self.link_chain(first..first + len);
-        } else {
-            growth.created = first + len;
-        }
+        };
+        self.free.push_fresh(first, len, self);
         // Release pairs with `capacity()`'s Acquire (segment visible first).
-        self.capacity.store(capacity + len, Ordering::Release);
-        self.free
-            .push_chain(first as u32, (first + len - 1) as u32, |i| {
-                &self.slot_at(i).next_free
-            });
+        self.capacity.store(first + len, Ordering::Release);
         true
     }
+}
 
-    /// Links owned free slots `indexes` into a chain in iteration order.
-    fn link_chain(&self, indexes: impl Iterator<Item = usize> + Clone) {
-        for (index, next) in indexes.clone().zip(indexes.skip(1)) {
-            // Relaxed: the slots are owned; `push_chain`'s Release publishes.
-            self.slot_at(index as u32)
-                .next_free
-                .store(next as u32, Ordering::Relaxed);
+impl<T, M> Core<T, M> {
+    #[inline]
+    fn place_at(&self, index: u32) -> &Place<T, M> {
+        match self.places.get(index as usize) {
+            Some(place) => place,
+            None => unreachable!("index {index} came off a free list but has no slot"),
         }
     }
 
-    /// Takes out of service every later segment whose slots are all free
-    /// right now, calling `on_retire(k)` for each, and returns how many.
-    ///
-    /// It drains the free list (so it briefly looks empty to concurrent
-    /// inserts, which then wait on the growth lock and retry), counts the
-    /// free slots of each segment, and pushes back the slots of segments
-    /// that stay in service. Retired slots keep their generations, so no
-    /// old token matches them when they return.
-    #[cold]
-    pub(crate) fn retire_free_segments(&self, mut on_retire: impl FnMut(usize)) -> usize {
-        let mut growth = self.growth.lock();
-        let mut drained: Vec<usize> = self
-            .free
-            .drain(|i| &self.slot_at(i).next_free)
-            .into_iter()
-            .map(|i| i as usize)
-            .collect();
-        // Keep the pushed-back chain in index order: lower slots first.
-        drained.sort_unstable();
-        let mut free_per_segment = alloc::collections::BTreeMap::<usize, usize>::new();
-        for &index in &drained {
-            if let Some(segment) = self.segments.segment_of(index) {
-                *free_per_segment.entry(segment).or_default() += 1;
-            }
-        }
-        let retiring: alloc::collections::BTreeSet<usize> = free_per_segment
-            .into_iter()
-            .filter(|&(segment, free)| free == self.segments.range(segment).1)
-            .map(|(segment, _)| segment)
-            .collect();
-        for &segment in &retiring {
-            on_retire(segment);
-            growth.retired.push(segment);
-            // Relaxed: under `growth`; a snapshot for `available`.
-            self.capacity
-                .fetch_sub(self.segments.range(segment).1, Ordering::Relaxed);
-        }
-        drained.retain(|&index| {
-            self.segments
-                .segment_of(index)
-                .is_none_or(|s| !retiring.contains(&s))
-        });
-        if let (Some(&first), Some(&last)) = (drained.first(), drained.last()) {
-            self.link_chain(drained.iter().copied());
-            self.free
-                .push_chain(first as u32, last as u32, |i| &self.slot_at(i).next_free);
-        }
-        retiring.len()
+    #[inline]
+    fn slot_at(&self, index: u32) -> &Slot<T> {
+        &self.place_at(index).slot
     }
 
-    /// Blocking shared access; waits while a writer holds the value.
+    /// The place `token` names, or `BadToken` if it names no slot.
+    #[inline]
+    pub(crate) fn place(&self, token: MessageToken) -> Result<(&Slot<T>, &M), MemoryError> {
+        self.places
+            .get(token.index())
+            .map(|place| (&place.slot, &place.meta))
+            .ok_or(MemoryError::BadToken)
+    }
+
+    fn held(&self, token: MessageToken) -> Result<Held<'_, T>, MemoryError> {
+        let (slot, _) = self.place(token)?;
+        Ok(Held {
+            slot,
+            recycle: self,
+            index: token.index() as u32,
+        })
+    }
+
+    /// Whether `token` names a live value: `Ok` with the word, or the
+    /// error any access would answer.
+    #[inline]
+    pub(crate) fn check(&self, token: MessageToken) -> Result<u64, MemoryError> {
+        self.place(token)?.0.check(token)
+    }
+
+    /// Shared access; waits for a writer if `blocking`.
     #[inline]
     pub(crate) fn read(
         &self,
         token: MessageToken,
-        poison: Poison,
+        blocking: bool,
     ) -> Result<ReadGuard<'_, T>, MemoryError> {
-        let slot = self.slot(token)?;
-        check(slot.state(), token)?;
-        Self::admit_read(slot, token, poison, slot.value.read())
+        let held = self.held(token)?;
+        held.slot.lock_read(token, blocking)?;
+        Ok(ReadGuard::new(held))
     }
 
-    /// Non-blocking shared access: `AlreadyBorrowed` instead of waiting.
+    /// Exclusive access; waits for every guard if `blocking`.
     #[inline]
-    pub(crate) fn try_read(
+    pub(crate) fn write(
         &self,
         token: MessageToken,
-        poison: Poison,
-    ) -> Result<ReadGuard<'_, T>, MemoryError> {
-        let slot = self.slot(token)?;
-        check(slot.state(), token)?;
-        let guard = slot.value.try_read().ok_or(MemoryError::AlreadyBorrowed)?;
-        Self::admit_read(slot, token, poison, guard)
+        blocking: bool,
+    ) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let held = self.held(token)?;
+        held.slot.lock_write(token, blocking)?;
+        Ok(WriteGuard::new(held))
     }
 
-    fn admit_read<'a>(
-        slot: &'a Slot<T>,
-        token: MessageToken,
-        poison: Poison,
-        guard: crate::sync::RwLockReadGuard<'a, Option<T>>,
-    ) -> Result<ReadGuard<'a, T>, MemoryError> {
-        let state = slot.state();
-        check(state, token)?;
-        if poison == Poison::Refuse && state & POISONED != 0 {
+    /// Kills `token` at once; drops the value now or with its last guard.
+    #[inline]
+    pub(crate) fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
+        let (slot, _) = self.place(token)?;
+        if let Some(generation) = slot.remove(token)? {
+            self.reclaim(slot, token, generation);
+        }
+        Ok(())
+    }
+
+    /// Drops the value of a slot held for reclaiming and frees the slot.
+    #[inline]
+    fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
+        // SAFETY: the caller got `generation` from `Slot::remove` or
+        // `Slot::begin_take`: it holds the slot for reclaiming.
+        unsafe { slot.vacate_dropping(generation, || self.recycle(token.index() as u32)) };
+    }
+
+    /// Moves the value out, waiting for its guards if `blocking` (else
+    /// `BorrowActive`). A poisoned value is dropped, its slot freed, and
+    /// the answer is `Poisoned`. A retained value answers `QueueOwned`.
+    #[inline]
+    pub(crate) fn take(&self, token: MessageToken, blocking: bool) -> Result<T, MemoryError> {
+        let (slot, _) = self.place(token)?;
+        let word = slot.begin_take(token, blocking, false)?;
+        if word & word::POISONED != 0 {
+            self.reclaim(slot, token, word::generation(word));
             return Err(MemoryError::Poisoned);
         }
-        Ok(ReadGuard::new(guard))
+        // SAFETY: `begin_take` gave us the slot for reclaiming.
+        let value = unsafe { slot.vacate(word::generation(word)) };
+        self.recycle(token.index() as u32);
+        Ok(value)
     }
 
-    /// Blocking exclusive access; waits while any guard holds the value.
+    /// Drops the value now, without waiting: `BorrowActive` while a guard
+    /// is live, `QueueOwned` while it is retained, unless `last_share`
+    /// (the caller releases the last share, clearing the mark).
     #[inline]
-    pub(crate) fn write(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
-        let slot = self.slot(token)?;
-        check(slot.state(), token)?;
-        Self::admit_write(slot, token, slot.value.write())
+    pub(crate) fn free(&self, token: MessageToken, last_share: bool) -> Result<(), MemoryError> {
+        let (slot, _) = self.place(token)?;
+        let word = slot.begin_take(token, false, last_share)?;
+        self.reclaim(slot, token, word::generation(word));
+        Ok(())
     }
 
-    /// Non-blocking exclusive access: `AlreadyBorrowed` instead of waiting.
+    /// Marks the value retained (see [`word::RETAINED`]); returns whether
+    /// this call set the mark.
+    pub(crate) fn retain(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.place(token)?.0.retain(token)
+    }
+
+    /// Whether the live value `token` names is retained; the error any
+    /// access would answer otherwise.
+    pub(crate) fn is_retained(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.check(token).map(|word| word & word::RETAINED != 0)
+    }
+
+    /// Slots created so far.
     #[inline]
-    pub(crate) fn try_write(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
-        let slot = self.slot(token)?;
-        check(slot.state(), token)?;
-        let guard = slot.value.try_write().ok_or(MemoryError::AlreadyBorrowed)?;
-        Self::admit_write(slot, token, guard)
+    pub(crate) fn capacity(&self) -> usize {
+        // Acquire pairs with the Release in `grow`: a caller that sees the
+        // new capacity also sees the new segment.
+        self.capacity.load(Ordering::Acquire)
     }
 
-    fn admit_write<'a>(
-        slot: &'a Slot<T>,
-        token: MessageToken,
-        guard: crate::sync::RwLockWriteGuard<'a, Option<T>>,
-    ) -> Result<WriteGuard<'a, T>, MemoryError> {
-        let state = slot.state();
-        check(state, token)?;
-        if state & POISONED != 0 {
-            return Err(MemoryError::Poisoned);
-        }
-        Ok(WriteGuard::new(guard, &slot.state))
+    /// The most slots the arena may grow to.
+    pub(crate) fn max_capacity(&self) -> usize {
+        self.places.max()
     }
 
-    /// Removes the value `token` names, unless a guard is live
-    /// (`BorrowActive`, never a wait) or `veto` objects. `veto` sees the
-    /// value under the write lock, so nothing can change it meanwhile.
-    pub(crate) fn remove<E: From<MemoryError>>(
-        &self,
-        token: MessageToken,
-        veto: impl FnOnce(&T) -> Result<(), E>,
-    ) -> Result<Removed<T>, E> {
-        let slot = self.slot(token)?;
-        check(slot.state(), token)?;
-        let mut guard = slot.value.try_write().ok_or(MemoryError::BorrowActive)?;
-        let state = slot.state();
-        check(state, token)?;
-        match &*guard {
-            Some(value) => veto(value)?,
-            None => unreachable!("occupied slot holds a value (S2)"),
-        }
-        let Some(value) = guard.take() else {
-            unreachable!("checked just above")
-        };
-        // Relaxed: under the lock (S1). The new generation retires every
-        // token of the removed value (S3).
-        let next_generation = generation(state).wrapping_add(1) as u64;
-        slot.state.store(next_generation << 32, Ordering::Relaxed);
-        drop(guard);
-        self.free
-            .push(token.index() as u32, |i| &self.slot_at(i).next_free);
-        Ok(Removed {
-            value,
-            poisoned: state & POISONED != 0,
+    /// Values present (including removed ones whose guards are still live,
+    /// which hold their slots): exact when no operation is in flight.
+    ///
+    /// It counts the slots instead of keeping a shared counter, which would
+    /// put two contended read-modify-writes on every insert/remove pair;
+    /// the price is that this call is O(slots created).
+    pub(crate) fn len(&self) -> usize {
+        self.places
+            .all()
+            .filter(|place| word::state(place.slot.word()) != word::VACANT)
+            .count()
+    }
+
+    /// The token and slot at `index`, if a live value is there now.
+    pub(super) fn live_at(&self, index: usize) -> Option<(MessageToken, &Slot<T>)> {
+        let slot = &self.places.get(index)?.slot;
+        let word = slot.word();
+        (word::state(word) == word::PRESENT).then(|| {
+            (
+                MessageToken::new(index as u32, word::generation(word)),
+                slot,
+            )
         })
     }
+}
 
-    /// The token of the value at `index` right now, if any. A snapshot for
-    /// layers that key values by something other than tokens; every use of
-    /// the token is checked again.
-    pub(crate) fn token_at(&self, index: usize) -> Result<MessageToken, MemoryError> {
-        let slot = self.segments.get(index).ok_or(MemoryError::BadToken)?;
-        let state = slot.state();
-        if state & OCCUPIED == 0 {
-            return Err(MemoryError::NotAllocated);
+impl<T, M> Drop for Core<T, M> {
+    fn drop(&mut self) {
+        for place in self.places.all_mut() {
+            place.slot.drop_in_place();
         }
-        Ok(MessageToken::new(index as u32, generation(state)))
+    }
+}
+
+/// The largest capacity any arena may have: the lifecycle word keeps a
+/// free slot's link in 26 bits.
+const MAX_CAPACITY: usize = word::NIL as usize;
+
+/// A concurrent generational slab of `T`: lock-free slot allocation,
+/// per-slot reader-writer locks, and values named by [`MessageToken`]s.
+///
+/// A cheap `Clone` handle (one `Arc`); `Send + Sync` when `T` is.
+///
+/// - [`insert`](Self::insert) pops a free slot from per-thread lock-free
+///   lists; it hands the value back when the arena is full.
+/// - [`get`](Self::get)/[`get_mut`](Self::get_mut) lock the one slot, by
+///   one compare-and-swap that also checks the token's generation; they
+///   wait (spin, then park) only for an incompatible guard on the same
+///   value. [`try_get`](Self::try_get)/[`try_get_mut`](Self::try_get_mut)
+///   answer `AlreadyBorrowed` instead.
+/// - [`remove`](Self::remove) never waits and never fails because of a
+///   guard: the token dies at once and the value is dropped with its last
+///   guard. [`take`](Self::take) waits for the guards and returns the
+///   value; [`try_take`](Self::try_take) answers `BorrowActive` instead.
+/// - Capacity is exact: from a quiescent state with `k` free slots, any one
+///   thread can insert `k` values, whichever threads freed them.
+/// - A token of a removed value never reaches the value stored in its slot
+///   next (until the slot's 32-bit generation wraps, after 2³² reuses).
+///
+/// Reads are not lock-free: a guard is a lock, and a writer excludes
+/// readers. What is lock-free is slot allocation and the token check.
+///
+/// # Examples
+///
+/// ```
+/// use std::thread;
+/// use slotarena::{MemoryError, SlotArena};
+///
+/// let arena = SlotArena::new(64);
+/// let token = arena.insert(String::from("hello")).unwrap();
+/// let worker = arena.clone();
+/// thread::spawn(move || worker.get_mut(token).unwrap().push_str(", world"))
+///     .join()
+///     .unwrap();
+/// assert_eq!(*arena.get(token).unwrap(), "hello, world");
+/// assert_eq!(arena.take(token).unwrap(), "hello, world");
+/// assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+/// ```
+pub struct SlotArena<T> {
+    core: Arc<Core<T>>,
+}
+
+impl<T> Clone for SlotArena<T> {
+    /// Another handle to the same values.
+    fn clone(&self) -> Self {
+        SlotArena {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SlotArena<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotArena")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("max_capacity", &self.max_capacity())
+            .finish()
+    }
+}
+
+impl<T> SlotArena<T> {
+    /// The largest capacity an arena may have (2²⁶ − 1 slots).
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
+    /// An arena of exactly `capacity` slots.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::<u64>::new(16);
+    /// assert_eq!((arena.capacity(), arena.len()), (16, 0));
+    /// ```
+    #[track_caller]
+    pub fn new(capacity: usize) -> Self {
+        Self::growable(capacity, capacity)
+    }
+
+    /// An arena of `initial` slots that grows on demand up to `max`.
+    ///
+    /// Each growth adds a segment as large as everything before it (at
+    /// least 32 slots), clamped to `max`. Existing slots never move, so
+    /// guards and tokens stay valid across growth.
+    ///
+    /// # Panics
+    ///
+    /// If `initial > max` or `max` exceeds [`MAX_CAPACITY`](Self::MAX_CAPACITY).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::growable(0, 1000);
+    /// let token = arena.insert(7u8).unwrap();
+    /// assert_eq!(arena.capacity(), 32);
+    /// assert_eq!(*arena.get(token).unwrap(), 7);
+    /// ```
+    #[track_caller]
+    pub fn growable(initial: usize, max: usize) -> Self {
+        SlotArena {
+            core: Arc::new(Core::new(initial, max)),
+        }
+    }
+
+    /// The shared core, for owned guards.
+    pub(super) fn core(&self) -> &Core<T> {
+        &self.core
+    }
+
+    /// Stores `value` and returns its token; hands the value back when the
+    /// arena is full at its maximum capacity. Never waits, except for the
+    /// growth lock when a growable arena adds a segment.
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError`] (full), carrying `value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(1);
+    /// arena.insert('a').unwrap();
+    /// assert_eq!(arena.insert('b').unwrap_err().into_inner(), 'b');
+    /// ```
+    #[inline]
+    pub fn insert(&self, value: T) -> Result<MessageToken, InsertError<T>> {
+        self.core
+            .insert(value)
+            .map(|(token, ())| token)
+            .map_err(|value| InsertError { value })
+    }
+
+    /// Whether `token` names a live value (poisoned values included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert!(arena.contains(token));
+    /// arena.remove(token).unwrap();
+    /// assert!(!arena.contains(token));
+    /// ```
+    pub fn contains(&self, token: MessageToken) -> bool {
+        self.core.check(token).is_ok()
+    }
+
+    /// Values in the arena, counting removed values whose last guard has
+    /// not dropped yet (they still hold their slots). Exact when no
+    /// operation is in flight; O(capacity).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(4);
+    /// arena.insert(()).unwrap();
+    /// assert_eq!(arena.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// Whether [`len`](Self::len) is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(slotarena::SlotArena::<u8>::new(4).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots that exist now (free or not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(slotarena::SlotArena::<u8>::growable(8, 64).capacity(), 8);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.core.capacity()
+    }
+
+    /// The most slots the arena may grow to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(slotarena::SlotArena::<u8>::growable(8, 64).max_capacity(), 64);
+    /// ```
+    pub fn max_capacity(&self) -> usize {
+        self.core.max_capacity()
+    }
+
+    /// Removes the value `token` names. Never waits and never fails because
+    /// of a guard: the token is dead at once (every later access answers
+    /// `NotAllocated`), and the value is dropped now, or when the last
+    /// guard on it drops.
+    ///
+    /// # Errors
+    ///
+    /// `BadToken`, `NotAllocated` (already removed), `StaleToken`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(String::from("x")).unwrap();
+    /// let guard = arena.get(token).unwrap();
+    /// arena.remove(token).unwrap(); // does not wait for `guard`
+    /// assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    /// assert_eq!(*guard, "x"); // still readable; dropped with the guard
+    /// ```
+    #[inline]
+    pub fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
+        self.core.remove(token)
+    }
+
+    /// Removes the value `token` names and returns it, waiting for the live
+    /// guards on it to drop. The token is dead from the start of the wait.
+    ///
+    /// A thread that holds a guard on the value and calls `take` on it
+    /// waits for itself forever; use [`try_take`](Self::try_take) there.
+    ///
+    /// # Errors
+    ///
+    /// `BadToken`, `NotAllocated`, `StaleToken`; `Poisoned` if a writer
+    /// panicked while holding the value (the value is dropped and its slot
+    /// freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(vec![1, 2]).unwrap();
+    /// assert_eq!(arena.take(token).unwrap(), [1, 2]);
+    /// ```
+    pub fn take(&self, token: MessageToken) -> Result<T, MemoryError> {
+        self.core.take(token, true)
+    }
+
+    /// [`take`](Self::take) without waiting: `BorrowActive` while any guard
+    /// is live, changing nothing.
+    ///
+    /// # Errors
+    ///
+    /// As `take`, plus `BorrowActive`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(5).unwrap();
+    /// let guard = arena.get(token).unwrap();
+    /// assert_eq!(arena.try_take(token), Err(MemoryError::BorrowActive));
+    /// drop(guard);
+    /// assert_eq!(arena.try_take(token), Ok(5));
+    /// ```
+    pub fn try_take(&self, token: MessageToken) -> Result<T, MemoryError> {
+        self.core.take(token, false)
+    }
+
+    /// Retains only the values for which `keep` answers `true`, visiting
+    /// each value present for the whole call once, under its write lock
+    /// (waiting for other threads' guards; a value whose guard the calling
+    /// thread holds would wait forever). Poisoned values are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(8);
+    /// for n in 0..8 {
+    ///     arena.insert(n).unwrap();
+    /// }
+    /// arena.retain(|_, n| *n % 2 == 0);
+    /// assert_eq!(arena.len(), 4);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(MessageToken, &mut T) -> bool) {
+        for index in 0..self.capacity() {
+            let Some((token, _)) = self.core.live_at(index) else {
+                continue;
+            };
+            let Ok(mut guard) = self.get_mut(token) else {
+                continue;
+            };
+            if !keep(token, &mut guard) {
+                // We hold the write lock, so the value is dropped when
+                // `guard` drops, right after this.
+                let removed = self.remove(token);
+                debug_assert!(removed.is_ok(), "{removed:?}");
+            }
+        }
+    }
+
+    /// Shared access to the value `token` names; waits while a writer
+    /// holds it.
+    ///
+    /// A thread that holds a write guard on the value and calls `get` on
+    /// it waits for itself forever; use [`try_get`](Self::try_get) there.
+    ///
+    /// # Errors
+    ///
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(3u8).unwrap();
+    /// let (a, b) = (arena.get(token).unwrap(), arena.get(token).unwrap());
+    /// assert_eq!(*a + *b, 6);
+    /// ```
+    #[inline]
+    pub fn get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+        self.core.read(token, true)
+    }
+
+    /// Exclusive access to the value `token` names; waits while any guard
+    /// holds it.
+    ///
+    /// # Errors
+    ///
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(3u8).unwrap();
+    /// *arena.get_mut(token).unwrap() += 1;
+    /// assert_eq!(*arena.get(token).unwrap(), 4);
+    /// ```
+    #[inline]
+    pub fn get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+        self.core.write(token, true)
+    }
+
+    /// [`get`](Self::get) without waiting: `AlreadyBorrowed` while a writer
+    /// holds the value.
+    ///
+    /// # Errors
+    ///
+    /// As `get`, plus `AlreadyBorrowed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// let writer = arena.get_mut(token).unwrap();
+    /// assert_eq!(arena.try_get(token).err(), Some(MemoryError::AlreadyBorrowed));
+    /// drop(writer);
+    /// assert!(arena.try_get(token).is_ok());
+    /// ```
+    #[inline]
+    pub fn try_get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+        self.core.read(token, false)
+    }
+
+    /// [`get_mut`](Self::get_mut) without waiting: `AlreadyBorrowed` while
+    /// any guard holds the value.
+    ///
+    /// # Errors
+    ///
+    /// As `get_mut`, plus `AlreadyBorrowed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// let reader = arena.get(token).unwrap();
+    /// assert_eq!(arena.try_get_mut(token).err(), Some(MemoryError::AlreadyBorrowed));
+    /// drop(reader);
+    /// assert!(arena.try_get_mut(token).is_ok());
+    /// ```
+    #[inline]
+    pub fn try_get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+        self.core.write(token, false)
+    }
+
+    /// [`get`](Self::get) for a guard that owns a handle to the arena:
+    /// `'static` and `Send`, so a task can hold it across `.await`.
+    ///
+    /// # Errors
+    ///
+    /// As `get`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(9).unwrap();
+    /// let guard = arena.get_owned(token).unwrap();
+    /// drop(arena);
+    /// assert_eq!(*guard, 9);
+    /// ```
+    pub fn get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+        self.owned_read(token, true)
+    }
+
+    /// [`get_owned`](Self::get_owned) without waiting (`AlreadyBorrowed`).
+    ///
+    /// # Errors
+    ///
+    /// As `try_get`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(9).unwrap();
+    /// assert_eq!(*arena.try_get_owned(token).unwrap(), 9);
+    /// ```
+    pub fn try_get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+        self.owned_read(token, false)
+    }
+
+    /// [`get_mut`](Self::get_mut) for a guard that owns a handle to the
+    /// arena: `'static` and `Send`.
+    ///
+    /// # Errors
+    ///
+    /// As `get_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(9).unwrap();
+    /// *arena.get_mut_owned(token).unwrap() = 10;
+    /// assert_eq!(*arena.get(token).unwrap(), 10);
+    /// ```
+    pub fn get_mut_owned(&self, token: MessageToken) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        self.owned_write(token, true)
+    }
+
+    /// [`get_mut_owned`](Self::get_mut_owned) without waiting
+    /// (`AlreadyBorrowed`).
+    ///
+    /// # Errors
+    ///
+    /// As `try_get_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(9).unwrap();
+    /// let claim = arena.try_get_mut_owned(token).unwrap();
+    /// assert_eq!(arena.try_get_mut_owned(token).err(), Some(MemoryError::AlreadyBorrowed));
+    /// drop(claim);
+    /// ```
+    pub fn try_get_mut_owned(
+        &self,
+        token: MessageToken,
+    ) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        self.owned_write(token, false)
+    }
+
+    fn owned_read(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<OwnedReadGuard<T>, MemoryError> {
+        let (slot, ()) = self.core.place(token)?;
+        slot.lock_read(token, blocking)?;
+        Ok(OwnedReadGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+
+    fn owned_write(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        let (slot, ()) = self.core.place(token)?;
+        slot.lock_write(token, blocking)?;
+        Ok(OwnedWriteGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+
+    /// Every value present for the whole iteration, each with its token and
+    /// a read guard; values inserted or removed meanwhile may or may not
+    /// appear. Never waits: values locked for writing (or poisoned) are
+    /// skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(4);
+    /// arena.insert(1).unwrap();
+    /// arena.insert(2).unwrap();
+    /// let sum: i32 = arena.iter().map(|(_, value)| *value).sum();
+    /// assert_eq!(sum, 3);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter::new(&self.core)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a SlotArena<T> {
+    type Item = (MessageToken, ReadGuard<'a, T>);
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// An [`insert`](SlotArena::insert) into a full arena; carries the value
+/// back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InsertError<T> {
+    value: T,
+}
+
+impl<T> InsertError<T> {
+    /// The value that was not inserted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(0);
+    /// assert_eq!(arena.insert(4).unwrap_err().into_inner(), 4);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The error without the value: always [`MemoryError::NoFreeSlots`].
+    pub fn error(&self) -> MemoryError {
+        MemoryError::NoFreeSlots
+    }
+}
+
+impl<T> fmt::Debug for InsertError<T> {
+    /// Like std's `TrySendError`: prints without needing `T: Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InsertError { .. }")
+    }
+}
+
+impl<T> fmt::Display for InsertError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&MemoryError::NoFreeSlots, f)
+    }
+}
+
+impl<T> core::error::Error for InsertError<T> {}
+
+impl<T> From<InsertError<T>> for MemoryError {
+    fn from(_: InsertError<T>) -> MemoryError {
+        MemoryError::NoFreeSlots
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// The slot's own cost beyond `T` (rounded up to `T`'s alignment).
+    fn overhead<T, M>() -> usize {
+        size_of::<Place<T, M>>() - size_of::<T>().next_multiple_of(align_of::<T>())
+    }
+
+    /// Issue 9's memory bound: at most 16 bytes per slot beyond the value,
+    /// with no per-slot padding (neighbouring threads are kept apart by
+    /// dealing slots to shards in runs instead).
+    #[test]
+    fn a_slot_costs_at_most_sixteen_bytes_beyond_its_value() {
+        assert_eq!(size_of::<Place<u64, ()>>(), 16);
+        assert_eq!(size_of::<Place<u8, ()>>(), 16);
+        assert!(overhead::<[u8; 3], ()>() <= 16);
+        assert!(overhead::<u128, ()>() <= 16);
+        assert!(overhead::<std::string::String, ()>() <= 16);
+        type Manager = Place<crate::Message<u8>, crate::manager::ShareWord>;
+        assert!(
+            overhead::<crate::Message<u8>, crate::manager::ShareWord>() <= 16,
+            "{} bytes per Message<u8> slot",
+            size_of::<Manager>()
+        );
     }
 }

@@ -9,16 +9,13 @@
 
 use alloc::boxed::Box;
 
-use super::slot::Slot;
 use crate::sync::OnceLock;
 
-/// How segments after the first are sized.
+/// How segments after the first are sized: segment `k` holds `base << k`
+/// slots, so any maximum takes few segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Geometry {
-    /// Segment `k` holds `base << k` slots: few segments for any maximum.
-    Doubling { base: usize },
-    /// Every segment holds `len` slots (the linear memory: one page each).
-    Fixed { len: usize },
+struct Geometry {
+    base: usize,
 }
 
 impl Geometry {
@@ -26,48 +23,47 @@ impl Geometry {
     /// `past_first = index - first_len`.
     #[inline]
     fn locate(self, past_first: usize) -> (usize, usize) {
-        match self {
-            Geometry::Doubling { base } => {
-                // Segment k starts at base * (2^k - 1) past the first.
-                let k = (past_first / base + 1).ilog2() as usize;
-                (k, past_first - base * ((1 << k) - 1))
-            }
-            Geometry::Fixed { len } => (past_first / len, past_first % len),
-        }
+        // Segment k starts at base * (2^k - 1) past the first.
+        let k = (past_first / self.base + 1).ilog2() as usize;
+        (k, past_first - self.base * ((1 << k) - 1))
     }
 
     /// Index of segment `k`'s first slot, counted past the first segment.
     fn segment_start(self, k: usize) -> usize {
-        match self {
-            Geometry::Doubling { base } => base.saturating_mul((1usize << k.min(63)) - 1),
-            Geometry::Fixed { len } => len.saturating_mul(k),
-        }
+        self.base.saturating_mul((1usize << k.min(63)) - 1)
     }
 
     /// Slot count of segment `k` (before clamping to the maximum).
     fn segment_len(self, k: usize) -> usize {
-        match self {
-            Geometry::Doubling { base } => base.checked_shl(k as u32).unwrap_or(usize::MAX),
-            Geometry::Fixed { len } => len,
-        }
+        self.base.checked_shl(k as u32).unwrap_or(usize::MAX)
     }
 }
 
 /// A run of slots that never moves once created.
-type Segment<T> = Box<[Slot<T>]>;
+type Segment<E> = Box<[E]>;
 
 /// First segment plus lazily created later ones.
 #[derive(Debug)]
-pub(super) struct Segments<T> {
-    first: Segment<T>,
-    rest: Box<[OnceLock<Segment<T>>]>,
+pub(super) struct Segments<E> {
+    first: Segment<E>,
+    rest: Box<[OnceLock<Segment<E>>]>,
     geometry: Geometry,
     max: usize,
 }
 
-impl<T> Segments<T> {
+/// `len` fresh elements.
+fn segment<E: Default>(len: usize) -> Segment<E> {
+    (0..len).map(|_| E::default()).collect()
+}
+
+impl<E: Default> Segments<E> {
     /// `initial` slots now, room for segments up to `max` slots in all.
-    pub(super) fn new(initial: usize, max: usize, geometry: Geometry) -> Segments<T> {
+    /// Each growth adds a segment as large as everything before it (at
+    /// least 32 slots), clamped to `max`.
+    pub(super) fn new(initial: usize, max: usize) -> Segments<E> {
+        let geometry = Geometry {
+            base: initial.max(32),
+        };
         let mut count = 0;
         let mut covered = initial;
         while covered < max {
@@ -75,16 +71,33 @@ impl<T> Segments<T> {
             count += 1;
         }
         Segments {
-            first: Slot::chain(0, initial),
+            first: segment(initial),
             rest: (0..count).map(|_| OnceLock::new()).collect(),
             geometry,
             max,
         }
     }
 
+    /// Creates the segment that starts at index `start` (the number of
+    /// indexes created so far) and returns its first index and length, or
+    /// `None` at the maximum. The caller serialises calls (the arena's
+    /// growth lock).
+    pub(super) fn add(&self, start: usize) -> Option<(usize, usize)> {
+        if start >= self.max {
+            return None;
+        }
+        let k = self.segment_of(start)?;
+        let (first, len) = self.range(k);
+        debug_assert_eq!(first, start, "segment {k} must start at a boundary");
+        self.rest[k].get_or_init(|| segment(len));
+        Some((first, len))
+    }
+}
+
+impl<E> Segments<E> {
     /// The slot at `index`, if its segment exists.
     #[inline]
-    pub(super) fn get(&self, index: usize) -> Option<&Slot<T>> {
+    pub(super) fn get(&self, index: usize) -> Option<&E> {
         match self.first.get(index) {
             Some(slot) => Some(slot),
             None => self.get_later(index),
@@ -92,7 +105,7 @@ impl<T> Segments<T> {
     }
 
     #[cold]
-    fn get_later(&self, index: usize) -> Option<&Slot<T>> {
+    fn get_later(&self, index: usize) -> Option<&E> {
         if index >= self.max {
             return None;
         }
@@ -105,13 +118,13 @@ impl<T> Segments<T> {
     }
 
     /// The later segment holding `index`, or `None` in the first segment.
-    pub(super) fn segment_of(&self, index: usize) -> Option<usize> {
+    fn segment_of(&self, index: usize) -> Option<usize> {
         let past_first = index.checked_sub(self.first.len())?;
         Some(self.geometry.locate(past_first).0)
     }
 
     /// First index and length of later segment `k`, clamped to the maximum.
-    pub(super) fn range(&self, k: usize) -> (usize, usize) {
+    fn range(&self, k: usize) -> (usize, usize) {
         let start = self.first.len() + self.geometry.segment_start(k);
         (
             start,
@@ -121,22 +134,18 @@ impl<T> Segments<T> {
         )
     }
 
-    /// Creates the segment that starts at index `start` (the number of
-    /// indexes created so far) and returns its number, or `None` at the
-    /// maximum. The caller serialises calls (the arena's growth lock).
-    pub(super) fn add(&self, start: usize) -> Option<usize> {
-        if start >= self.max {
-            return None;
-        }
-        let k = self.segment_of(start)?;
-        let (first, len) = self.range(k);
-        debug_assert_eq!(first, start, "segment {k} must start at a boundary");
-        self.rest[k].get_or_init(|| Slot::chain(start, len));
-        Some(k)
+    /// Every slot created so far, for the arena's drop.
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.first.iter_mut().chain(
+            self.rest
+                .iter_mut()
+                .filter_map(OnceLock::get_mut)
+                .flat_map(|s| s.iter_mut()),
+        )
     }
 
     /// Every slot created so far.
-    pub(super) fn all(&self) -> impl Iterator<Item = &Slot<T>> {
+    pub(super) fn all(&self) -> impl Iterator<Item = &E> {
         self.first.iter().chain(
             self.rest
                 .iter()
@@ -154,7 +163,7 @@ mod tests {
     #[test]
     fn doubling_segments_cover_every_index_once() {
         for base in 1..6 {
-            let geometry = Geometry::Doubling { base };
+            let geometry = Geometry { base };
             let mut expected = Vec::new();
             for k in 0..6 {
                 for offset in 0..geometry.segment_len(k) {
@@ -168,17 +177,12 @@ mod tests {
 
     #[test]
     fn growth_stops_exactly_at_the_maximum() {
-        let segments = Segments::<u8>::new(3, 10, Geometry::Doubling { base: 3 });
-        assert_eq!(segments.add(3), Some(0));
-        assert_eq!(segments.range(0), (3, 3));
-        assert_eq!(segments.add(6), Some(1));
-        assert_eq!(segments.range(1), (6, 4), "clamped to the maximum");
-        assert_eq!(segments.add(10), None);
-        assert_eq!(
-            (segments.segment_of(2), segments.segment_of(7)),
-            (None, Some(1))
-        );
-        assert_eq!(segments.all().count(), 10);
-        assert!(segments.get(9).is_some() && segments.get(10).is_none());
+        let segments = Segments::<u8>::new(3, 100);
+        assert_eq!(segments.add(3), Some((3, 32)));
+        assert_eq!(segments.add(35), Some((35, 64)));
+        assert_eq!(segments.add(99), Some((99, 1)), "clamped to the maximum");
+        assert_eq!(segments.add(100), None);
+        assert_eq!(segments.all().count(), 100);
+        assert!(segments.get(99).is_some() && segments.get(100).is_none());
     }
 }

@@ -1,89 +1,521 @@
-//! One arena slot: its state word, its free-list link and its locked value.
+//! One arena slot: its lifecycle word (see `word.rs`) and its value, and
+//! every transition of the word.
+//!
+//! Invariants, cited as S1…S5 elsewhere:
+//! - S1: the value is initialised exactly when the state is not `VACANT`.
+//! - S2: a thread that set `WRITER` (a write guard, or the reclaimer of a
+//!   removed or taken value) has exclusive access to the value; a thread
+//!   whose CAS added a reader has shared access; `WRITER` and a non-zero
+//!   reader count never coexist.
+//! - S3: only the owner of a vacant slot (the thread that popped it, or the
+//!   reclaimer that is about to push it) writes a vacant word, with plain
+//!   stores; every other write is a CAS whose expected value has a
+//!   non-vacant state, so none can succeed on a vacant word.
+//! - S4: the generation moves on when a value leaves the slot, so no token
+//!   issued before matches afterwards, and a stale CAS always fails.
+//! - S5: whoever clears `PARKED` unparks every waiter on the word, and a
+//!   waiter sleeps only while the word still equals what it saw with
+//!   `PARKED` set (checked under the parking lot's lock), so no wake-up is
+//!   lost.
 
-use alloc::boxed::Box;
+#![allow(unsafe_code)]
 
-use crate::free_list::NIL;
-use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock};
+use core::mem::MaybeUninit;
+
+use super::word::{
+    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, STATE_MASK,
+    TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
+};
+use crate::sync::{
+    AtomicU64, Ordering, SPINS_BEFORE_PARK, UnsafeCell, fence, park, spin_loop, unpark_all,
+};
 use crate::{MemoryError, MessageToken};
 
-/// State bit: the slot holds a value.
-pub(super) const OCCUPIED: u64 = 1 << 0;
-/// State bit: a writer panicked while holding the value (cleared by free).
-pub(super) const POISONED: u64 = 1 << 1;
-
 /// A slot of the concurrent arena.
-///
-/// Invariants (cited as S1…S3 elsewhere):
-/// - S1: `state` is written only while `value`'s write lock is held (or by
-///   the slot's exclusive owner between pop and publish), so a reader that
-///   holds the lock sees a stable state.
-/// - S2: `state & OCCUPIED != 0` exactly when `value` is `Some`, checked
-///   under the lock.
-/// - S3: the generation (high 32 bits of `state`) moves on at every free,
-///   so no token issued before the free matches afterwards.
-///
-/// Slots are cache-line aligned: threads mostly reuse the slots they freed
-/// (per-thread free-list shards), and without the alignment two threads'
-/// neighbouring slots shared a line (W3: 247 ns → 64 ns per round).
-#[derive(Debug)]
-#[repr(align(64))]
 pub(crate) struct Slot<T> {
-    /// Generation in the high 32 bits, `OCCUPIED`/`POISONED` below.
-    pub(super) state: AtomicU64,
-    /// Free-list link; meaningful only while the slot is on the free list.
-    pub(super) next_free: AtomicU32,
-    pub(super) value: RwLock<Option<T>>,
+    word: AtomicU64,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: a slot hands its value to other threads by reference (guards) and
+// by value (take, or a drop in another thread's guard), so sharing a slot
+// needs `T: Send + Sync`, and moving one needs `T: Send`.
+unsafe impl<T: Send> Send for Slot<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Slot<T> {}
+
+impl<T> Default for Slot<T> {
+    /// A vacant slot of generation 0.
+    fn default() -> Self {
+        Slot {
+            word: AtomicU64::new(word::vacant(0, word::NIL)),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+}
+
+/// Whether `word` holds the value `token` names, in the contract's order:
+/// an empty slot or a dead token is `NotAllocated`, a newer value in the
+/// slot is `StaleToken`.
+#[inline]
+fn check(word: u64, token: MessageToken) -> Result<(), MemoryError> {
+    let same = generation(word) == token.generation();
+    match state(word) {
+        PRESENT if same => Ok(()),
+        PRESENT => Err(MemoryError::StaleToken),
+        VACANT => Err(MemoryError::NotAllocated),
+        _ if same => Err(MemoryError::NotAllocated),
+        _ => Err(MemoryError::StaleToken),
+    }
 }
 
 impl<T> Slot<T> {
-    /// An empty slot of generation 0 linked to `next_free`.
-    pub(super) fn vacant(next_free: u32) -> Slot<T> {
-        Slot {
-            state: AtomicU64::new(0),
-            next_free: AtomicU32::new(next_free),
-            value: RwLock::new(None),
+    /// The lifecycle word now. Relaxed: every decision taken on it is
+    /// confirmed by a CAS, or made by the slot's owner (S3).
+    #[inline]
+    pub(super) fn word(&self) -> u64 {
+        self.word.load(Ordering::Relaxed)
+    }
+
+    /// Where waiters on this slot park.
+    fn key(&self) -> usize {
+        core::ptr::from_ref(&self.word).addr()
+    }
+
+    /// The present value's token check, without locking.
+    #[inline]
+    pub(super) fn check(&self, token: MessageToken) -> Result<u64, MemoryError> {
+        let word = self.word();
+        check(word, token).map(|()| word)
+    }
+
+    /// The free-list link of a vacant slot (any value if it is not vacant
+    /// any more: the list's tag makes that harmless).
+    #[inline]
+    pub(super) fn next_free(&self) -> u32 {
+        word::next_free(self.word())
+    }
+
+    /// Sets the free-list link of a vacant slot the caller owns (S3).
+    #[inline]
+    pub(super) fn set_next_free(&self, next: u32) {
+        let generation = generation(self.word());
+        // Relaxed: the list's Release push publishes it (S3).
+        self.word
+            .store(word::vacant(generation, next), Ordering::Relaxed);
+    }
+
+    /// Puts `value` into the vacant slot the caller popped, and publishes
+    /// it with one Release store. Returns the value's generation.
+    #[inline]
+    pub(super) fn fill(&self, value: T) -> u32 {
+        let word = self.word();
+        debug_assert_eq!(state(word), VACANT, "filling a slot in use: {word:#x}");
+        // SAFETY: the caller popped the slot, so it owns it (S3): no guard
+        // exists and no other thread can write the value (S1: it is vacant).
+        self.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        let generation = generation(word);
+        // Release pairs with the Acquire of every lock: the value is
+        // visible before the word says it is present.
+        self.word
+            .store(word::present(generation), Ordering::Release);
+        generation
+    }
+
+    /// A shared pointer to the value, for a guard that holds the lock.
+    #[inline]
+    pub(super) fn value_ptr(&self) -> *const T {
+        self.value.with(|cell| cell.cast::<T>())
+    }
+
+    /// An exclusive pointer to the value, for a guard that holds `WRITER`.
+    #[inline]
+    pub(super) fn value_mut_ptr(&self) -> *mut T {
+        self.value.with_mut(|cell| cell.cast::<T>())
+    }
+
+    /// Waits for the word to change from `seen`: spins a little, then
+    /// parks (S5). Returns the word to look at next.
+    #[cold]
+    fn wait(&self, seen: u64, spins: &mut u32) -> u64 {
+        if *spins < SPINS_BEFORE_PARK {
+            *spins += 1;
+            spin_loop();
+            return self.word();
+        }
+        let parked = seen | PARKED;
+        if seen & PARKED == 0
+            && let Err(now) =
+                self.word
+                    .compare_exchange_weak(seen, parked, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            return now;
+        }
+        park(self.key(), || self.word() == parked);
+        self.word()
+    }
+
+    /// Wakes the waiters if `before` (the word a successful CAS replaced)
+    /// had `PARKED` set; the CAS cleared it (S5).
+    #[inline]
+    fn wake_if_parked(&self, before: u64) {
+        if before & PARKED != 0 {
+            unpark_all(self.key());
         }
     }
 
-    /// Builds `len` empty slots whose links chain `first_index` upwards,
-    /// the last ending the list.
-    pub(super) fn chain(first_index: usize, len: usize) -> Box<[Slot<T>]> {
-        (0..len)
-            .map(|offset| {
-                let next = if offset + 1 < len {
-                    (first_index + offset + 1) as u32
-                } else {
-                    NIL
-                };
-                Slot::vacant(next)
-            })
-            .collect()
-    }
-
-    /// The current state word. Relaxed is enough everywhere it is used:
-    /// outside the lock it is only a hint re-checked under the lock (S1),
-    /// under the lock the lock's own acquire orders it.
+    /// Takes a read lock on the value `token` names. Waits while a writer
+    /// holds it if `blocking`, else answers `AlreadyBorrowed`.
     #[inline]
-    pub(super) fn state(&self) -> u64 {
-        self.state.load(Ordering::Relaxed)
+    pub(super) fn lock_read(&self, token: MessageToken, blocking: bool) -> Result<(), MemoryError> {
+        // First guess: the value is present, unshared and unguarded, which
+        // saves a load in the common case; a wrong guess returns the word.
+        let mut word = word::present(token.generation());
+        let mut spins = 0;
+        loop {
+            if word & (WRITER | POISONED | STATE_MASK) == PRESENT {
+                assert!(
+                    readers(word) < MAX_READERS,
+                    "more than {MAX_READERS} read guards on one value"
+                );
+                // Acquire pairs with `fill`'s and the last writer's Release.
+                // The CAS fails unless the generation still matches (S4).
+                match self.word.compare_exchange_weak(
+                    word,
+                    word + ONE_READER,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(()),
+                    Err(now) => word = now,
+                }
+            }
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & WRITER != 0 {
+                if !blocking {
+                    return Err(MemoryError::AlreadyBorrowed);
+                }
+                word = self.wait(word, &mut spins);
+            }
+        }
     }
-}
 
-/// The generation recorded in a state word.
-#[inline]
-pub(super) const fn generation(state: u64) -> u32 {
-    (state >> 32) as u32
-}
+    /// Takes the write lock on the value `token` names. Waits while any
+    /// guard holds it if `blocking`, else answers `AlreadyBorrowed`.
+    #[inline]
+    pub(super) fn lock_write(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<(), MemoryError> {
+        let mut word = word::present(token.generation());
+        let mut spins = 0;
+        loop {
+            if word & (POISONED | STATE_MASK) == PRESENT && !guarded(word) {
+                // Acquire pairs with the Release of the last unlock.
+                match self.word.compare_exchange_weak(
+                    word,
+                    word | WRITER,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(()),
+                    Err(now) => word = now,
+                }
+            }
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if guarded(word) {
+                if !blocking {
+                    return Err(MemoryError::AlreadyBorrowed);
+                }
+                word = self.wait(word, &mut spins);
+            }
+        }
+    }
 
-/// Does `state` hold the message `token` names? Answers in the contract's
-/// order: `NotAllocated` before `StaleToken`. Poison is left to the caller.
-#[inline]
-pub(super) fn check(state: u64, token: MessageToken) -> Result<(), MemoryError> {
-    if state & OCCUPIED == 0 {
-        Err(MemoryError::NotAllocated)
-    } else if generation(state) != token.generation() {
-        Err(MemoryError::StaleToken)
-    } else {
-        Ok(())
+    /// Drops a read lock. If it was the last guard on a removed value, the
+    /// caller now reclaims the slot: returns the value's generation.
+    #[inline]
+    pub(super) fn unlock_read(&self) -> Option<u32> {
+        // Release: our reads of the value happen before the next writer's
+        // access. One read-modify-write, no retry: the word is never
+        // vacant while we hold a reader (S1), so the subtraction cannot
+        // touch a free-list link.
+        let before = self.word.fetch_sub(ONE_READER, Ordering::Release);
+        debug_assert!(
+            readers(before) > 0,
+            "read unlock without a reader: {before:#x}"
+        );
+        if readers(before) == 1 && before & (PARKED | STATE_MASK) != PRESENT {
+            self.after_last_reader(before)
+        } else {
+            None
+        }
+    }
+
+    /// The rare work of the last reader: reclaim a removed value, wake the
+    /// waiters.
+    #[cold]
+    fn after_last_reader(&self, before: u64) -> Option<u32> {
+        if state(before) == REMOVING {
+            // Nobody else writes a removed word without guards (S3, S5:
+            // nobody parks on it), so the slot is ours to reclaim. Acquire:
+            // every other reader's accesses happen before the drop.
+            fence(Ordering::Acquire);
+            self.word
+                .store((before - ONE_READER) | WRITER, Ordering::Relaxed);
+            return Some(generation(before));
+        }
+        if before & PARKED != 0 {
+            self.word.fetch_and(!PARKED, Ordering::Relaxed);
+            unpark_all(self.key());
+        }
+        None
+    }
+
+    /// Drops the write lock, poisoning the value if `poison`. If the value
+    /// was removed meanwhile, the caller keeps exclusive access and
+    /// reclaims the slot: returns the value's generation.
+    #[inline]
+    pub(super) fn unlock_write(&self, poison: bool) -> Option<u32> {
+        let mut word = self.word();
+        loop {
+            debug_assert!(
+                word & WRITER != 0,
+                "write unlock without a writer: {word:#x}"
+            );
+            let reclaim = state(word) == REMOVING;
+            let mut next = word & !PARKED;
+            if !reclaim {
+                next &= !WRITER;
+            }
+            if poison {
+                next |= POISONED;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.wake_if_parked(word);
+                    return reclaim.then_some(generation(word));
+                }
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Kills `token` at once. If no guard holds the value the caller
+    /// reclaims the slot now (returns the generation); otherwise the last
+    /// guard's unlock will.
+    #[inline]
+    pub(super) fn remove(&self, token: MessageToken) -> Result<Option<u32>, MemoryError> {
+        let mut word = word::present(token.generation());
+        loop {
+            if state(word) == PRESENT && generation(word) == token.generation() {
+                let idle = !guarded(word);
+                let mut next = with_state(word & !PARKED, REMOVING);
+                if idle {
+                    next |= WRITER;
+                }
+                // Acquire when we reclaim: the last guard's accesses happen
+                // before the drop. Otherwise that guard's unlock reclaims.
+                let order = if idle {
+                    Ordering::Acquire
+                } else {
+                    Ordering::Relaxed
+                };
+                match self
+                    .word
+                    .compare_exchange_weak(word, next, order, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        // Waiters for this value wake to `NotAllocated`.
+                        self.wake_if_parked(word);
+                        return Ok(idle.then_some(generation(word)));
+                    }
+                    Err(now) => word = now,
+                }
+            } else {
+                check(word, token)?;
+            }
+        }
+    }
+
+    /// Kills `token` and takes exclusive access to its value, waiting for
+    /// live guards to drop if `blocking` (else `BorrowActive`, changing
+    /// nothing). A retained value answers `QueueOwned`, unless `last_share`
+    /// says the caller releases its last share, which clears the mark.
+    /// Returns the word it holds (generation and poison).
+    pub(super) fn begin_take(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+        last_share: bool,
+    ) -> Result<u64, MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            let idle = !guarded(word);
+            if !idle && !blocking {
+                return Err(MemoryError::BorrowActive);
+            }
+            match (word & RETAINED != 0, last_share) {
+                (true, false) => return Err(MemoryError::QueueOwned),
+                (false, true) => return Err(MemoryError::NotShared),
+                _ => {}
+            }
+            let mut next = with_state(word & !(PARKED | RETAINED), TAKING);
+            if idle {
+                next |= WRITER;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.wake_if_parked(word);
+                    if idle {
+                        return Ok(next);
+                    }
+                    word = next;
+                    break;
+                }
+                Err(now) => word = now,
+            }
+        }
+        // The token is dead; only this thread may set `WRITER` now (S2).
+        let mut spins = 0;
+        loop {
+            if !guarded(word) {
+                match self.word.compare_exchange_weak(
+                    word,
+                    word | WRITER,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(word | WRITER),
+                    Err(now) => word = now,
+                }
+            } else {
+                word = self.wait(word, &mut spins);
+            }
+        }
+    }
+
+    /// Marks the value `token` names as retained (it has queue shares).
+    /// Returns whether this call set the mark.
+    pub(super) fn retain(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & RETAINED != 0 {
+                return Ok(false);
+            }
+            // Relaxed: the mark orders nothing but itself.
+            match self.word.compare_exchange_weak(
+                word,
+                word | RETAINED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Moves the value out of a slot the caller holds exclusively for
+    /// reclaiming (after `remove`, `begin_take` or a last unlock answered
+    /// `generation`), and marks the slot vacant with the next generation.
+    /// The caller pushes the index onto a free list next.
+    ///
+    /// # Safety
+    ///
+    /// - The caller holds the slot exclusively for reclaiming: one of the
+    ///   calls above returned `generation` to it, and it has not called
+    ///   `vacate` or `vacate_dropping` since.
+    #[inline]
+    pub(super) unsafe fn vacate(&self, generation: u32) -> T {
+        self.debug_assert_reclaiming();
+        // SAFETY: the caller holds the slot exclusively (S2) and the value
+        // is initialised (S1: the state is not vacant); after this read the
+        // word says vacant, so nobody reads the moved-out value again.
+        let value = self.value.with(|cell| unsafe { cell.cast::<T>().read() });
+        self.mark_vacant(generation);
+        value
+    }
+
+    /// [`vacate`](Self::vacate), dropping the value in place instead of
+    /// moving it out, then calling `recycle`. If the value's `Drop` panics,
+    /// the slot is still marked vacant and recycled while unwinding.
+    ///
+    /// # Safety
+    ///
+    /// As for [`vacate`](Self::vacate).
+    #[inline]
+    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce()) {
+        self.debug_assert_reclaiming();
+        /// Frees the slot when dropped, after the value's drop (or during
+        /// its unwinding).
+        struct Release<'a, T, F: FnOnce()> {
+            slot: &'a Slot<T>,
+            generation: u32,
+            recycle: Option<F>,
+        }
+        impl<T, F: FnOnce()> Drop for Release<'_, T, F> {
+            fn drop(&mut self) {
+                self.slot.mark_vacant(self.generation);
+                if let Some(recycle) = self.recycle.take() {
+                    recycle();
+                }
+            }
+        }
+        let _release = Release {
+            slot: self,
+            generation,
+            recycle: Some(recycle),
+        };
+        // SAFETY: the caller holds the slot exclusively (S2) and the value
+        // is initialised (S1); `_release` marks the slot vacant right after,
+        // so nobody reaches the dropped value again.
+        self.value
+            .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
+    }
+
+    fn debug_assert_reclaiming(&self) {
+        debug_assert!(
+            self.word() & WRITER != 0 && matches!(state(self.word()), REMOVING | TAKING),
+            "vacating a slot not held for reclaiming: {:#x}",
+            self.word()
+        );
+    }
+
+    /// The word of a slot whose value left: vacant, next generation (S4).
+    fn mark_vacant(&self, generation: u32) {
+        // Relaxed: the slot is owned (S3); the free list's push publishes.
+        self.word.store(
+            word::vacant(generation.wrapping_add(1), word::NIL),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Drops the value of a slot that is not vacant, for the arena's drop.
+    pub(super) fn drop_in_place(&mut self) {
+        if state(self.word()) != VACANT {
+            // SAFETY: `&mut self` excludes every guard, and the value is
+            // initialised (S1).
+            self.value
+                .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
+        }
     }
 }

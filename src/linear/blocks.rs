@@ -33,8 +33,8 @@ use alloc::boxed::Box;
 
 use super::memory::{Region, Space};
 use super::pages::{PageOwner, PagePool, PageTable};
+use super::v1_arena::{Arena, Geometry, Poison};
 use super::{LinearMemoryError, PAGE_SIZE};
-use crate::arena::{Arena, Geometry, Poison};
 use crate::sync::{
     AtomicBool, AtomicU32, AtomicU64, CachePadded, Ordering, shard_count, spin_loop, thread_hint,
 };
@@ -178,7 +178,7 @@ impl Allocator {
             classes,
             large: Arena::new(0, max_pages as usize, Geometry::Doubling { base: 1 }),
             allocated: (0..shard_count())
-                .map(|_| CachePadded(AtomicU64::new(0)))
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
         };
         // Through the pool, so the initial pages are zeroed like any others.

@@ -45,6 +45,7 @@ mod error;
 mod memory;
 mod pages;
 mod traits;
+mod v1_arena;
 
 pub use controller::{BytesGuard, LinearMemoryController};
 pub use error::LinearMemoryError;

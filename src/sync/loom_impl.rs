@@ -2,70 +2,58 @@
 //! loom's model-checked primitives.
 
 use alloc::boxed::Box;
+use alloc::format;
 use core::ptr;
 
+pub(crate) use loom::cell::UnsafeCell;
 pub(crate) use loom::hint::spin_loop;
+pub(crate) use loom::sync::Arc;
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
-pub(crate) use loom::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
-/// The loom thread's identity, hashed: loom runs every model thread on one
-/// OS thread, so a real thread-local would give them all the same hint.
+/// No spinning under loom: every spin is a branch loom would explore.
+pub(crate) const SPINS_BEFORE_PARK: u32 = 0;
+
+loom::lazy_static! {
+    /// The parking lot of a model: one lock and one condition variable for
+    /// every key (waking too many waiters is allowed; losing one is not).
+    static ref PARKING_LOT: (loom::sync::Mutex<()>, loom::sync::Condvar) =
+        (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+}
+
+/// `parking_lot_core::park`'s contract: `validate` runs under the lot's
+/// lock, and the waiter sleeps only if it answers `true`.
+pub(crate) fn park(_key: usize, validate: impl FnOnce() -> bool) {
+    let (lock, condvar) = &*PARKING_LOT;
+    let guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if validate() {
+        drop(condvar.wait(guard));
+    }
+}
+
+/// Wakes every parked thread (the key is ignored: waiters re-check).
+pub(crate) fn unpark_all(_key: usize) {
+    let (lock, condvar) = &*PARKING_LOT;
+    let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    condvar.notify_all();
+}
+
+/// The loom thread's number (0 for the model's main thread, then 1, 2, …
+/// in spawn order), so each model thread has its own home shard, the same
+/// in every explored execution.
 pub(crate) fn thread_hint() -> usize {
-    use core::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    loom::thread::current().id().hash(&mut hasher);
-    hasher.finish() as usize
+    let id = format!("{:?}", loom::thread::current().id());
+    id.trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0)
 }
 
-/// One shard. With two, loom 0.7.2 trips its own internal consistency
-/// assertion (`match_rmw_to_stores` in `rt/atomic.rs`, the known loom issues
-/// #252 and #389) before checking anything of ours. With one shard the
-/// models still run every pool path (home pop, shared pop, whole-chain
-/// `take_all` and its push back); stealing between distinct shards is
-/// exercised by the multi-threaded stress tests instead.
+/// Two shards: the models run the shipped configuration of several lists
+/// with stealing between them, at the smallest size that has it.
 pub(crate) fn shard_count() -> usize {
-    1
-}
-
-/// loom's `RwLock` in `parking_lot`'s shape: no `LockResult` layer (the
-/// crate never relies on lock poisoning; it tracks poison itself).
-#[derive(Debug)]
-pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
-
-impl<T> RwLock<T> {
-    pub(crate) fn new(value: T) -> RwLock<T> {
-        RwLock(loom::sync::RwLock::new(value))
-    }
-
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        match self.0.try_read() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
-
-    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        match self.0.try_write() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
-    }
+    2
 }
 
 /// loom's `Mutex` in `parking_lot`'s shape.
@@ -109,6 +97,12 @@ impl<T> OnceLock<T> {
         // `get_or_init`, is never replaced once set, and is freed only in
         // `drop`, which needs `&mut self`, so it outlives `&self`.
         unsafe { value.as_ref() }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
+        let value = self.value.with_mut(|value| *value);
+        // SAFETY: as in `get`; `&mut self` makes the access exclusive.
+        unsafe { value.as_mut() }
     }
 
     pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {

@@ -1,14 +1,17 @@
-//! The one module that names atomics, locks and loom.
+//! The one module that names atomics, locks, parking and loom.
 //!
 //! Everything concurrent in the crate imports its primitives from here. A
-//! normal build gets `core` atomics, `std::sync::{Arc, OnceLock}` and
-//! `parking_lot` locks; a build with `RUSTFLAGS="--cfg loom"` gets loom's
-//! model-checked versions under the same names and signatures, so the code
-//! loom explores is the code that ships.
+//! normal build gets `core` atomics, `std::sync::Arc`, `parking_lot`'s
+//! mutex and `parking_lot_core` parking; a build with
+//! `RUSTFLAGS="--cfg loom"` gets loom's model-checked versions under the
+//! same names and signatures, so the code loom explores is the code that
+//! ships.
 //!
-//! Both backends offer only what both can do: `read`, `write`, `try_read`,
-//! `try_write` on `RwLock`, `lock` on `Mutex`, `get`/`get_or_init` on
-//! `OnceLock`. No mapped, upgradable or `Arc` guards.
+//! Parking is the one primitive whose loom twin is a re-implementation:
+//! `park(key, validate)` and `unpark_all(key)` are built there on one loom
+//! `Mutex` + `Condvar`, with `validate` run under the mutex exactly as
+//! `parking_lot_core` runs it under its bucket lock, so a lost wake-up (an
+//! unpark between a waiter's check and its sleep) is a deadlock loom finds.
 
 #![allow(unsafe_code)]
 
@@ -22,17 +25,4 @@ mod loom_impl;
 #[cfg(loom)]
 pub(crate) use loom_impl::*;
 
-/// Pads and aligns a value to 128 bytes so that two hot atomics never share
-/// a cache line (adjacent-line prefetch on x86 pulls pairs of 64-byte lines).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> core::ops::Deref for CachePadded<T> {
-    type Target = T;
-
-    #[inline]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+pub(crate) use crossbeam_utils::CachePadded;

@@ -1,10 +1,71 @@
-//! The real backend: `core` atomics, `std` `Arc`/`OnceLock`, `parking_lot` locks.
+//! The real backend: `core` atomics, `std::sync::Arc`, `parking_lot`'s
+//! mutex and `parking_lot_core`'s parking lot.
 
 pub(crate) use core::hint::spin_loop;
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 pub(crate) use std::sync::{Arc, OnceLock};
 
 pub(crate) use parking_lot::Mutex;
+
+/// How many times a waiter re-reads a lock word before parking: slot
+/// critical sections are short, so a waiter usually gets in while spinning
+/// and never pays for a system call.
+pub(crate) const SPINS_BEFORE_PARK: u32 = 40;
+
+/// An `UnsafeCell` with loom's closure API, so loom can track every access.
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> UnsafeCell<T> {
+        UnsafeCell(core::cell::UnsafeCell::new(value))
+    }
+
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// Sleeps until [`unpark_all`] is called with the same `key`, unless
+/// `validate` (run under the parking lot's lock) answers `false`.
+///
+/// `key` is the address of the atomic the waiter watches.
+#[cold]
+pub(crate) fn park(key: usize, validate: impl FnOnce() -> bool) {
+    // SAFETY: `parking_lot_core::park` requires that `validate` and
+    // `before_sleep` neither panic nor call into the parking lot; ours is a
+    // single atomic load, and `before_sleep`/`timed_out` do nothing.
+    unsafe {
+        parking_lot_core::park(
+            key,
+            validate,
+            || {},
+            |_, _| {},
+            parking_lot_core::DEFAULT_PARK_TOKEN,
+            None,
+        );
+    }
+}
+
+/// Wakes every thread parked on `key`.
+#[cold]
+pub(crate) fn unpark_all(key: usize) {
+    // SAFETY: `unpark_all` has no safety requirement beyond a key; it is an
+    // `unsafe fn` only because waking threads in a callback is forbidden,
+    // and we call it from no callback.
+    unsafe {
+        parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
+    }
+}
 
 /// A small number that stays the same for the calling thread and differs
 /// between threads (assigned in order of first use), so per-thread shards
@@ -40,14 +101,3 @@ pub(crate) fn shard_count() -> usize {
             * 2
     })
 }
-
-/// `parking_lot`'s reader-writer lock in its recursive mode.
-///
-/// The plain `RwLock` queues a new reader behind a waiting writer, so a
-/// thread that holds a read guard and asks for a second one deadlocks as
-/// soon as a writer waits in between. Pipeline code does hold two guards on
-/// one message (a header guard and a read guard, say), so here `read` waits
-/// only for a writer that holds the lock, never for one that is queued.
-pub(crate) type RwLock<T> = parking_lot::RecursiveRwLock<T>;
-pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RecursiveRwLockReadGuard<'a, T>;
-pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RecursiveRwLockWriteGuard<'a, T>;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use slotarena_bench::XorShift;
 use slotarena_bench::linear::{self as lin, Allocator, Working};
-use slotarena_bench::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::slots::{self, Arena, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
 
 /// One repetition of one workload for one implementation: nanoseconds per
 /// operation (per thread for the two-thread workloads).
@@ -121,9 +121,9 @@ fn main() {
     );
     println!();
     println!(
-        "| workload | implementation | median ns/op (min–max) | slotarena ÷ this | span ÷ live bytes |"
+        "| workload | implementation | median ns/op (min–max) | manager ÷ this | SlotArena ÷ this | span ÷ live bytes |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
 
     let managers = ["W1", "W2", "W3", "W4", "W5"];
     let titles = [
@@ -145,6 +145,7 @@ fn main() {
         let mut runs: Vec<(&str, Run)> = if managers.contains(&workload) {
             vec![
                 (Ours::NAME, slot_runs::<Ours>(workload)),
+                (Arena::NAME, slot_runs::<Arena>(workload)),
                 (Limen::NAME, slot_runs::<Limen>(workload)),
                 (Sharded::NAME, slot_runs::<Sharded>(workload)),
                 (MutexSlab::NAME, slot_runs::<MutexSlab>(workload)),
@@ -183,19 +184,22 @@ fn main() {
         }
         let results: Vec<Stats> = samples.into_iter().map(stats).collect();
         let ours = results[0].median;
+        // The arena's own row, where the workload has one.
+        let arena = runs
+            .iter()
+            .position(|(name, _)| *name == Arena::NAME)
+            .map(|i| results[i].median);
         for (i, ((name, _), result)) in runs.iter().zip(&results).enumerate() {
-            let ratio = if i == 0 {
-                "—".to_string()
-            } else {
-                format!("{:.2}×", ours / result.median)
-            };
+            let ratio = |of: f64| format!("{:.2}×", of / result.median);
+            let arena_ratio = arena.map_or("—".to_string(), ratio);
+            let ratio = ratio(ours);
             let span = space
                 .get(i)
                 .map(|s| s.lock().clone())
                 .filter(|s| !s.is_empty());
             let span = span.map_or("—".to_string(), |s| format!("{:.2}", stats(s).median));
             println!(
-                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {span} |",
+                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {arena_ratio} | {span} |",
                 result.median, result.min, result.max
             );
         }

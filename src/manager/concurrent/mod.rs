@@ -1,37 +1,47 @@
 //! [`ConcurrentMemoryManager`]: messages shared by every thread of a pipeline.
 
-mod guards;
+mod shares;
 
-use crate::arena::{Arena, Geometry, Poison};
-use crate::sync::{Arc, AtomicU32, Ordering};
-use crate::{HeaderStore, MemoryClass, MemoryError, MemoryManager, Message, MessageToken, Payload};
+use crate::arena::{self, Core, Patience};
+use crate::sync::Arc;
+use crate::{
+    HeaderStore, MemoryClass, MemoryError, MemoryManager, Message, MessageHeader, MessageToken,
+    Payload,
+};
 
-pub use guards::{HeaderGuard, ReadGuard, WriteGuard};
+use shares::Shares;
 
-/// What one arena slot holds: the message and its queue-share count.
-pub(crate) struct Entry<P> {
-    message: Message<P>,
-    /// Outstanding fan-out shares (see `retain_shared`). Changed under the
-    /// slot's read lock, checked by `free`/`take` under its write lock, so
-    /// no share can appear while a free decides.
-    shares: AtomicU32,
-}
+/// The per-slot share word, for the arena's memory test.
+#[cfg(test)]
+pub(crate) type ShareWord = Shares;
+
+/// Shared access to a message of a [`ConcurrentMemoryManager`]: a
+/// [`SlotArena`](crate::SlotArena) read guard.
+pub type ReadGuard<'a, P> = arena::ReadGuard<'a, Message<P>>;
+/// Exclusive access to a message of a [`ConcurrentMemoryManager`]; poisons
+/// the message if dropped by a panic.
+pub type WriteGuard<'a, P> = arena::WriteGuard<'a, Message<P>>;
+/// Shared access to a message's header: a read guard mapped to it.
+pub type HeaderGuard<'a, P> = arena::ReadGuard<'a, Message<P>, MessageHeader>;
 
 /// A message manager that any number of threads share through cheap
-/// `Clone` handles.
+/// `Clone` handles: a thin layer over the crate's [`SlotArena`] core.
 ///
-/// - Slot allocation is lock-free (an ABA-tagged free list); there is no
-///   global lock on any path except growth.
-/// - Each slot has its own `parking_lot` reader-writer lock. Guards wrap
-///   that lock's guards; `read_shared` waits for a writer, `try_*` never
-///   waits (`AlreadyBorrowed`).
+/// - Slot allocation is lock-free (per-thread ABA-tagged free lists);
+///   there is no global lock on any path except growth.
+/// - Each slot's lifecycle word is its reader-writer lock, and the guards
+///   are [`SlotArena`] guards (`read_shared` waits for a writer; `try_*`
+///   never wait: `AlreadyBorrowed`). A stale token never waits: the
+///   generation is checked in the same compare-and-swap that locks.
 /// - `free_shared`/`take_shared` never wait either: a live guard on the
 ///   message, even one held by the calling thread, gives `BorrowActive`.
 /// - A write guard dropped by a panic poisons its message: reads answer
 ///   `Poisoned`, free/take still release the slot.
 /// - Fan-out: [`retain_shared`](Self::retain_shared) adds queue shares;
 ///   `free` answers `QueueOwned` while any is outstanding and the last
-///   [`release_shared`](Self::release_shared) frees the message.
+///   [`release_shared`](Self::release_shared) frees the message. Share
+///   counts live beside the slot, not under its lock, so they never wait
+///   for a guard and never make a free see one.
 /// - Built with [`growable`](Self::growable), capacity grows in segments up
 ///   to a maximum; slots never move, so guards and tokens stay valid.
 ///
@@ -40,6 +50,8 @@ pub(crate) struct Entry<P> {
 /// A thread that holds a [`WriteGuard`] and calls a blocking read or write
 /// on the *same* message waits for itself forever, as with any lock; use
 /// the `try_*` forms when that can happen.
+///
+/// [`SlotArena`]: crate::SlotArena
 ///
 /// # Examples
 ///
@@ -63,7 +75,7 @@ pub struct ConcurrentMemoryManager<P> {
 }
 
 struct Shared<P> {
-    arena: Arena<Entry<P>>,
+    core: Core<Message<P>, Shares>,
     class: MemoryClass,
 }
 
@@ -92,7 +104,14 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Panics
     ///
-    /// If `capacity` exceeds [`MessageToken::MAX_INDEX`] + 1.
+    /// If `capacity` exceeds [`SlotArena::MAX_CAPACITY`](crate::SlotArena::MAX_CAPACITY).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = slotarena::ConcurrentMemoryManager::<u8>::new(8);
+    /// assert_eq!((manager.capacity(), manager.available()), (8, 8));
+    /// ```
     #[track_caller]
     pub fn new(capacity: usize) -> Self {
         Self::growable_with_memory_class(capacity, capacity, MemoryClass::Host)
@@ -102,7 +121,16 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Panics
     ///
-    /// If `capacity` exceeds [`MessageToken::MAX_INDEX`] + 1.
+    /// As for [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryClass};
+    ///
+    /// let manager = ConcurrentMemoryManager::<u8>::with_memory_class(8, MemoryClass::Device(1));
+    /// assert_eq!(manager.memory_class(), MemoryClass::Device(1));
+    /// ```
     #[track_caller]
     pub fn with_memory_class(capacity: usize, class: MemoryClass) -> Self {
         Self::growable_with_memory_class(capacity, capacity, class)
@@ -110,12 +138,13 @@ impl<P> ConcurrentMemoryManager<P> {
 
     /// A manager of `initial` slots that grows on demand up to `max`.
     ///
-    /// Each growth adds a segment as large as everything before it (so at
-    /// most about 32 segments for any maximum), clamped to `max`.
+    /// Each growth adds a segment as large as everything before it (at
+    /// least 32 slots), clamped to `max`.
     ///
     /// # Panics
     ///
-    /// If `initial > max` or `max` exceeds [`MessageToken::MAX_INDEX`] + 1.
+    /// If `initial > max` or `max` exceeds
+    /// [`SlotArena::MAX_CAPACITY`](crate::SlotArena::MAX_CAPACITY).
     ///
     /// # Examples
     ///
@@ -126,7 +155,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// let first = manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
     /// let guard = manager.read_shared(first).unwrap();
     /// manager.store_shared(Message::new(MessageHeader::empty(), 2u8)).unwrap();
-    /// assert_eq!(manager.capacity(), 2);
+    /// assert_eq!(manager.capacity(), 3);
     /// assert_eq!(*guard.payload(), 1); // growth never moves a live message
     /// ```
     #[track_caller]
@@ -139,22 +168,20 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Panics
     ///
     /// As for [`growable`](Self::growable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryClass};
+    ///
+    /// let manager = ConcurrentMemoryManager::<u8>::growable_with_memory_class(0, 64, MemoryClass::Shared);
+    /// assert_eq!((manager.capacity(), manager.max_capacity()), (0, 64));
+    /// ```
     #[track_caller]
     pub fn growable_with_memory_class(initial: usize, max: usize, class: MemoryClass) -> Self {
-        assert!(
-            initial <= max,
-            "initial capacity {initial} exceeds the maximum {max}"
-        );
-        assert!(
-            max <= MessageToken::MAX_INDEX + 1,
-            "capacity {max} exceeds the token index range"
-        );
-        let geometry = Geometry::Doubling {
-            base: initial.max(1),
-        };
         ConcurrentMemoryManager {
             shared: Arc::new(Shared {
-                arena: Arena::new(initial, max, geometry),
+                core: Core::new(initial, max),
                 class,
             }),
         }
@@ -162,12 +189,12 @@ impl<P> ConcurrentMemoryManager<P> {
 
     /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)).
     pub fn capacity(&self) -> usize {
-        self.shared.arena.capacity()
+        self.shared.core.capacity()
     }
 
     /// The most slots the manager may grow to.
     pub fn max_capacity(&self) -> usize {
-        self.shared.arena.max_capacity()
+        self.shared.core.max_capacity()
     }
 
     /// Free slots among [`capacity`](Self::capacity); never more than it,
@@ -177,7 +204,8 @@ impl<P> ConcurrentMemoryManager<P> {
     /// counter that every store and free would have to update: it is meant
     /// for monitoring, not for a hot loop.
     pub fn available(&self) -> usize {
-        self.shared.arena.available()
+        let core = &self.shared.core;
+        core.capacity().saturating_sub(core.len())
     }
 
     /// The memory class this manager reports.
@@ -185,8 +213,8 @@ impl<P> ConcurrentMemoryManager<P> {
         self.shared.class
     }
 
-    /// Stores a message and returns its token. Never waits; grows by a
-    /// segment when full and growable.
+    /// Stores a message and returns its token. Never waits, except for the
+    /// growth lock when a growable manager adds a segment.
     ///
     /// # Errors
     ///
@@ -204,15 +232,105 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// The message itself, meaning `NoFreeSlots`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(0);
+    /// let back = manager.try_store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap_err();
+    /// assert_eq!(*back.payload(), 5);
+    /// ```
+    #[inline]
     pub fn try_store_shared(&self, message: Message<P>) -> Result<MessageToken, Message<P>> {
-        let entry = Entry {
-            message,
-            shares: AtomicU32::new(0),
-        };
+        self.shared.core.insert(message).map(|(token, _)| token)
+    }
+
+    /// [`store_shared`](Self::store_shared), waiting for a free slot when
+    /// the manager is full at its maximum capacity: back-pressure instead
+    /// of an error. The thread sleeps until a free, take or last release
+    /// makes room; waiters are served roughly first come, first served.
+    ///
+    /// # Errors
+    ///
+    /// `NoFreeSlots` only for a manager whose maximum capacity is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(1);
+    /// let first = manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
+    /// let sink = manager.clone();
+    /// let consumer = thread::spawn(move || sink.free_shared(first));
+    /// let second = manager.store_wait(Message::new(MessageHeader::empty(), 2u8)).unwrap();
+    /// consumer.join().unwrap().unwrap();
+    /// assert_eq!(*manager.read_shared(second).unwrap().payload(), 2);
+    /// ```
+    pub fn store_wait(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
         self.shared
-            .arena
-            .insert(entry)
-            .map_err(|(_, entry)| entry.message)
+            .core
+            .insert_wait(message, Patience::Forever)
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
+    }
+
+    /// [`store_wait`](Self::store_wait) for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `NoFreeSlots` when no slot freed up in time; the message is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(0);
+    /// let late = manager.store_timeout(Message::new(MessageHeader::empty(), ()), Duration::from_millis(5));
+    /// assert_eq!(late, Err(MemoryError::NoFreeSlots));
+    /// ```
+    pub fn store_timeout(
+        &self,
+        message: Message<P>,
+        timeout: core::time::Duration,
+    ) -> Result<MessageToken, MemoryError> {
+        self.shared
+            .core
+            .insert_wait(message, Patience::timeout(timeout))
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
+    }
+
+    /// [`store_wait`](Self::store_wait) as a future, for any async runtime.
+    /// Cancel-safe: dropping the future drops the message and holds no slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`store_wait`](Self::store_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(4);
+    /// let token = manager.store_async(Message::new(MessageHeader::empty(), 7u8)).await.unwrap();
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 7);
+    /// # });
+    /// ```
+    pub async fn store_async(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
+        self.shared
+            .core
+            .insert_async(message)
+            .await
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
     }
 
     /// Borrows a message for reading; waits while a writer holds it.
@@ -220,9 +338,9 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    #[inline]
     pub fn read_shared(&self, token: MessageToken) -> Result<ReadGuard<'_, P>, MemoryError> {
-        let inner = self.shared.arena.read(token, Poison::Refuse)?;
-        Ok(ReadGuard { inner })
+        self.shared.core.read(token, true)
     }
 
     /// Borrows a message for reading without waiting.
@@ -232,8 +350,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (a writer
     /// holds it), `Poisoned`.
     pub fn try_read_shared(&self, token: MessageToken) -> Result<ReadGuard<'_, P>, MemoryError> {
-        let inner = self.shared.arena.try_read(token, Poison::Refuse)?;
-        Ok(ReadGuard { inner })
+        self.shared.core.read(token, false)
     }
 
     /// Borrows a message's header; waits while a writer holds the message.
@@ -245,8 +362,8 @@ impl<P> ConcurrentMemoryManager<P> {
         &self,
         token: MessageToken,
     ) -> Result<HeaderGuard<'_, P>, MemoryError> {
-        let inner = self.shared.arena.read(token, Poison::Refuse)?;
-        Ok(HeaderGuard { inner })
+        let guard = self.shared.core.read(token, true)?;
+        Ok(arena::ReadGuard::map(guard, Message::header))
     }
 
     /// Borrows a message for writing; waits while any guard holds it.
@@ -254,9 +371,9 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    #[inline]
     pub fn read_mut_shared(&self, token: MessageToken) -> Result<WriteGuard<'_, P>, MemoryError> {
-        let inner = self.shared.arena.write(token)?;
-        Ok(WriteGuard { inner })
+        self.shared.core.write(token, true)
     }
 
     /// Borrows a message for writing without waiting.
@@ -269,8 +386,7 @@ impl<P> ConcurrentMemoryManager<P> {
         &self,
         token: MessageToken,
     ) -> Result<WriteGuard<'_, P>, MemoryError> {
-        let inner = self.shared.arena.try_write(token)?;
-        Ok(WriteGuard { inner })
+        self.shared.core.write(token, false)
     }
 
     /// Frees a message, dropping it. Never waits. A poisoned message is
@@ -281,8 +397,9 @@ impl<P> ConcurrentMemoryManager<P> {
     /// `BadToken`, `NotAllocated` (double free), `StaleToken`,
     /// `BorrowActive` (a guard is live, on any thread), `QueueOwned`
     /// (shares outstanding).
+    #[inline]
     pub fn free_shared(&self, token: MessageToken) -> Result<(), MemoryError> {
-        self.remove_unshared(token).map(drop)
+        self.shared.core.free(token, false)
     }
 
     /// Frees a message and returns it. Never waits.
@@ -291,39 +408,31 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// As [`free_shared`](Self::free_shared), plus `Poisoned`: the slot is
     /// released and the possibly half-updated message dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 'x')).unwrap();
+    /// assert_eq!(*manager.take_shared(token).unwrap().payload(), 'x');
+    /// assert_eq!(manager.take_shared(token).err(), Some(MemoryError::NotAllocated));
+    /// ```
     pub fn take_shared(&self, token: MessageToken) -> Result<Message<P>, MemoryError> {
-        match self.remove_unshared(token)? {
-            (message, false) => Ok(message),
-            (message, true) => {
-                drop(message);
-                Err(MemoryError::Poisoned)
-            }
-        }
-    }
-
-    /// Removes a message that has no outstanding share; returns it and
-    /// whether it was poisoned.
-    fn remove_unshared(&self, token: MessageToken) -> Result<(Message<P>, bool), MemoryError> {
-        let removed = self.shared.arena.remove(token, |entry: &Entry<P>| {
-            // Relaxed: read under the write lock, which excludes every
-            // share change (they happen under the read lock).
-            match entry.shares.load(Ordering::Relaxed) {
-                0 => Ok(()),
-                _ => Err(MemoryError::QueueOwned),
-            }
-        })?;
-        Ok((removed.value.message, removed.poisoned))
+        self.shared.core.take(token, false)
     }
 
     /// Adds `count` queue shares to a message (fan-out to `count` queues)
     /// and returns the new total. While shares are outstanding, `free` and
     /// `take` answer `QueueOwned`; each queue calls
-    /// [`release_shared`](Self::release_shared) when done.
+    /// [`release_shared`](Self::release_shared) when done. Never waits for
+    /// a guard.
     ///
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`, and
-    /// `TooManyShares` if the total would overflow `u32`.
+    /// `TooManyShares` if the total would exceed 2³¹ − 1.
     ///
     /// # Examples
     ///
@@ -339,20 +448,12 @@ impl<P> ConcurrentMemoryManager<P> {
     /// assert_eq!(manager.available(), 4);
     /// ```
     pub fn retain_shared(&self, token: MessageToken, count: u32) -> Result<u32, MemoryError> {
-        let entry = self.shared.arena.read(token, Poison::Refuse)?;
-        // Relaxed: a count, protected from frees by the read lock we hold.
-        entry
-            .shares
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                n.checked_add(count)
-            })
-            .map(|old| old + count)
-            .map_err(|_| MemoryError::TooManyShares)
+        shares::retain(&self.shared.core, token, count)
     }
 
     /// Releases one queue share and returns how many remain; releasing the
-    /// last one frees the message (also when it is poisoned). Never waits
-    /// for a writer when it is not the last share.
+    /// last one frees the message (also when it is poisoned). Never waits:
+    /// a release that is not the last never looks at the message's lock.
     ///
     /// # Errors
     ///
@@ -360,67 +461,27 @@ impl<P> ConcurrentMemoryManager<P> {
     /// is outstanding; for the last share, `BorrowActive` if a guard is
     /// live (nothing changes: drop the guard and release again).
     pub fn release_shared(&self, token: MessageToken) -> Result<u32, MemoryError> {
-        loop {
-            {
-                let entry = self.shared.arena.read(token, Poison::Allow)?;
-                // Relaxed throughout: a count; the lock orders the message.
-                let mut shares = entry.shares.load(Ordering::Relaxed);
-                while shares > 1 {
-                    match entry.shares.compare_exchange_weak(
-                        shares,
-                        shares - 1,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return Ok(shares - 1),
-                        Err(current) => shares = current,
-                    }
-                }
-                if shares == 0 {
-                    return Err(MemoryError::NotShared);
-                }
-            }
-            // Ours looks like the last share: free under the write lock, where
-            // no share can change, unless one was retained meanwhile.
-            let removed = self.shared.arena.remove(token, |entry: &Entry<P>| {
-                match entry.shares.load(Ordering::Relaxed) {
-                    1 => Ok(()),
-                    0 => Err(LastShare::Gone(MemoryError::NotShared)),
-                    _ => Err(LastShare::Retained),
-                }
-            });
-            match removed {
-                Ok(removed) => {
-                    drop(removed);
-                    return Ok(0);
-                }
-                Err(LastShare::Gone(error)) => return Err(error),
-                Err(LastShare::Retained) => continue,
-            }
-        }
+        shares::release(&self.shared.core, token)
     }
 
-    /// Outstanding queue shares of a message.
+    /// Outstanding queue shares of a message. Never waits.
     ///
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(1);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), ())).unwrap();
+    /// manager.retain_shared(token, 3).unwrap();
+    /// assert_eq!(manager.shares(token), Ok(3));
+    /// ```
     pub fn shares(&self, token: MessageToken) -> Result<u32, MemoryError> {
-        let entry = self.shared.arena.read(token, Poison::Allow)?;
-        Ok(entry.shares.load(Ordering::Relaxed))
-    }
-}
-
-/// Why the last-share free in `release_shared` did not happen.
-enum LastShare {
-    Gone(MemoryError),
-    /// Someone retained between our read and our write lock; try again.
-    Retained,
-}
-
-impl From<MemoryError> for LastShare {
-    fn from(error: MemoryError) -> Self {
-        LastShare::Gone(error)
+        shares::count(&self.shared.core, token)
     }
 }
 

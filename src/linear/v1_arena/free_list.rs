@@ -43,7 +43,7 @@ impl FreeList {
     /// An empty list.
     pub fn new() -> FreeList {
         FreeList {
-            head: CachePadded(AtomicU64::new(pack(0, NIL))),
+            head: CachePadded::new(AtomicU64::new(pack(0, NIL))),
         }
     }
 

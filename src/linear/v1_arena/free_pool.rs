@@ -19,7 +19,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::free_list::{FreeList, NIL};
+use super::free_list::{FreeList, NIL};
 use crate::sync::{AtomicU32, Ordering, shard_count, thread_hint};
 
 /// Upper bound on shards (see `sync::shard_count`), sizing stack snapshots.

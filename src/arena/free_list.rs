@@ -1,0 +1,201 @@
+//! A lock-free, ABA-safe stack of slot indices (a Treiber stack).
+//!
+//! The head is one `AtomicU64` packing a 32-bit tag above a 32-bit index.
+//! Every successful compare-and-swap bumps the tag, so a head that was popped
+//! and pushed back in between (the ABA case) no longer compares equal and a
+//! pop that read a stale `next` link retries instead of corrupting the list.
+//! The links live in the slots themselves (a vacant slot's lifecycle word
+//! carries its link), so the stack allocates nothing: the caller passes
+//! [`Links`], which reads and writes the link of an index.
+
+use crate::sync::{AtomicU64, CachePadded, Ordering};
+
+pub use super::word::NIL;
+
+/// Where the links of a list's indexes live.
+///
+/// `pub` only so that `__loom` can re-export it to the loom models; the
+/// module itself is private.
+pub trait Links {
+    /// The link of `index`. Called on indexes that may have been popped by
+    /// another thread meanwhile, so it must be an atomic read; a stale
+    /// answer is harmless (the head's tag makes the following CAS fail).
+    fn next(&self, index: u32) -> u32;
+    /// Sets the link of `index`, which the caller owns (it is on no list).
+    fn set_next(&self, index: u32, next: u32);
+}
+
+/// Packs the head: high 32 bits are the ABA tag, low 32 bits the top index.
+#[inline]
+const fn pack(tag: u32, index: u32) -> u64 {
+    ((tag as u64) << 32) | index as u64
+}
+
+/// Splits a head into `(tag, index)`.
+#[inline]
+const fn unpack(head: u64) -> (u32, u32) {
+    ((head >> 32) as u32, head as u32)
+}
+
+/// The stack's head; the links are owned by the caller's slots.
+///
+/// `pub` only so that `__loom` can re-export it to the loom models; the
+/// module itself is private.
+#[derive(Debug)]
+pub struct FreeList {
+    head: CachePadded<AtomicU64>,
+}
+
+impl Default for FreeList {
+    fn default() -> Self {
+        FreeList::new()
+    }
+}
+
+impl FreeList {
+    /// An empty list.
+    pub fn new() -> FreeList {
+        FreeList {
+            head: CachePadded::new(AtomicU64::new(pack(0, NIL))),
+        }
+    }
+
+    /// Pops the top index, or `None` when the list is empty.
+    ///
+    /// A stale link read here is harmless because the tag makes the
+    /// following compare-and-swap fail.
+    #[inline]
+    pub fn pop(&self, links: &impl Links) -> Option<u32> {
+        // Acquire pairs with the Release of the push that put this head
+        // there, so the link written before that push is visible.
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, index) = unpack(head);
+            if index == NIL {
+                return None;
+            }
+            // The link read is ordered after the Acquire load of `head` above.
+            let next = links.next(index);
+            // Acquire on success: the popper now owns the slot and must see
+            // everything its last freer did before pushing it (Release).
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), next),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(index),
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// Pops the top index like [`pop`](Self::pop), but writes the head even
+    /// when the list is empty (bumping the tag), so the caller's earlier
+    /// writes are ordered before any later push (Release) and it sees every
+    /// earlier push (Acquire). A waiter calls it after registering, so a
+    /// racing push either hands it the index or sees the registration.
+    pub fn pop_or_touch(&self, links: &impl Links) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, index) = unpack(head);
+            let next = if index == NIL { NIL } else { links.next(index) };
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (index != NIL).then_some(index),
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// The raw head word: equal snapshots mean no operation happened in
+    /// between (every successful operation bumps the tag).
+    pub fn snapshot(&self) -> u64 {
+        // Acquire, like every other head load: a snapshot that shows an
+        // index may be followed by a pop of it.
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Pushes one index whose slot the caller owns.
+    #[inline]
+    pub fn push(&self, index: u32, links: &impl Links) {
+        self.push_chain(index, index, links);
+    }
+
+    /// Pushes a chain `first → … → last` that the caller has already linked
+    /// and owns entirely; `last`'s link is overwritten.
+    pub fn push_chain(&self, first: u32, last: u32, links: &impl Links) {
+        debug_assert!(first != NIL && last != NIL, "pushing the NIL index");
+        // Relaxed: the compare-and-swap is only a guess until it succeeds.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, top) = unpack(head);
+            // Published by the Release compare-and-swap below.
+            links.set_next(last, top);
+            // Release pairs with `pop`'s Acquire: the link, and whatever the
+            // caller did to the slot before freeing it, become visible to
+            // the next owner. Acquire pairs with `pop_or_touch`'s Release,
+            // so a pusher that follows a waiter's touch sees the waiter
+            // registered (see `arena/waiting.rs`).
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), first),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::AtomicU32;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// Links in a plain vector, as the unit tests and loom models use them.
+    struct VecLinks(Vec<AtomicU32>);
+
+    impl Links for VecLinks {
+        fn next(&self, index: u32) -> u32 {
+            self.0[index as usize].load(Ordering::Relaxed)
+        }
+        fn set_next(&self, index: u32, next: u32) {
+            self.0[index as usize].store(next, Ordering::Relaxed);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn head_packing_round_trips(tag in any::<u32>(), index in any::<u32>()) {
+            prop_assert_eq!(unpack(pack(tag, index)), (tag, index));
+        }
+    }
+
+    #[test]
+    fn pops_in_lifo_order_and_chains_keep_their_order() {
+        let links = VecLinks((0..4).map(|_| AtomicU32::new(NIL)).collect());
+        let list = FreeList::new();
+        assert_eq!(list.pop(&links), None);
+        links.set_next(1, 2);
+        list.push_chain(1, 2, &links);
+        list.push(0, &links);
+        assert_eq!(list.pop(&links), Some(0));
+        assert_eq!(list.pop(&links), Some(1));
+        list.push(3, &links);
+        assert_eq!(list.pop(&links), Some(3));
+        assert_eq!(list.pop(&links), Some(2));
+        assert_eq!(list.pop(&links), None);
+        let before = list.snapshot();
+        list.push(1, &links);
+        assert_ne!(list.snapshot(), before, "every push moves the tag");
+    }
+}

@@ -1,0 +1,56 @@
+//! [`Iter`]: a weakly consistent walk over an arena's values.
+
+use core::fmt;
+
+use super::Core;
+use super::guards::{Held, ReadGuard};
+use crate::MessageToken;
+
+/// Iterator over the values of a [`SlotArena`](crate::SlotArena), made by
+/// [`SlotArena::iter`](crate::SlotArena::iter).
+///
+/// Weakly consistent: it yields every value present for the whole
+/// iteration, and may or may not yield values inserted or removed
+/// meanwhile. It never waits: a value locked for writing, or poisoned, is
+/// skipped.
+pub struct Iter<'a, T> {
+    core: &'a Core<T>,
+    next: usize,
+}
+
+impl<'a, T> Iter<'a, T> {
+    pub(super) fn new(core: &'a Core<T>) -> Self {
+        Iter { core, next: 0 }
+    }
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = (MessageToken, ReadGuard<'a, T>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The capacity is read each step, so segments added by growth
+        // during the walk are visited too.
+        while self.next < self.core.capacity() {
+            let index = self.next;
+            self.next += 1;
+            let Some((token, slot)) = self.core.live_at(index) else {
+                continue;
+            };
+            if slot.lock_read(token, false).is_ok() {
+                let held = Held {
+                    slot,
+                    recycle: self.core,
+                    index: index as u32,
+                };
+                return Some((token, ReadGuard::new(held)));
+            }
+        }
+        None
+    }
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("next", &self.next).finish()
+    }
+}

@@ -1,0 +1,217 @@
+//! Guards that own a handle to the arena: [`OwnedReadGuard`] and
+//! [`OwnedWriteGuard`], `'static` and `Send`, so an async task can hold one
+//! across `.await`.
+
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use super::guards::Held;
+use super::slot::Slot;
+use crate::SlotArena;
+
+/// What an owned guard keeps: the arena alive, and the slot it locked.
+struct Lease<T> {
+    arena: SlotArena<T>,
+    /// Points into `arena`'s segments, which never move or get freed
+    /// before the arena drops (and `arena` keeps it alive).
+    slot: NonNull<Slot<T>>,
+    index: u32,
+}
+
+impl<T> Lease<T> {
+    fn held(&self) -> Held<'_, T> {
+        Held {
+            // SAFETY: `slot` points into `arena`'s never-moving segments,
+            // which live as long as `self.arena` (see the field's doc).
+            slot: unsafe { self.slot.as_ref() },
+            recycle: self.arena.core(),
+            index: self.index,
+        }
+    }
+}
+
+/// [`ReadGuard`](super::ReadGuard) that owns a handle to its arena.
+///
+/// Made by [`SlotArena::get_owned`] and [`SlotArena::try_get_owned`].
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::SlotArena;
+///
+/// let arena = SlotArena::new(4);
+/// let token = arena.insert(String::from("kept")).unwrap();
+/// let guard = arena.get_owned(token).unwrap();
+/// let reader = std::thread::spawn(move || guard.len());
+/// assert_eq!(reader.join().unwrap(), 4);
+/// ```
+#[must_use = "if unused the value unlocks at once"]
+#[clippy::has_significant_drop]
+pub struct OwnedReadGuard<T, U: ?Sized = T> {
+    lease: Lease<T>,
+    value: NonNull<U>,
+}
+
+// SAFETY: as for `ReadGuard`: `&U` to the holder, and a possible drop of
+// `T` (and of the arena handle) on the holder's thread.
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Send for OwnedReadGuard<T, U> {}
+// SAFETY: sharing the guard shares only `&U`.
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for OwnedReadGuard<T, U> {}
+
+impl<T> OwnedReadGuard<T> {
+    /// Wraps a read lock the caller just took on `slot` of `arena`.
+    pub(super) fn new(arena: SlotArena<T>, slot: &Slot<T>, index: u32) -> Self {
+        let value = NonNull::new(slot.value_ptr().cast_mut()).expect("slots are never null");
+        OwnedReadGuard {
+            lease: Lease {
+                slot: NonNull::from(slot),
+                arena,
+                index,
+            },
+            value,
+        }
+    }
+}
+
+impl<T, U: ?Sized> OwnedReadGuard<T, U> {
+    /// Narrows the guard to a part of the value, keeping the lock.
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> OwnedReadGuard<T, V> {
+        let this = core::mem::ManuallyDrop::new(this);
+        // SAFETY: the read lock is held (S2) while the guard lives.
+        let value = NonNull::from(f(unsafe { this.value.as_ref() }));
+        // SAFETY: `this` is never dropped, so its lease moves out exactly once.
+        let lease = unsafe { core::ptr::read(&this.lease) };
+        OwnedReadGuard { lease, value }
+    }
+
+    /// The arena the guard keeps alive.
+    pub fn arena(this: &Self) -> &SlotArena<T> {
+        &this.lease.arena
+    }
+}
+
+impl<T, U: ?Sized> Deref for OwnedReadGuard<T, U> {
+    type Target = U;
+
+    #[inline]
+    fn deref(&self) -> &U {
+        // SAFETY: the read lock is held (S2) until `drop`.
+        unsafe { self.value.as_ref() }
+    }
+}
+
+impl<T, U: ?Sized> Drop for OwnedReadGuard<T, U> {
+    fn drop(&mut self) {
+        let held = self.lease.held();
+        held.reclaim(held.slot.unlock_read());
+    }
+}
+
+impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OwnedReadGuard").field(&&**self).finish()
+    }
+}
+
+/// [`WriteGuard`](super::WriteGuard) that owns a handle to its arena.
+///
+/// Made by [`SlotArena::get_mut_owned`] and
+/// [`SlotArena::try_get_mut_owned`]. Poisons the value if dropped by a
+/// panic that began while it was held.
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::SlotArena;
+///
+/// let arena = SlotArena::new(4);
+/// let token = arena.insert(vec![1u8]).unwrap();
+/// let mut guard = arena.get_mut_owned(token).unwrap();
+/// std::thread::spawn(move || guard.push(2)).join().unwrap();
+/// assert_eq!(*arena.get(token).unwrap(), [1, 2]);
+/// ```
+#[must_use = "if unused the value unlocks at once"]
+#[clippy::has_significant_drop]
+pub struct OwnedWriteGuard<T, U: ?Sized = T> {
+    lease: Lease<T>,
+    value: NonNull<U>,
+    panicking_at_start: bool,
+}
+
+// SAFETY: as for `WriteGuard`.
+unsafe impl<T: Send + Sync, U: ?Sized + Send> Send for OwnedWriteGuard<T, U> {}
+// SAFETY: sharing the guard shares only `&U`.
+unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for OwnedWriteGuard<T, U> {}
+
+impl<T> OwnedWriteGuard<T> {
+    /// Wraps the write lock the caller just took on `slot` of `arena`.
+    pub(super) fn new(arena: SlotArena<T>, slot: &Slot<T>, index: u32) -> Self {
+        let value = NonNull::new(slot.value_mut_ptr()).expect("slots are never null");
+        OwnedWriteGuard {
+            lease: Lease {
+                slot: NonNull::from(slot),
+                arena,
+                index,
+            },
+            value,
+            panicking_at_start: std::thread::panicking(),
+        }
+    }
+}
+
+impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
+    /// Narrows the guard to a part of the value, keeping the lock.
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> OwnedWriteGuard<T, V> {
+        let mut this = core::mem::ManuallyDrop::new(this);
+        // SAFETY: the write lock is held (S2) while the guard lives.
+        let value = NonNull::from(f(unsafe { this.value.as_mut() }));
+        // SAFETY: `this` is never dropped, so its lease moves out exactly once.
+        let lease = unsafe { core::ptr::read(&this.lease) };
+        OwnedWriteGuard {
+            lease,
+            value,
+            panicking_at_start: this.panicking_at_start,
+        }
+    }
+
+    /// The arena the guard keeps alive.
+    pub fn arena(this: &Self) -> &SlotArena<T> {
+        &this.lease.arena
+    }
+}
+
+impl<T, U: ?Sized> Deref for OwnedWriteGuard<T, U> {
+    type Target = U;
+
+    #[inline]
+    fn deref(&self) -> &U {
+        // SAFETY: the write lock is held (S2) until `drop`.
+        unsafe { self.value.as_ref() }
+    }
+}
+
+impl<T, U: ?Sized> DerefMut for OwnedWriteGuard<T, U> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut U {
+        // SAFETY: the write lock is held (S2) until `drop`; `&mut self`
+        // makes this the only reference.
+        unsafe { self.value.as_mut() }
+    }
+}
+
+impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
+    fn drop(&mut self) {
+        let poison = !self.panicking_at_start && std::thread::panicking();
+        let held = self.lease.held();
+        held.reclaim(held.slot.unlock_write(poison));
+    }
+}
+
+impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedWriteGuard<T, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OwnedWriteGuard").field(&&**self).finish()
+    }
+}
