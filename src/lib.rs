@@ -58,6 +58,7 @@
 //! |---|---|---|
 //! | `alloc` | yes (via `std`) | `HeapMemoryManager` |
 //! | `std` | yes | the concurrent arena and manager, `linear` memory |
+//! | `limen` | no | `compat::limen`: a memory manager for limen-core 0.1.0-alpha.1 graphs and runtimes |
 //!
 //! With no features the crate is `no_std` and allocation-free.
 
@@ -73,6 +74,8 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod arena;
+#[cfg(feature = "limen")]
+pub mod compat;
 mod error;
 #[cfg(feature = "std")]
 pub mod linear;

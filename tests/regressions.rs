@@ -1,5 +1,6 @@
 //! Regression tests for the defects reported against the v1 core (issue 9).
-//! Each one failed (or hung, caught here by a timeout) on the v1 code.
+//! The first four failed on the v1 code (commit bb5f137, run with
+//! `--test-threads=1`); the last guards the share protocol that replaced it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, mpsc};
@@ -154,9 +155,9 @@ fn share_bookkeeping_is_never_seen_as_a_guard() {
     });
 }
 
-/// The v1 core also answered `BorrowActive` to the last release while a
-/// retain was in flight on another thread; a last release must only ever
-/// free, or see a real guard.
+/// Racing last releases, with share counts read around them: exactly one
+/// frees, and neither ever meets a phantom guard (the share protocol that
+/// fixes defects 2 and 3 reads counts without the slot's lock).
 #[test]
 fn the_last_release_races_retains_without_seeing_phantom_guards() {
     let manager = ConcurrentMemoryManager::new(4);

@@ -20,7 +20,7 @@
 //!       └──── push (lock-free) ◀── vacant, generation + 1 ◀── reclaim ─┘
 //! ```
 //!
-//! - Allocation pops an index from the [`FreePool`] (per-thread shards of
+//! - Allocation pops an index from the `FreePool` (per-thread shards of
 //!   ABA-tagged free lists, invariant F1 in `free_pool.rs`); the popper owns
 //!   the slot, fills it and publishes it with one Release store.
 //! - `remove` never waits: it marks the value `REMOVING`, which kills every
@@ -513,6 +513,14 @@ impl<T> SlotArena<T> {
     /// ```
     pub fn contains(&self, token: MessageToken) -> bool {
         self.core.check(token).is_ok()
+    }
+
+    /// The token of the live value in slot `index` right now, if any: a
+    /// snapshot for layers whose keys carry fewer generation bits than a
+    /// token (`compat::limen`); every use of the token is checked again.
+    #[cfg(feature = "limen")]
+    pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
+        self.core.live_at(index).map(|(token, _)| token)
     }
 
     /// Values in the arena, counting removed values whose last guard has

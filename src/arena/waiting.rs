@@ -161,7 +161,12 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        match self.free.pop_or_touch(self) {
+        let popped = if cfg!(slotarena_mutation = "waiter_without_touch") {
+            self.free.pop(self)
+        } else {
+            self.free.pop_or_touch(self)
+        };
+        match popped {
             Some(index) => Ok(self.fill(index, value)),
             None => self.insert(value),
         }
