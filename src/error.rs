@@ -9,6 +9,26 @@
 /// When several causes apply, the first in this list wins: `BadToken`,
 /// `NotAllocated`, `StaleToken`, `AlreadyBorrowed`, `BorrowActive`,
 /// `QueueOwned`, `Poisoned`. `NoFreeSlots` only comes from `store`.
+///
+/// The enum is `#[non_exhaustive]`: a `match` needs a wildcard arm.
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::{MemoryError, MemoryManager, Message, MessageHeader, StaticMemoryManager};
+///
+/// let mut manager = StaticMemoryManager::<u32, 1>::new();
+/// let token = manager.store(Message::new(MessageHeader::empty(), 1)).unwrap();
+/// let refused = manager.store(Message::new(MessageHeader::empty(), 2)).unwrap_err();
+/// assert_eq!(refused, MemoryError::NoFreeSlots);
+///
+/// manager.free(token).unwrap();
+/// match manager.read(token) {
+///     Ok(_) => unreachable!("the message was freed"),
+///     Err(MemoryError::NotAllocated | MemoryError::StaleToken) => {} // drop the token
+///     Err(other) => panic!("unexpected: {other}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryError {

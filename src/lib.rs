@@ -88,6 +88,7 @@
 //! With no features the crate is `no_std` and allocation-free.
 
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 

@@ -57,15 +57,36 @@ pub struct MessageHeader {
     memory_class: MemoryClass,
 }
 
+/// Accessor and setter of each header field. `$empty` is the field's value
+/// in [`MessageHeader::empty`] and `$example` a value to set, both as
+/// source text for the doc examples.
 macro_rules! header_field {
-    ($(#[doc = $doc:literal] $field:ident, $setter:ident: $t:ty;)*) => {$(
+    ($(#[doc = $doc:literal] $field:ident, $setter:ident: $t:ty = $empty:literal, $example:literal;)*) => {$(
         #[doc = concat!("The ", $doc, ".")]
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use slotarena::MessageHeader;
+        ///
+        #[doc = concat!("assert_eq!(MessageHeader::empty().", stringify!($field), "(), ", $empty, ");")]
+        /// ```
         #[inline]
         pub const fn $field(&self) -> $t {
             self.$field
         }
 
         #[doc = concat!("Sets the ", $doc, "; returns `self` for chaining.")]
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use slotarena::MessageHeader;
+        ///
+        /// let mut header = MessageHeader::empty();
+        #[doc = concat!("header.", stringify!($setter), "(", $example, ");")]
+        #[doc = concat!("assert_eq!(header.", stringify!($field), "(), ", $example, ");")]
+        /// ```
         #[inline]
         pub fn $setter(&mut self, value: $t) -> &mut Self {
             self.$field = value;
@@ -75,7 +96,20 @@ macro_rules! header_field {
 }
 
 impl MessageHeader {
-    /// A header with every field zero or default.
+    /// A header with every field zero or default: no deadline,
+    /// [`QosClass::Standard`], [`MemoryClass::Host`]. Same as `default()`,
+    /// but usable in `const` contexts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryClass, MessageHeader, QosClass};
+    ///
+    /// const HEADER: MessageHeader = MessageHeader::empty();
+    /// assert_eq!(HEADER, MessageHeader::default());
+    /// assert_eq!((HEADER.trace_id(), HEADER.deadline()), (0, None));
+    /// assert_eq!((HEADER.qos(), HEADER.memory_class()), (QosClass::Standard, MemoryClass::Host));
+    /// ```
     pub const fn empty() -> MessageHeader {
         MessageHeader {
             trace_id: 0,
@@ -91,21 +125,21 @@ impl MessageHeader {
 
     header_field! {
         /// trace id that ties together the messages of one request
-        trace_id, set_trace_id: u64;
+        trace_id, set_trace_id: u64 = "0", "42";
         /// sequence number within the trace or stream
-        sequence, set_sequence: u64;
+        sequence, set_sequence: u64 = "0", "7";
         /// time the message was created, in the pipeline's clock ticks
-        creation_tick, set_creation_tick: u64;
+        creation_tick, set_creation_tick: u64 = "0", "1_000";
         /// tick by which the message should be done, if any
-        deadline, set_deadline: Option<u64>;
+        deadline, set_deadline: Option<u64> = "None", "Some(2_000)";
         /// scheduling class
-        qos, set_qos: QosClass;
+        qos, set_qos: QosClass = "slotarena::QosClass::Standard", "slotarena::QosClass::Critical";
         /// payload data size in bytes (kept in sync by `Message`)
-        payload_size_bytes, set_payload_size_bytes: usize;
+        payload_size_bytes, set_payload_size_bytes: usize = "0", "4096";
         /// application-defined flag bits
-        flags, set_flags: u32;
+        flags, set_flags: u32 = "0", "0b101";
         /// memory class of the payload
-        memory_class, set_memory_class: MemoryClass;
+        memory_class, set_memory_class: MemoryClass = "slotarena::MemoryClass::Host", "slotarena::MemoryClass::Device(1)";
     }
 }
 
@@ -130,18 +164,56 @@ pub struct Message<P> {
 
 impl<P: Payload> Message<P> {
     /// Builds a message; the header's payload size is set from `payload`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let mut header = MessageHeader::empty();
+    /// header.set_trace_id(9).set_payload_size_bytes(1); // the size is overwritten
+    /// let message = Message::new(header, [0u16; 8]);
+    /// assert_eq!(message.header().trace_id(), 9);
+    /// assert_eq!(message.header().payload_size_bytes(), 16);
+    /// ```
     pub fn new(mut header: MessageHeader, payload: P) -> Message<P> {
         header.set_payload_size_bytes(payload.buffer_descriptor().bytes());
         Message { header, payload }
     }
 
-    /// Replaces the payload by `f(payload)` and syncs the payload size.
+    /// Replaces the payload by `f(payload)` and syncs the payload size; the
+    /// rest of the header is kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let mut header = MessageHeader::empty();
+    /// header.set_sequence(3);
+    /// let raw = Message::new(header, [1u8, 2, 3, 4]);
+    /// let decoded = raw.map_payload(u32::from_le_bytes);
+    /// assert_eq!(*decoded.payload(), 0x0403_0201);
+    /// assert_eq!(decoded.header().sequence(), 3);
+    /// ```
     pub fn map_payload<Q: Payload>(self, f: impl FnOnce(P) -> Q) -> Message<Q> {
         Message::new(self.header, f(self.payload))
     }
 
     /// Re-reads the payload size into the header, after changes made
     /// through [`payload_mut`](Self::payload_mut).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let mut message = Message::new(MessageHeader::empty(), Some(5u64));
+    /// *message.payload_mut() = None;
+    /// assert_eq!(message.header().payload_size_bytes(), 8); // not yet
+    /// message.sync_payload_size();
+    /// assert_eq!(message.header().payload_size_bytes(), 0);
+    /// ```
     pub fn sync_payload_size(&mut self) {
         self.header
             .set_payload_size_bytes(self.payload.buffer_descriptor().bytes());
@@ -150,18 +222,46 @@ impl<P: Payload> Message<P> {
 
 impl<P> Message<P> {
     /// The header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let message = Message::new(MessageHeader::empty(), 1u32);
+    /// assert_eq!(message.header().payload_size_bytes(), 4);
+    /// ```
     #[inline]
     pub fn header(&self) -> &MessageHeader {
         &self.header
     }
 
     /// The header, for updating.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader, QosClass};
+    ///
+    /// let mut message = Message::new(MessageHeader::empty(), ());
+    /// message.header_mut().set_qos(QosClass::LatencySensitive);
+    /// assert_eq!(message.header().qos(), QosClass::LatencySensitive);
+    /// ```
     #[inline]
     pub fn header_mut(&mut self) -> &mut MessageHeader {
         &mut self.header
     }
 
     /// The payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let message = Message::new(MessageHeader::empty(), "text");
+    /// assert_eq!(*message.payload(), "text");
+    /// ```
     #[inline]
     pub fn payload(&self) -> &P {
         &self.payload
@@ -169,12 +269,31 @@ impl<P> Message<P> {
 
     /// The payload, for updating. The header's payload size is not touched;
     /// call [`sync_payload_size`](Self::sync_payload_size) if it changed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let mut message = Message::new(MessageHeader::empty(), [0u8; 4]);
+    /// message.payload_mut()[0] = 0xff;
+    /// assert_eq!(message.payload(), &[0xff, 0, 0, 0]);
+    /// ```
     #[inline]
     pub fn payload_mut(&mut self) -> &mut P {
         &mut self.payload
     }
 
     /// Splits the message into its header and payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{Message, MessageHeader};
+    ///
+    /// let (header, payload) = Message::new(MessageHeader::empty(), 7u8).into_parts();
+    /// assert_eq!((header.payload_size_bytes(), payload), (1, 7));
+    /// ```
     #[inline]
     pub fn into_parts(self) -> (MessageHeader, P) {
         (self.header, self.payload)

@@ -20,12 +20,30 @@ pub struct BufferDescriptor {
 
 impl BufferDescriptor {
     /// A descriptor for `bytes` bytes of payload data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::BufferDescriptor;
+    ///
+    /// const FRAME: BufferDescriptor = BufferDescriptor::new(1920 * 1080 * 4);
+    /// assert_eq!(FRAME.bytes(), 8_294_400);
+    /// ```
     #[inline]
     pub const fn new(bytes: usize) -> BufferDescriptor {
         BufferDescriptor { bytes }
     }
 
     /// The payload's size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{BufferDescriptor, Payload};
+    ///
+    /// assert_eq!(BufferDescriptor::new(12).bytes(), 12);
+    /// assert_eq!("héllo".buffer_descriptor().bytes(), 6);
+    /// ```
     #[inline]
     pub const fn bytes(&self) -> usize {
         self.bytes
@@ -41,8 +59,42 @@ impl BufferDescriptor {
 ///
 /// Containers report the sum of their elements; `String` and `str` report
 /// their length in bytes; `Option` reports its content or zero.
+///
+/// # Examples
+///
+/// A payload type of your own reports the bytes it carries, here only its
+/// samples:
+///
+/// ```
+/// use slotarena::{BufferDescriptor, Message, MessageHeader, Payload};
+///
+/// struct Audio {
+///     channel: u8,
+///     samples: [i16; 480],
+/// }
+///
+/// impl Payload for Audio {
+///     fn buffer_descriptor(&self) -> BufferDescriptor {
+///         self.samples.buffer_descriptor()
+///     }
+/// }
+///
+/// let message = Message::new(MessageHeader::empty(), Audio { channel: 0, samples: [0; 480] });
+/// assert_eq!(message.payload().channel, 0);
+/// assert_eq!(message.header().payload_size_bytes(), 960);
+/// ```
 pub trait Payload {
     /// The size of the data this value carries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::Payload;
+    ///
+    /// assert_eq!(0u64.buffer_descriptor().bytes(), 8);
+    /// assert_eq!([[0u8; 3]; 2].buffer_descriptor().bytes(), 6);
+    /// assert_eq!((1u8, Some(2u32)).buffer_descriptor().bytes(), 5);
+    /// ```
     fn buffer_descriptor(&self) -> BufferDescriptor;
 }
 

@@ -47,6 +47,16 @@ impl MessageToken {
     ///
     /// Managers build tokens; users normally only copy them. An index above
     /// [`MAX_INDEX`](Self::MAX_INDEX) yields [`INVALID`](Self::INVALID).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::MessageToken;
+    ///
+    /// const FIRST: MessageToken = MessageToken::new(0, 0);
+    /// assert_eq!((FIRST.index(), FIRST.generation()), (0, 0));
+    /// assert_eq!(MessageToken::new(u32::MAX, 5), MessageToken::INVALID);
+    /// ```
     #[inline]
     pub const fn new(index: u32, generation: u32) -> MessageToken {
         if index == u32::MAX {
@@ -56,18 +66,52 @@ impl MessageToken {
     }
 
     /// The slot index this token names.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryManager, Message, MessageHeader, StaticMemoryManager};
+    ///
+    /// let mut manager = StaticMemoryManager::<u8, 4>::new();
+    /// let first = manager.store(Message::new(MessageHeader::empty(), 1)).unwrap();
+    /// let second = manager.store(Message::new(MessageHeader::empty(), 2)).unwrap();
+    /// assert_ne!(first.index(), second.index());
+    /// ```
     #[inline]
     pub const fn index(self) -> usize {
         self.0 as u32 as usize
     }
 
     /// The generation of the slot when the message was stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryManager, Message, MessageHeader, StaticMemoryManager};
+    ///
+    /// let mut manager = StaticMemoryManager::<u8, 1>::new();
+    /// let old = manager.store(Message::new(MessageHeader::empty(), 1)).unwrap();
+    /// manager.free(old).unwrap();
+    /// let new = manager.store(Message::new(MessageHeader::empty(), 2)).unwrap();
+    /// // The same slot, a newer generation: `old` can never reach `2`.
+    /// assert_eq!(new.index(), old.index());
+    /// assert_ne!(new.generation(), old.generation());
+    /// ```
     #[inline]
     pub const fn generation(self) -> u32 {
         (self.0 >> 32) as u32
     }
 
     /// The raw bits, for sending a token through an integer-only channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::MessageToken;
+    ///
+    /// let token = MessageToken::new(3, 1);
+    /// assert_eq!(token.to_bits(), (1 << 32) | 3);
+    /// ```
     #[inline]
     pub const fn to_bits(self) -> u64 {
         self.0
@@ -76,6 +120,16 @@ impl MessageToken {
     /// Rebuilds a token from [`to_bits`](Self::to_bits). Any `u64` is
     /// accepted and checked on every use like any other token; bits that
     /// happen to name a live message reach it (tokens are not capabilities).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, MemoryManager, MessageToken, StaticMemoryManager};
+    ///
+    /// let manager = StaticMemoryManager::<u8, 4>::new();
+    /// let forged = MessageToken::from_bits(0xdead_beef);
+    /// assert_eq!(manager.read(forged).err(), Some(MemoryError::BadToken));
+    /// ```
     ///
     /// ```
     /// # #[cfg(feature = "std")] {
@@ -95,7 +149,18 @@ impl MessageToken {
     }
 
     /// `false` only for tokens whose index is the reserved `u32::MAX`
-    /// (such as [`INVALID`](Self::INVALID)).
+    /// (such as [`INVALID`](Self::INVALID)). A valid token may still name
+    /// no message of a given manager; only the manager can tell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::MessageToken;
+    ///
+    /// assert!(MessageToken::new(0, 0).is_valid());
+    /// assert!(!MessageToken::INVALID.is_valid());
+    /// assert!(!MessageToken::default().is_valid());
+    /// ```
     #[inline]
     pub const fn is_valid(self) -> bool {
         self.0 as u32 != u32::MAX

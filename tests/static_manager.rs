@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::thread;
 
 use slotarena::{
-    HeaderStore, MemoryClass, MemoryError, MemoryManager, Message, MessageHeader, MessageToken,
-    StaticMemoryManager,
+    BufferDescriptor, HeaderStore, MemoryClass, MemoryError, MemoryManager, Message, MessageHeader,
+    MessageToken, Payload, StaticMemoryManager,
 };
 
 /// Built at compile time and only ever read.
@@ -79,4 +79,34 @@ fn a_static_manager_behind_a_mutex_is_shared_by_threads() {
     });
     let manager = SHARED.lock().unwrap();
     assert_eq!((manager.capacity(), manager.available()), (4, 4));
+}
+
+/// A payload without `Debug`.
+struct Opaque;
+
+impl Payload for Opaque {
+    fn buffer_descriptor(&self) -> BufferDescriptor {
+        BufferDescriptor::new(0)
+    }
+}
+
+#[test]
+fn debug_summarises_a_manager_without_needing_a_debug_payload() {
+    let mut manager = StaticMemoryManager::<Opaque, 2>::new();
+    manager
+        .store(Message::new(MessageHeader::empty(), Opaque))
+        .unwrap();
+    assert_eq!(
+        format!("{manager:?}"),
+        "StaticMemoryManager { capacity: 2, available: 1, memory_class: Host }"
+    );
+    #[cfg(feature = "alloc")]
+    {
+        let heap =
+            slotarena::HeapMemoryManager::<Opaque>::with_memory_class(3, MemoryClass::Shared);
+        assert_eq!(
+            format!("{heap:?}"),
+            "HeapMemoryManager { capacity: 3, available: 3, memory_class: Shared }"
+        );
+    }
 }

@@ -34,6 +34,16 @@ impl<P> HeapMemoryManager<P> {
     /// # Panics
     ///
     /// If `capacity` exceeds [`MessageToken::MAX_INDEX`] + 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{HeapMemoryManager, MemoryClass, MemoryManager};
+    ///
+    /// let manager = HeapMemoryManager::<Vec<u8>>::new(128);
+    /// assert_eq!((manager.capacity(), manager.available()), (128, 128));
+    /// assert_eq!(manager.memory_class(), MemoryClass::Host);
+    /// ```
     #[track_caller]
     pub fn new(capacity: usize) -> Self {
         Self::with_memory_class(capacity, MemoryClass::Host)
@@ -44,6 +54,15 @@ impl<P> HeapMemoryManager<P> {
     /// # Panics
     ///
     /// If `capacity` exceeds [`MessageToken::MAX_INDEX`] + 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{HeapMemoryManager, MemoryClass, MemoryManager};
+    ///
+    /// let manager = HeapMemoryManager::<[f32; 16]>::with_memory_class(8, MemoryClass::Device(0));
+    /// assert_eq!(manager.memory_class(), MemoryClass::Device(0));
+    /// ```
     #[track_caller]
     pub fn with_memory_class(capacity: usize, class: MemoryClass) -> Self {
         assert!(
@@ -58,4 +77,6 @@ impl<P> HeapMemoryManager<P> {
     }
 }
 
-impl_single_owner_manager!(HeapMemoryManager);
+impl_single_owner_manager! {
+    HeapMemoryManager, new = "HeapMemoryManager::<u32>::new(4)"
+}

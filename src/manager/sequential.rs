@@ -156,10 +156,12 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
     }
 }
 
-/// Implements `HeaderStore` and `MemoryManager` for a manager whose `table`
-/// field is a [`SlotTable`]: both single-owner managers answer identically.
+/// Implements `HeaderStore`, `MemoryManager`, `take` and `Debug` for a
+/// manager whose `table` field is a [`SlotTable`]: both single-owner
+/// managers answer identically. `$new` is the doc examples' expression for
+/// a fresh manager of four `u32` slots.
 macro_rules! impl_single_owner_manager {
-    ($manager:ident $(, const $n:ident: usize)?) => {
+    ($manager:ident $(, const $n:ident: usize)?, new = $new:literal) => {
         impl<P $(, const $n: usize)?> $crate::HeaderStore for $manager<P $(, $n)?> {
             type HeaderGuard<'a>
                 = &'a $crate::MessageHeader
@@ -230,11 +232,35 @@ macro_rules! impl_single_owner_manager {
             /// # Errors
             ///
             /// `BadToken`, `NotAllocated`, `StaleToken`, as for `free`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use slotarena::{", stringify!($manager), ", MemoryError, MemoryManager, Message, MessageHeader};")]
+            ///
+            #[doc = concat!("let mut manager = ", $new, ";")]
+            /// let token = manager.store(Message::new(MessageHeader::empty(), 7)).unwrap();
+            /// let (_header, payload) = manager.take(token).unwrap().into_parts();
+            /// assert_eq!(payload, 7);
+            /// assert_eq!(manager.take(token).err(), Some(MemoryError::NotAllocated));
+            /// ```
             pub fn take(
                 &mut self,
                 token: $crate::MessageToken,
             ) -> Result<$crate::Message<P>, $crate::MemoryError> {
                 self.table.take(token)
+            }
+        }
+
+        /// A summary (capacity, free slots, memory class) that needs no
+        /// `P: Debug`, like the concurrent manager's.
+        impl<P $(, const $n: usize)?> core::fmt::Debug for $manager<P $(, $n)?> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($manager))
+                    .field("capacity", &self.table.capacity())
+                    .field("available", &self.table.available())
+                    .field("memory_class", &self.class)
+                    .finish()
             }
         }
     };

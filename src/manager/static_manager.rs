@@ -80,4 +80,6 @@ impl<P, const N: usize> Default for StaticMemoryManager<P, N> {
     }
 }
 
-impl_single_owner_manager!(StaticMemoryManager, const N: usize);
+impl_single_owner_manager! {
+    StaticMemoryManager, const N: usize, new = "StaticMemoryManager::<u32, 4>::new()"
+}
