@@ -13,9 +13,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::classes::GRANULE_SHIFT;
-use crate::sync::{AtomicU64, OnceLock, Ordering};
+use crate::sync::{AtomicU32, OnceLock, Ordering};
 
-/// Granules per directory leaf: 1 MiB of address space (fewer under loom,
+/// Granules per directory leaf (16 KiB of words): 1 MiB of address space (fewer under loom,
 /// whose atomics are costly to create).
 #[cfg(not(loom))]
 const LEAF_SHIFT: u32 = 12;
@@ -35,28 +35,39 @@ pub(super) enum Owner {
     Large { desc: u32 },
 }
 
-const KIND_SHIFT: u32 = 62;
-const KIND_SPAN: u64 = 1;
-const KIND_LARGE: u64 = 2;
+/// Owner words: kind in bits 30–31, class in bits 25–29, descriptor in
+/// bits 0–24. A memory has at most 2^24 granules, so at most 2^24 spans or
+/// large blocks at once, and descriptors are reused: indexes fit 25 bits.
+const KIND_SHIFT: u32 = 30;
+const KIND_SPAN: u32 = 1;
+const KIND_LARGE: u32 = 2;
+const CLASS_SHIFT: u32 = 25;
+const DESC_MASK: u32 = (1 << CLASS_SHIFT) - 1;
 
 impl Owner {
-    fn pack(self) -> u64 {
+    fn pack(self) -> u32 {
         match self {
             Owner::Nobody => 0,
             Owner::Span { class, desc } => {
-                (KIND_SPAN << KIND_SHIFT) | (u64::from(class) << 32) | u64::from(desc)
+                debug_assert!(desc <= DESC_MASK && class < 32);
+                (KIND_SPAN << KIND_SHIFT) | (u32::from(class) << CLASS_SHIFT) | desc
             }
-            Owner::Large { desc } => (KIND_LARGE << KIND_SHIFT) | u64::from(desc),
+            Owner::Large { desc } => {
+                debug_assert!(desc <= DESC_MASK);
+                (KIND_LARGE << KIND_SHIFT) | desc
+            }
         }
     }
 
-    fn unpack(word: u64) -> Owner {
+    fn unpack(word: u32) -> Owner {
         match word >> KIND_SHIFT {
             KIND_SPAN => Owner::Span {
-                class: (word >> 32) as u8,
-                desc: word as u32,
+                class: ((word >> CLASS_SHIFT) & 31) as u8,
+                desc: word & DESC_MASK,
             },
-            KIND_LARGE => Owner::Large { desc: word as u32 },
+            KIND_LARGE => Owner::Large {
+                desc: word & DESC_MASK,
+            },
             _ => Owner::Nobody,
         }
     }
@@ -64,7 +75,7 @@ impl Owner {
 
 /// One owner word per granule, in lazily made leaves.
 pub(super) struct Directory {
-    leaves: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    leaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
 }
 
 impl Directory {
@@ -82,11 +93,11 @@ impl Directory {
     pub(super) fn cover(&self, end: u64) {
         let leaves = end.div_ceil(LEAF as u64) as usize;
         for leaf in &self.leaves[..leaves.min(self.leaves.len())] {
-            leaf.get_or_init(|| (0..LEAF).map(|_| AtomicU64::new(0)).collect());
+            leaf.get_or_init(|| (0..LEAF).map(|_| AtomicU32::new(0)).collect());
         }
     }
 
-    fn word(&self, granule: u32) -> Option<&AtomicU64> {
+    fn word(&self, granule: u32) -> Option<&AtomicU32> {
         let leaf = self.leaves.get((granule >> LEAF_SHIFT) as usize)?.get()?;
         Some(&leaf[granule as usize & (LEAF - 1)])
     }
@@ -170,7 +181,7 @@ mod tests {
             Owner::Nobody,
             Owner::Span {
                 class: 23,
-                desc: u32::MAX,
+                desc: DESC_MASK,
             },
             Owner::Large { desc: 7 },
         ] {
