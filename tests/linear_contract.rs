@@ -477,7 +477,7 @@ fn churn_spreads_little_beyond_the_live_bytes() {
         seed ^= seed << 17;
         seed
     };
-    let mut size = move |roll: u64| -> u32 {
+    let size = move |roll: u64| -> u32 {
         if roll % 95 < 70 {
             8 + (roll >> 8) as u32 % 248
         } else {
