@@ -33,8 +33,9 @@
 //!
 //! # Safety and correctness
 //!
-//! The only `unsafe` code lives in `sync` (loom's lazily initialised cell)
-//! and `linear/memory.rs` (handing out bytes of the reserved region), each
+//! The only `unsafe` code lives in `sync` (loom's lazily initialised cell),
+//! the arena's slots and guards, and `linear/region.rs` (reserving the
+//! memory's address space and handing out bytes of it), each
 //! block with its `SAFETY` argument; `#![deny(unsafe_code)]` holds
 //! everywhere else. The concurrent protocols are model-checked with loom
 //! (`loom-tests/`), every manager and the linear memory are tested against
