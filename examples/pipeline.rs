@@ -92,7 +92,6 @@ struct Tally {
     stored: AtomicU64,
     corrupt: AtomicU64,
     sunk: [AtomicU64; 2],
-    full_retries: AtomicU64,
 }
 
 fn main() -> ExitCode {
@@ -121,18 +120,10 @@ fn main() -> ExitCode {
             for seq in (p..messages).step_by(PRODUCERS) {
                 let mut header = MessageHeader::empty();
                 header.set_sequence(seq).set_trace_id(p);
-                let mut message = Message::new(header, Frame::new(seq, drops.clone()));
-                let token = loop {
-                    match m.try_store_shared(message) {
-                        Ok(token) => break token,
-                        Err(back) => {
-                            // Full: back-pressure, keep the message and retry.
-                            tally.full_retries.fetch_add(1, Ordering::Relaxed);
-                            message = back;
-                            thread::yield_now();
-                        }
-                    }
-                };
+                let message = Message::new(header, Frame::new(seq, drops.clone()));
+                // Full: back-pressure. The producer sleeps until a sink's
+                // last release frees a slot (no retry loop).
+                let token = m.store_wait(message).expect("store: capacity is not zero");
                 tally.stored.fetch_add(1, Ordering::Relaxed);
                 out.send(token).unwrap();
             }
@@ -217,11 +208,10 @@ fn main() -> ExitCode {
     let dropped = drops.load(Ordering::Relaxed) as u64;
 
     println!(
-        "{messages} messages through 5 stages ({} threads) in {:.3} s: {:.0} messages/s, {} back-pressure retries",
+        "{messages} messages through 5 stages ({} threads) in {:.3} s: {:.0} messages/s",
         PRODUCERS + TRANSFORMERS + FANOUTS + 2 * SINK_THREADS,
         elapsed.as_secs_f64(),
         messages as f64 / elapsed.as_secs_f64(),
-        tally.full_retries.load(Ordering::Relaxed),
     );
     println!(
         "accounting: stored {stored}, sink A {}, sink B {}, dropped {dropped}, corrupt {corrupt}, free slots {available}/{CAPACITY}",

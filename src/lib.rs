@@ -1,11 +1,31 @@
-//! A lock-free concurrent slot arena for multithreaded pipelines.
+//! A concurrent generational slot arena for multithreaded pipelines:
+//! lock-free slot allocation, a reader-writer lock per slot, and
+//! generational tokens: a token whose value was freed never reaches the
+//! value stored in its slot next (until that slot is reused 2³² times).
 //!
 //! Pipeline stages pass small `Copy` [`MessageToken`]s to each other while
 //! the messages themselves live in a memory manager, keyed by token. Any
-//! thread can read, mutate or free a message through guards, and a token
-//! whose message was freed can never reach the message stored after it.
+//! thread can read, mutate or free a message through guards.
+//!
+//! The concurrent core is public as [`SlotArena<T>`]: a generational slab of
+//! any `T` for users who would otherwise reach for sharded-slab, a slab
+//! behind a mutex, or dashmap.
 //!
 //! ```
+//! # #[cfg(feature = "std")] {
+//! use slotarena::{MemoryError, SlotArena};
+//!
+//! let arena = SlotArena::new(1024);
+//! let token = arena.insert(String::from("frame")).unwrap();
+//! arena.get_mut(token).unwrap().push_str(" #1");
+//! assert_eq!(*arena.get(token).unwrap(), "frame #1");
+//! arena.remove(token).unwrap();
+//! assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+//! # }
+//! ```
+//!
+//! ```
+//! # #[cfg(feature = "alloc")] { // `HeapMemoryManager` and `Vec` need `alloc`
 //! use slotarena::{HeaderStore, HeapMemoryManager, MemoryError, MemoryManager, Message, MessageHeader};
 //!
 //! let mut manager = HeapMemoryManager::new(16);
@@ -15,6 +35,7 @@
 //! assert_eq!(manager.peek_header(token).unwrap().payload_size_bytes(), 3);
 //! manager.free(token).unwrap();
 //! assert_eq!(manager.read(token).err(), Some(MemoryError::NotAllocated));
+//! # }
 //! ```
 //!
 //! # Choosing a manager
@@ -24,8 +45,9 @@
 //! - [`StaticMemoryManager<P, N>`]: `N` slots inline; `no_std`, no allocation.
 //! - [`HeapMemoryManager<P>`]: capacity chosen at run time (feature `alloc`).
 //! - [`ConcurrentMemoryManager<P>`]: a cheap `Clone` handle shared by threads,
-//!   lock-free slot allocation, one lock per slot, optional growth
-//!   (feature `std`).
+//!   lock-free slot allocation, one lock per slot, optional growth, queue
+//!   shares for fan-out, and blocking/async stores that wait for room
+//!   (feature `std`). A thin layer over [`SlotArena`].
 //!
 //! Beside the managers, [`linear`] is a shared linear memory: one byte
 //! space of 64 KiB pages handed out by `u32` offset, WASM-style, on the
@@ -33,23 +55,27 @@
 //!
 //! # Safety and correctness
 //!
-//! The only `unsafe` code lives in `sync` (loom's lazily initialised cell),
-//! the arena's slots and guards, and `linear/region.rs` (reserving the
-//! memory's address space and handing out bytes of it), each
-//! block with its `SAFETY` argument; `#![deny(unsafe_code)]` holds
-//! everywhere else. The concurrent protocols are model-checked with loom
-//! (`loom-tests/`), every manager and the linear memory are tested against
-//! reference models with proptest, and stress tests run real threads.
+//! `#![deny(unsafe_code)]` holds at the crate root; `unsafe` is allowed
+//! only in the modules that need it, each block with its `SAFETY` argument
+//! citing numbered invariants: the arena's slot, guards and core
+//! (`arena/{slot,guards,owned,mod}.rs`: the value storage behind the
+//! lifecycle word), `sync` (parking, and loom's lazily initialised cell)
+//! and the linear memory's byte region (`linear/region.rs`). The concurrent protocols are
+//! model-checked with loom (`loom-tests/`), the unsafe core runs under
+//! Miri, every manager and the linear memory are tested against reference
+//! models with proptest and fuzzing, and stress tests run real threads.
 //!
 //! # Performance
 //!
 //! Slot allocation takes indexes from per-thread shards of ABA-tagged free
 //! lists, so threads that store and free on their own never touch a shared
-//! cache line, and slots are cache-line aligned so neighbours used by
-//! different threads do not share one. The README carries the benchmark
+//! list head; fresh slots are dealt to the shards in runs of adjacent
+//! indexes, so threads working from their own shards rarely share a cache
+//! line, without padding every slot (a slot costs 8 bytes beyond its value,
+//! 16 at most with alignment). The README carries the benchmark
 //! table against sharded-slab, `Mutex<slab::Slab>`, limen-core and dashmap
 //! (and offset-allocator, talc and the system allocator for the linear
-//! memory), made by `cargo run --release --example bench_report`.
+//! memory), made by `cargo run --release -p slotarena-bench --bin bench_report`.
 //!
 //! # Cargo features
 //!
@@ -57,6 +83,7 @@
 //! |---|---|---|
 //! | `alloc` | yes (via `std`) | `HeapMemoryManager` |
 //! | `std` | yes | the concurrent arena and manager, `linear` memory |
+//! | `limen` | no | `compat::limen`: a memory manager for limen-core 0.1.0-alpha.1 graphs and runtimes |
 //!
 //! With no features the crate is `no_std` and allocation-free.
 
@@ -71,6 +98,8 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod arena;
+#[cfg(feature = "limen")]
+pub mod compat;
 mod error;
 #[cfg(feature = "std")]
 pub mod linear;
@@ -95,8 +124,9 @@ pub use payload::{BufferDescriptor, Payload};
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
 
-/// The README's examples run as doctests, so they cannot rot.
-#[cfg(doctest)]
+/// The README's examples run as doctests, so they cannot rot. They use
+/// the concurrent manager, hence `std`.
+#[cfg(all(doctest, feature = "std"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

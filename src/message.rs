@@ -116,7 +116,7 @@ impl MessageHeader {
 /// ```
 /// use slotarena::{Message, MessageHeader};
 ///
-/// let message = Message::new(MessageHeader::empty(), vec![0u8; 64]);
+/// let message = Message::new(MessageHeader::empty(), [0u8; 64]);
 /// assert_eq!(message.header().payload_size_bytes(), 64);
 /// let message = message.map_payload(|bytes| bytes.len() as u32);
 /// assert_eq!(*message.payload(), 64);

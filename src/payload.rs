@@ -144,19 +144,30 @@ impl Payload for String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{boxed::Box, string::String, vec};
 
     #[test]
-    fn containers_report_the_sum_of_their_elements() {
+    fn values_report_their_size_and_containers_the_sum_of_their_elements() {
         assert_eq!(().buffer_descriptor().bytes(), 0);
         assert_eq!(7u16.buffer_descriptor().bytes(), 2);
-        assert_eq!(vec![1u8; 100].buffer_descriptor().bytes(), 100);
-        assert_eq!(vec![vec![0u32; 2]; 3].buffer_descriptor().bytes(), 24);
-        assert_eq!(String::from("héllo").buffer_descriptor().bytes(), 6);
-        assert_eq!(Box::new([1u64; 3]).buffer_descriptor().bytes(), 24);
+        assert_eq!([[0u32; 2]; 3].buffer_descriptor().bytes(), 24);
+        assert_eq!([1u8; 5][1..].buffer_descriptor().bytes(), 4);
         assert_eq!(Some(5u32).buffer_descriptor().bytes(), 4);
         assert_eq!(None::<u32>.buffer_descriptor().bytes(), 0);
         assert_eq!((1u8, 2u32).buffer_descriptor().bytes(), 5);
         assert_eq!("abc".buffer_descriptor().bytes(), 3);
+        assert_eq!((&"héllo").buffer_descriptor().bytes(), 6);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn allocated_containers_report_the_sum_of_their_elements() {
+        use alloc::{boxed::Box, string::String, vec};
+
+        assert_eq!(vec![1u8; 100].buffer_descriptor().bytes(), 100);
+        assert_eq!(vec![vec![0u32; 2]; 3].buffer_descriptor().bytes(), 24);
+        assert_eq!(String::from("héllo").buffer_descriptor().bytes(), 6);
+        assert_eq!(Box::new([1u64; 3]).buffer_descriptor().bytes(), 24);
+        let unsized_box: Box<[u16]> = Box::new([1, 2, 3]);
+        assert_eq!(unsized_box.buffer_descriptor().bytes(), 6);
     }
 }

@@ -6,12 +6,18 @@ use core::fmt;
 ///
 /// A token packs a slot index (low 32 bits) and the slot's generation at the
 /// time the message was stored (high 32 bits) into one `u64`. When a slot is
-/// freed its generation moves on, so a token kept past `free` can never reach
+/// freed its generation moves on, so a token kept past `free` does not reach
 /// the message stored in that slot next: managers answer
-/// [`MemoryError::StaleToken`](crate::MemoryError::StaleToken) instead.
+/// [`MemoryError::NotAllocated`](crate::MemoryError::NotAllocated) while the
+/// slot is empty and [`MemoryError::StaleToken`](crate::MemoryError::StaleToken)
+/// once it holds a newer message. (The generation has 32 bits: only after
+/// one slot is reused 2³² times can an old token match again.)
 ///
-/// Tokens are plain data: copying one does not keep the message alive, and a
-/// token forged with [`from_bits`](Self::from_bits) is checked like any other.
+/// Tokens are plain data, not capabilities: copying one does not keep the
+/// message alive, and a token is checked on every use, but any bits that
+/// name a live slot and its current generation reach that message: a token
+/// built with [`from_bits`](Self::from_bits) or [`new`](Self::new), or one
+/// that another manager handed out.
 ///
 /// # Examples
 ///
@@ -68,8 +74,21 @@ impl MessageToken {
     }
 
     /// Rebuilds a token from [`to_bits`](Self::to_bits). Any `u64` is
-    /// accepted: managers validate tokens on every use, so forged bits can
-    /// only ever produce an error, never another message.
+    /// accepted and checked on every use like any other token; bits that
+    /// happen to name a live message reach it (tokens are not capabilities).
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use slotarena::{MemoryError, MessageToken, SlotArena};
+    ///
+    /// let arena = SlotArena::new(4);
+    /// let token = arena.insert("first").unwrap();
+    /// let copy = MessageToken::from_bits(token.to_bits());
+    /// assert_eq!(*arena.get(copy).unwrap(), "first");
+    /// let forged = MessageToken::from_bits(token.to_bits() + (1 << 32)); // next generation
+    /// assert_eq!(arena.get(forged).err(), Some(MemoryError::StaleToken));
+    /// # }
+    /// ```
     #[inline]
     pub const fn from_bits(bits: u64) -> MessageToken {
         MessageToken(bits)

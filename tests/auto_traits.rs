@@ -1,6 +1,8 @@
 //! Compile-time checks of `Send`/`Sync`: handles and guards travel when
 //! their values may, and not otherwise.
 
+#![cfg(feature = "std")]
+
 use std::cell::Cell;
 
 use slotarena::arena::{OwnedReadGuard, OwnedWriteGuard};

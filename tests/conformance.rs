@@ -1,10 +1,15 @@
 //! DESIGN.md's error table, checked against every manager by one suite.
+//! Each manager's suite runs under the feature that provides the manager,
+//! so `cargo test --no-default-features` still checks `StaticMemoryManager`.
 
 mod support;
 
+#[cfg(feature = "std")]
+use slotarena::ConcurrentMemoryManager;
+#[cfg(feature = "alloc")]
+use slotarena::HeapMemoryManager;
 use slotarena::{
-    ConcurrentMemoryManager, HeaderStore, HeapMemoryManager, MemoryClass, MemoryError,
-    MemoryManager, MessageToken, StaticMemoryManager,
+    HeaderStore, MemoryClass, MemoryError, MemoryManager, MessageToken, StaticMemoryManager,
 };
 use support::{DropCounter, msg};
 
@@ -178,12 +183,14 @@ macro_rules! conformance {
     };
 }
 
+#[cfg(feature = "alloc")]
 conformance!(heap, |class| HeapMemoryManager::<P>::with_memory_class(
     CAPACITY, class
 ));
 conformance!(fixed, |class| {
     StaticMemoryManager::<P, CAPACITY>::with_memory_class(class)
 });
+#[cfg(feature = "std")]
 conformance!(concurrent, |class| {
     ConcurrentMemoryManager::<P>::with_memory_class(CAPACITY, class)
 });

@@ -4,7 +4,11 @@
 mod support;
 
 use proptest::prelude::*;
-use slotarena::{ConcurrentMemoryManager, HeapMemoryManager, StaticMemoryManager};
+#[cfg(feature = "std")]
+use slotarena::ConcurrentMemoryManager;
+#[cfg(feature = "alloc")]
+use slotarena::HeapMemoryManager;
+use slotarena::StaticMemoryManager;
 use support::model::{Model, Op, Subject};
 
 fn op() -> impl Strategy<Value = Op> {
@@ -28,6 +32,7 @@ fn run(subject: &mut dyn Subject, capacity: usize, ops: &[Op]) {
 }
 
 proptest! {
+    #[cfg(feature = "alloc")]
     #[test]
     fn heap_manager_matches_the_model(capacity in 0usize..6, ops in prop::collection::vec(op(), 1..80)) {
         run(&mut HeapMemoryManager::new(capacity), capacity, &ops);
@@ -38,6 +43,7 @@ proptest! {
         run(&mut StaticMemoryManager::<u64, 8>::new(), 8, &ops);
     }
 
+    #[cfg(feature = "std")]
     #[test]
     fn concurrent_manager_matches_the_model(capacity in 0usize..6, ops in prop::collection::vec(op(), 1..80)) {
         run(&mut ConcurrentMemoryManager::new(capacity), capacity, &ops);

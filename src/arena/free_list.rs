@@ -90,6 +90,28 @@ impl FreeList {
         }
     }
 
+    /// Pops the top index like [`pop`](Self::pop), but writes the head even
+    /// when the list is empty (bumping the tag), so the caller's earlier
+    /// writes are ordered before any later push (Release) and it sees every
+    /// earlier push (Acquire). A waiter calls it after registering, so a
+    /// racing push either hands it the index or sees the registration.
+    pub fn pop_or_touch(&self, links: &impl Links) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, index) = unpack(head);
+            let next = if index == NIL { NIL } else { links.next(index) };
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (index != NIL).then_some(index),
+                Err(current) => head = current,
+            }
+        }
+    }
+
     /// The raw head word: equal snapshots mean no operation happened in
     /// between (every successful operation bumps the tag).
     pub fn snapshot(&self) -> u64 {
@@ -116,11 +138,13 @@ impl FreeList {
             links.set_next(last, top);
             // Release pairs with `pop`'s Acquire: the link, and whatever the
             // caller did to the slot before freeing it, become visible to
-            // the next owner.
+            // the next owner. Acquire pairs with `pop_or_touch`'s Release,
+            // so a pusher that follows a waiter's touch sees the waiter
+            // registered (see `arena/waiting.rs`).
             match self.head.compare_exchange_weak(
                 head,
                 pack(tag.wrapping_add(1), first),
-                Ordering::Release,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return,

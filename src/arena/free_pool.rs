@@ -84,6 +84,15 @@ impl FreePool {
         None
     }
 
+    /// [`pop`](Self::pop) for a registered waiter: every list is popped or
+    /// touched with a read-modify-write (`FreeList::pop_or_touch`), home
+    /// first, so a push racing the registration is never missed.
+    pub(crate) fn pop_or_touch(&self, links: &impl Links) -> Option<u32> {
+        let home = self.home();
+        (0..self.shards.len())
+            .find_map(|offset| self.shards[(home + offset) & self.mask].pop_or_touch(links))
+    }
+
     /// Every head.
     fn snapshot<'s>(&self, into: &'s mut [u64; MAX_SHARDS]) -> &'s [u64] {
         for (slot, shard) in into.iter_mut().zip(self.shards.iter()) {

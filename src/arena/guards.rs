@@ -26,16 +26,17 @@ impl<T> Clone for Held<'_, T> {
 impl<T> Copy for Held<'_, T> {}
 
 impl<T> Held<'_, T> {
-    /// Reclaims the slot after an unlock answered `Some(generation)`: moves
-    /// the value out, frees the slot, and only then drops the value, so a
-    /// panicking `Drop` cannot lose the slot.
+    /// Reclaims the slot after an unlock answered `Some(generation)`:
+    /// drops the value in place and frees the slot (even if the value's
+    /// `Drop` panics).
     pub(super) fn reclaim(&self, generation: Option<u32>) {
         if let Some(generation) = generation {
             // SAFETY: the unlock that returned `generation` handed this
             // thread the slot for reclaiming (`Slot::vacate`'s contract).
-            let value = unsafe { self.slot.vacate(generation) };
-            self.recycle.recycle(self.index);
-            drop(value);
+            unsafe {
+                self.slot
+                    .vacate_dropping(generation, || self.recycle.recycle(self.index));
+            }
         }
     }
 }

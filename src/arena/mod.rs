@@ -20,7 +20,7 @@
 //!       └──── push (lock-free) ◀── vacant, generation + 1 ◀── reclaim ─┘
 //! ```
 //!
-//! - Allocation pops an index from the [`FreePool`] (per-thread shards of
+//! - Allocation pops an index from the `FreePool` (per-thread shards of
 //!   ABA-tagged free lists, invariant F1 in `free_pool.rs`); the popper owns
 //!   the slot, fills it and publishes it with one Release store.
 //! - `remove` never waits: it marks the value `REMOVING`, which kills every
@@ -44,6 +44,7 @@ mod iter;
 mod owned;
 mod segments;
 mod slot;
+mod waiting;
 mod word;
 
 use core::fmt;
@@ -55,6 +56,8 @@ use free_pool::FreePool;
 use guards::Held;
 use segments::Segments;
 use slot::Slot;
+pub(crate) use waiting::Patience;
+use waiting::Room;
 
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
@@ -94,6 +97,8 @@ pub(crate) struct Core<T, M = ()> {
     capacity: AtomicUsize,
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
+    /// Threads and tasks waiting for a free slot.
+    room: Room,
 }
 
 impl<T, M> Links for Core<T, M> {
@@ -112,6 +117,7 @@ impl<T, M> Recycle for Core<T, M> {
     #[inline]
     fn recycle(&self, index: u32) {
         self.free.push(index, self);
+        self.room.slot_freed();
     }
 }
 
@@ -136,6 +142,7 @@ impl<T, M: Default> Core<T, M> {
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             growth: Mutex::new(()),
+            room: Room::default(),
         };
         core.free.push_fresh(0, initial, &core);
         core
@@ -147,14 +154,20 @@ impl<T, M: Default> Core<T, M> {
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
         loop {
             if let Some(index) = self.free.pop(self) {
-                let place = self.place_at(index);
-                let generation = place.slot.fill(value);
-                return Ok((MessageToken::new(index, generation), &place.meta));
+                return Ok(self.fill(index, value));
             }
             if !self.grow(self.capacity()) {
                 return Err(value);
             }
         }
+    }
+
+    /// Fills the slot `index`, which the caller popped.
+    #[inline]
+    fn fill(&self, index: u32, value: T) -> (MessageToken, &M) {
+        let place = self.place_at(index);
+        let generation = place.slot.fill(value);
+        (MessageToken::new(index, generation), &place.meta)
     }
 
     /// Grows by one segment unless the capacity moved away from `seen`
@@ -217,16 +230,6 @@ impl<T, M> Core<T, M> {
         self.place(token)?.0.check(token)
     }
 
-    /// Whether the live value `token` names is poisoned.
-    pub(crate) fn is_poisoned(&self, token: MessageToken) -> Result<bool, MemoryError> {
-        self.check(token).map(|word| word & word::POISONED != 0)
-    }
-
-    /// Whether any guard holds the live value `token` names.
-    pub(crate) fn is_guarded(&self, token: MessageToken) -> Result<bool, MemoryError> {
-        self.check(token).map(word::guarded)
-    }
-
     /// Shared access; waits for a writer if `blocking`.
     #[inline]
     pub(crate) fn read(
@@ -256,30 +259,57 @@ impl<T, M> Core<T, M> {
     pub(crate) fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
         let (slot, _) = self.place(token)?;
         if let Some(generation) = slot.remove(token)? {
-            // SAFETY: `remove` answered `generation`: we hold the slot for
-            // reclaiming (`Slot::vacate`'s contract).
-            let value = unsafe { slot.vacate(generation) };
-            self.recycle(token.index() as u32);
-            drop(value);
+            self.reclaim(slot, token, generation);
         }
         Ok(())
     }
 
+    /// Drops the value of a slot held for reclaiming and frees the slot.
+    #[inline]
+    fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
+        // SAFETY: the caller got `generation` from `Slot::remove` or
+        // `Slot::begin_take`: it holds the slot for reclaiming.
+        unsafe { slot.vacate_dropping(generation, || self.recycle(token.index() as u32)) };
+    }
+
     /// Moves the value out, waiting for its guards if `blocking` (else
     /// `BorrowActive`). A poisoned value is dropped, its slot freed, and
-    /// the answer is `Poisoned`.
+    /// the answer is `Poisoned`. A retained value answers `QueueOwned`.
     #[inline]
     pub(crate) fn take(&self, token: MessageToken, blocking: bool) -> Result<T, MemoryError> {
         let (slot, _) = self.place(token)?;
-        let word = slot.begin_take(token, blocking)?;
+        let word = slot.begin_take(token, blocking, false)?;
+        if word & word::POISONED != 0 {
+            self.reclaim(slot, token, word::generation(word));
+            return Err(MemoryError::Poisoned);
+        }
         // SAFETY: `begin_take` gave us the slot for reclaiming.
         let value = unsafe { slot.vacate(word::generation(word)) };
         self.recycle(token.index() as u32);
-        if word & word::POISONED != 0 {
-            drop(value);
-            return Err(MemoryError::Poisoned);
-        }
         Ok(value)
+    }
+
+    /// Drops the value now, without waiting: `BorrowActive` while a guard
+    /// is live, `QueueOwned` while it is retained, unless `last_share`
+    /// (the caller releases the last share, clearing the mark).
+    #[inline]
+    pub(crate) fn free(&self, token: MessageToken, last_share: bool) -> Result<(), MemoryError> {
+        let (slot, _) = self.place(token)?;
+        let word = slot.begin_take(token, false, last_share)?;
+        self.reclaim(slot, token, word::generation(word));
+        Ok(())
+    }
+
+    /// Marks the value retained (see [`word::RETAINED`]); returns whether
+    /// this call set the mark.
+    pub(crate) fn retain(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.place(token)?.0.retain(token)
+    }
+
+    /// Whether the live value `token` names is retained; the error any
+    /// access would answer otherwise.
+    pub(crate) fn is_retained(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        self.check(token).map(|word| word & word::RETAINED != 0)
     }
 
     /// Slots created so far.
@@ -330,7 +360,7 @@ impl<T, M> Drop for Core<T, M> {
 }
 
 /// The largest capacity any arena may have: the lifecycle word keeps a
-/// free slot's link in 27 bits.
+/// free slot's link in 26 bits.
 const MAX_CAPACITY: usize = word::NIL as usize;
 
 /// A concurrent generational slab of `T`: lock-free slot allocation,
@@ -397,7 +427,7 @@ impl<T> fmt::Debug for SlotArena<T> {
 }
 
 impl<T> SlotArena<T> {
-    /// The largest capacity an arena may have (2²⁷ − 1 slots).
+    /// The largest capacity an arena may have (2²⁶ − 1 slots).
     pub const MAX_CAPACITY: usize = MAX_CAPACITY;
 
     /// An arena of exactly `capacity` slots.
@@ -483,6 +513,14 @@ impl<T> SlotArena<T> {
     /// ```
     pub fn contains(&self, token: MessageToken) -> bool {
         self.core.check(token).is_ok()
+    }
+
+    /// The token of the live value in slot `index` right now, if any: a
+    /// snapshot for layers whose keys carry fewer generation bits than a
+    /// token (`compat::limen`); every use of the token is checked again.
+    #[cfg(feature = "limen")]
+    pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
+        self.core.live_at(index).map(|(token, _)| token)
     }
 
     /// Values in the arena, counting removed values whose last guard has
@@ -909,5 +947,34 @@ impl<T> core::error::Error for InsertError<T> {}
 impl<T> From<InsertError<T>> for MemoryError {
     fn from(_: InsertError<T>) -> MemoryError {
         MemoryError::NoFreeSlots
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// The slot's own cost beyond `T` (rounded up to `T`'s alignment).
+    fn overhead<T, M>() -> usize {
+        size_of::<Place<T, M>>() - size_of::<T>().next_multiple_of(align_of::<T>())
+    }
+
+    /// Issue 9's memory bound: at most 16 bytes per slot beyond the value,
+    /// with no per-slot padding (neighbouring threads are kept apart by
+    /// dealing slots to shards in runs instead).
+    #[test]
+    fn a_slot_costs_at_most_sixteen_bytes_beyond_its_value() {
+        assert_eq!(size_of::<Place<u64, ()>>(), 16);
+        assert_eq!(size_of::<Place<u8, ()>>(), 16);
+        assert!(overhead::<[u8; 3], ()>() <= 16);
+        assert!(overhead::<u128, ()>() <= 16);
+        assert!(overhead::<std::string::String, ()>() <= 16);
+        type Manager = Place<crate::Message<u8>, crate::manager::ShareWord>;
+        assert!(
+            overhead::<crate::Message<u8>, crate::manager::ShareWord>() <= 16,
+            "{} bytes per Message<u8> slot",
+            size_of::<Manager>()
+        );
     }
 }

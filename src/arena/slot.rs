@@ -23,12 +23,10 @@
 use core::mem::MaybeUninit;
 
 use super::word::{
-    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, TAKING, VACANT, WRITER,
-    generation, guarded, readers, state, with_state,
+    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, STATE_MASK,
+    TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
 };
-use crate::sync::{
-    AtomicU64, Ordering, SPINS_BEFORE_PARK, UnsafeCell, park, spin_loop, unpark_all,
-};
+use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
 
 /// A slot of the concurrent arena.
@@ -137,10 +135,9 @@ impl<T> Slot<T> {
     /// Waits for the word to change from `seen`: spins a little, then
     /// parks (S5). Returns the word to look at next.
     #[cold]
-    fn wait(&self, seen: u64, spins: &mut u32) -> u64 {
-        if *spins < SPINS_BEFORE_PARK {
-            *spins += 1;
-            spin_loop();
+    fn wait(&self, seen: u64, backoff: &Backoff) -> u64 {
+        if !backoff.is_completed() {
+            backoff.snooze();
             return self.word();
         }
         let parked = seen | PARKED;
@@ -153,6 +150,29 @@ impl<T> Slot<T> {
         }
         park(self.key(), || self.word() == parked);
         self.word()
+    }
+
+    /// For a task about to await [`listen_for_unpark`](crate::sync::listen_for_unpark):
+    /// marks the word `PARKED` if the lock `token` names is still taken
+    /// (for writing, or for reading if `write`). Returns whether the task
+    /// should await; `false` means: try the lock again (it may be free, or
+    /// the token may have died).
+    pub(super) fn park_async(&self, token: MessageToken, write: bool) -> bool {
+        let word = self.word();
+        let taken = if write {
+            guarded(word)
+        } else {
+            word & WRITER != 0
+        };
+        if check(word, token).is_err() || word & POISONED != 0 || !taken {
+            return false;
+        }
+        word & PARKED != 0
+            || cfg!(slotarena_mutation = "async_park_without_mark")
+            || self
+                .word
+                .compare_exchange(word, word | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Wakes the waiters if `before` (the word a successful CAS replaced)
@@ -168,19 +188,18 @@ impl<T> Slot<T> {
     /// holds it if `blocking`, else answers `AlreadyBorrowed`.
     #[inline]
     pub(super) fn lock_read(&self, token: MessageToken, blocking: bool) -> Result<(), MemoryError> {
-        let mut word = self.word();
-        let mut spins = 0;
+        // First guess: the value is present, unshared and unguarded, which
+        // saves a load in the common case; a wrong guess returns the word.
+        let mut word = word::present(token.generation());
+        let backoff = Backoff::new();
         loop {
-            check(word, token)?;
-            if word & POISONED != 0 {
-                return Err(MemoryError::Poisoned);
-            }
-            if word & WRITER == 0 {
+            if word & (WRITER | POISONED | STATE_MASK) == PRESENT {
                 assert!(
                     readers(word) < MAX_READERS,
                     "more than {MAX_READERS} read guards on one value"
                 );
                 // Acquire pairs with `fill`'s and the last writer's Release.
+                // The CAS fails unless the generation still matches (S4).
                 match self.word.compare_exchange_weak(
                     word,
                     word + ONE_READER,
@@ -190,10 +209,16 @@ impl<T> Slot<T> {
                     Ok(_) => return Ok(()),
                     Err(now) => word = now,
                 }
-            } else if blocking {
-                word = self.wait(word, &mut spins);
-            } else {
-                return Err(MemoryError::AlreadyBorrowed);
+            }
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & WRITER != 0 {
+                if !blocking {
+                    return Err(MemoryError::AlreadyBorrowed);
+                }
+                word = self.wait(word, &backoff);
             }
         }
     }
@@ -206,14 +231,10 @@ impl<T> Slot<T> {
         token: MessageToken,
         blocking: bool,
     ) -> Result<(), MemoryError> {
-        let mut word = self.word();
-        let mut spins = 0;
+        let mut word = word::present(token.generation());
+        let backoff = Backoff::new();
         loop {
-            check(word, token)?;
-            if word & POISONED != 0 {
-                return Err(MemoryError::Poisoned);
-            }
-            if !guarded(word) {
+            if word & (POISONED | STATE_MASK) == PRESENT && !guarded(word) {
                 // Acquire pairs with the Release of the last unlock.
                 match self.word.compare_exchange_weak(
                     word,
@@ -224,10 +245,16 @@ impl<T> Slot<T> {
                     Ok(_) => return Ok(()),
                     Err(now) => word = now,
                 }
-            } else if blocking {
-                word = self.wait(word, &mut spins);
-            } else {
-                return Err(MemoryError::AlreadyBorrowed);
+            }
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if guarded(word) {
+                if !blocking {
+                    return Err(MemoryError::AlreadyBorrowed);
+                }
+                word = self.wait(word, &backoff);
             }
         }
     }
@@ -236,39 +263,40 @@ impl<T> Slot<T> {
     /// caller now reclaims the slot: returns the value's generation.
     #[inline]
     pub(super) fn unlock_read(&self) -> Option<u32> {
-        let mut word = self.word();
-        loop {
-            debug_assert!(readers(word) > 0, "read unlock without a reader: {word:#x}");
-            let mut next = word - ONE_READER;
-            let last = readers(next) == 0;
-            let reclaim = last && state(word) == REMOVING;
-            if last {
-                next &= !PARKED;
-            }
-            if reclaim {
-                next |= WRITER;
-            }
-            // Release: our reads of the value happen before the next
-            // writer's access. Acquire too when we reclaim: every other
-            // reader's accesses happen before the drop.
-            let order = if reclaim {
-                Ordering::AcqRel
-            } else {
-                Ordering::Release
-            };
-            match self
-                .word
-                .compare_exchange_weak(word, next, order, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    if last {
-                        self.wake_if_parked(word);
-                    }
-                    return reclaim.then_some(generation(word));
-                }
-                Err(now) => word = now,
-            }
+        // Release: our reads of the value happen before the next writer's
+        // access. One read-modify-write, no retry: the word is never
+        // vacant while we hold a reader (S1), so the subtraction cannot
+        // touch a free-list link.
+        let before = self.word.fetch_sub(ONE_READER, Ordering::Release);
+        debug_assert!(
+            readers(before) > 0,
+            "read unlock without a reader: {before:#x}"
+        );
+        if readers(before) == 1 && before & (PARKED | STATE_MASK) != PRESENT {
+            self.after_last_reader(before)
+        } else {
+            None
         }
+    }
+
+    /// The rare work of the last reader: reclaim a removed value, wake the
+    /// waiters.
+    #[cold]
+    fn after_last_reader(&self, before: u64) -> Option<u32> {
+        if state(before) == REMOVING {
+            // Nobody else writes a removed word without guards (S3, S5:
+            // nobody parks on it), so the slot is ours to reclaim. Acquire:
+            // every other reader's accesses happen before the drop.
+            fence(Ordering::Acquire);
+            self.word
+                .store((before - ONE_READER) | WRITER, Ordering::Relaxed);
+            return Some(generation(before));
+        }
+        if before & PARKED != 0 {
+            self.word.fetch_and(!PARKED, Ordering::Relaxed);
+            unpark_all(self.key());
+        }
+        None
     }
 
     /// Drops the write lock, poisoning the value if `poison`. If the value
@@ -308,42 +336,48 @@ impl<T> Slot<T> {
     /// guard's unlock will.
     #[inline]
     pub(super) fn remove(&self, token: MessageToken) -> Result<Option<u32>, MemoryError> {
-        let mut word = self.word();
+        let mut word = word::present(token.generation());
         loop {
-            check(word, token)?;
-            let idle = !guarded(word);
-            let mut next = with_state(word & !PARKED, REMOVING);
-            if idle {
-                next |= WRITER;
-            }
-            // Acquire when we reclaim: the last guard's accesses happen
-            // before the drop. Otherwise that guard's unlock reclaims.
-            let order = if idle {
-                Ordering::Acquire
-            } else {
-                Ordering::Relaxed
-            };
-            match self
-                .word
-                .compare_exchange_weak(word, next, order, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    // Waiters for this value wake to `NotAllocated`.
-                    self.wake_if_parked(word);
-                    return Ok(idle.then_some(generation(word)));
+            if state(word) == PRESENT && generation(word) == token.generation() {
+                let idle = !guarded(word);
+                let mut next = with_state(word & !PARKED, REMOVING);
+                if idle {
+                    next |= WRITER;
                 }
-                Err(now) => word = now,
+                // Acquire when we reclaim: the last guard's accesses happen
+                // before the drop. Otherwise that guard's unlock reclaims.
+                let order = if idle {
+                    Ordering::Acquire
+                } else {
+                    Ordering::Relaxed
+                };
+                match self
+                    .word
+                    .compare_exchange_weak(word, next, order, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        // Waiters for this value wake to `NotAllocated`.
+                        self.wake_if_parked(word);
+                        return Ok(idle.then_some(generation(word)));
+                    }
+                    Err(now) => word = now,
+                }
+            } else {
+                check(word, token)?;
             }
         }
     }
 
     /// Kills `token` and takes exclusive access to its value, waiting for
     /// live guards to drop if `blocking` (else `BorrowActive`, changing
-    /// nothing). Returns the word it holds (generation and poison).
+    /// nothing). A retained value answers `QueueOwned`, unless `last_share`
+    /// says the caller releases its last share, which clears the mark.
+    /// Returns the word it holds (generation and poison).
     pub(super) fn begin_take(
         &self,
         token: MessageToken,
         blocking: bool,
+        last_share: bool,
     ) -> Result<u64, MemoryError> {
         let mut word = self.word();
         loop {
@@ -352,7 +386,12 @@ impl<T> Slot<T> {
             if !idle && !blocking {
                 return Err(MemoryError::BorrowActive);
             }
-            let mut next = with_state(word & !PARKED, TAKING);
+            match (word & RETAINED != 0, last_share) {
+                (true, false) => return Err(MemoryError::QueueOwned),
+                (false, true) => return Err(MemoryError::NotShared),
+                _ => {}
+            }
+            let mut next = with_state(word & !(PARKED | RETAINED), TAKING);
             if idle {
                 next |= WRITER;
             }
@@ -372,7 +411,7 @@ impl<T> Slot<T> {
             }
         }
         // The token is dead; only this thread may set `WRITER` now (S2).
-        let mut spins = 0;
+        let backoff = Backoff::new();
         loop {
             if !guarded(word) {
                 match self.word.compare_exchange_weak(
@@ -385,7 +424,32 @@ impl<T> Slot<T> {
                     Err(now) => word = now,
                 }
             } else {
-                word = self.wait(word, &mut spins);
+                word = self.wait(word, &backoff);
+            }
+        }
+    }
+
+    /// Marks the value `token` names as retained (it has queue shares).
+    /// Returns whether this call set the mark.
+    pub(super) fn retain(&self, token: MessageToken) -> Result<bool, MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & RETAINED != 0 {
+                return Ok(false);
+            }
+            // Relaxed: the mark orders nothing but itself.
+            match self.word.compare_exchange_weak(
+                word,
+                word | RETAINED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(now) => word = now,
             }
         }
     }
@@ -399,24 +463,70 @@ impl<T> Slot<T> {
     ///
     /// - The caller holds the slot exclusively for reclaiming: one of the
     ///   calls above returned `generation` to it, and it has not called
-    ///   `vacate` since.
+    ///   `vacate` or `vacate_dropping` since.
     #[inline]
     pub(super) unsafe fn vacate(&self, generation: u32) -> T {
+        self.debug_assert_reclaiming();
+        // SAFETY: the caller holds the slot exclusively (S2) and the value
+        // is initialised (S1: the state is not vacant); after this read the
+        // word says vacant, so nobody reads the moved-out value again.
+        let value = self.value.with(|cell| unsafe { cell.cast::<T>().read() });
+        self.mark_vacant(generation);
+        value
+    }
+
+    /// [`vacate`](Self::vacate), dropping the value in place instead of
+    /// moving it out, then calling `recycle`. If the value's `Drop` panics,
+    /// the slot is still marked vacant and recycled while unwinding.
+    ///
+    /// # Safety
+    ///
+    /// As for [`vacate`](Self::vacate).
+    #[inline]
+    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce()) {
+        self.debug_assert_reclaiming();
+        /// Frees the slot when dropped, after the value's drop (or during
+        /// its unwinding).
+        struct Release<'a, T, F: FnOnce()> {
+            slot: &'a Slot<T>,
+            generation: u32,
+            recycle: Option<F>,
+        }
+        impl<T, F: FnOnce()> Drop for Release<'_, T, F> {
+            fn drop(&mut self) {
+                self.slot.mark_vacant(self.generation);
+                if let Some(recycle) = self.recycle.take() {
+                    recycle();
+                }
+            }
+        }
+        let _release = Release {
+            slot: self,
+            generation,
+            recycle: Some(recycle),
+        };
+        // SAFETY: the caller holds the slot exclusively (S2) and the value
+        // is initialised (S1); `_release` marks the slot vacant right after,
+        // so nobody reaches the dropped value again.
+        self.value
+            .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
+    }
+
+    fn debug_assert_reclaiming(&self) {
         debug_assert!(
             self.word() & WRITER != 0 && matches!(state(self.word()), REMOVING | TAKING),
             "vacating a slot not held for reclaiming: {:#x}",
             self.word()
         );
-        // SAFETY: the caller holds the slot exclusively (S2) and the value
-        // is initialised (S1: the state is not vacant); after this read the
-        // word says vacant, so nobody reads the moved-out value again.
-        let value = self.value.with(|cell| unsafe { cell.cast::<T>().read() });
+    }
+
+    /// The word of a slot whose value left: vacant, next generation (S4).
+    fn mark_vacant(&self, generation: u32) {
         // Relaxed: the slot is owned (S3); the free list's push publishes.
         self.word.store(
             word::vacant(generation.wrapping_add(1), word::NIL),
             Ordering::Relaxed,
         );
-        value
     }
 
     /// Drops the value of a slot that is not vacant, for the arena's drop.

@@ -3,13 +3,15 @@
 //! vacant, its free-list link.
 //!
 //! ```text
-//!  63                    32 31                  5  4   3   2   1   0
-//! ┌────────────────────────┬─────────────────────┬───────┬───┬───┬───┐
-//! │ generation             │ readers / next free │ state │ P │ K │ W │
-//! └────────────────────────┴─────────────────────┴───────┴───┴───┴───┘
+//!  63                    32 31                  6   5   4   3   2   1   0
+//! ┌────────────────────────┬─────────────────────┬───┬───────┬───┬───┬───┐
+//! │ generation             │ readers / next free │ R │ state │ P │ K │ W │
+//! └────────────────────────┴─────────────────────┴───┴───────┴───┴───┴───┘
 //!   W = a writer (or the slot's reclaimer) holds it exclusively
 //!   K = a thread is parked waiting on this word
 //!   P = poisoned: a writer panicked while it held the value
+//!   R = retained: the message has queue shares (the manager's fan-out),
+//!       so a free or take answers `QueueOwned`
 //! ```
 //!
 //! | state      | value      | what the middle field counts            | token of this generation |
@@ -43,8 +45,11 @@ pub(super) const REMOVING: u64 = 2 << STATE_SHIFT;
 /// A `take` is waiting for the live guards to drop.
 pub(super) const TAKING: u64 = 3 << STATE_SHIFT;
 
-const COUNT_SHIFT: u32 = 5;
-const COUNT_BITS: u32 = 27;
+/// The value has outstanding queue shares (used by the message manager).
+pub(super) const RETAINED: u64 = 1 << 5;
+
+const COUNT_SHIFT: u32 = 6;
+const COUNT_BITS: u32 = 26;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 /// One read guard, as added to a word.
 pub(super) const ONE_READER: u64 = 1 << COUNT_SHIFT;

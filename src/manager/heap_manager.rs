@@ -50,9 +50,7 @@ impl<P> HeapMemoryManager<P> {
             capacity <= MessageToken::MAX_INDEX + 1,
             "capacity {capacity} exceeds the token index range"
         );
-        let slots = (0..capacity)
-            .map(|index| Slot::vacant(index, capacity))
-            .collect();
+        let slots = (0..capacity).map(|_| Slot::unused()).collect();
         HeapMemoryManager {
             table: SlotTable::new(slots),
             class,

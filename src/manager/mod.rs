@@ -13,6 +13,8 @@ mod heap_manager;
 mod sequential;
 mod static_manager;
 
+#[cfg(all(test, feature = "std"))]
+pub(crate) use concurrent::ShareWord;
 #[cfg(feature = "std")]
 pub use concurrent::{ConcurrentMemoryManager, HeaderGuard, ReadGuard, WriteGuard};
 #[cfg(feature = "alloc")]

@@ -2,8 +2,11 @@
 //!
 //! `StaticMemoryManager` keeps it in an array and `HeapMemoryManager` in a
 //! boxed slice; everything else is this one type, so both answer exactly
-//! the same way. Vacant slots form an intrusive LIFO free list, which makes
-//! `store`, `free` and `available` O(1).
+//! the same way. Freed slots form an intrusive LIFO free list, and slots
+//! that never held a message are taken in index order past a high-water
+//! mark, which makes `store`, `free` and `available` O(1) and lets a table
+//! start out with every slot alike (so `StaticMemoryManager::new` is a
+//! `const fn`).
 
 use core::marker::PhantomData;
 use core::mem;
@@ -27,17 +30,11 @@ pub(crate) enum Slot<P> {
 }
 
 impl<P> Slot<P> {
-    /// A vacant slot of generation 0 whose free-list successor is `next`
-    /// (or the end of the list past the last slot).
-    pub(crate) fn vacant(index: usize, len: usize) -> Slot<P> {
-        let next_free = if index + 1 < len {
-            (index + 1) as u32
-        } else {
-            NIL
-        };
+    /// A slot that never held a message: generation 0, on no list.
+    pub(crate) const fn unused() -> Slot<P> {
         Slot::Vacant {
             generation: 0,
-            next_free,
+            next_free: NIL,
         }
     }
 }
@@ -45,18 +42,22 @@ impl<P> Slot<P> {
 /// Slots plus the head of their free list.
 pub(crate) struct SlotTable<P, S> {
     slots: S,
+    /// Head of the LIFO list of freed slots, or `NIL`.
     free_head: u32,
+    /// Slots at and past this index never held a message. `store` takes
+    /// them in index order once the free list is empty.
+    unused_from: usize,
     live: usize,
     _payload: PhantomData<fn() -> P>,
 }
 
 impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
-    /// Takes slots built with [`Slot::vacant`], chained in index order.
-    pub(crate) fn new(slots: S) -> SlotTable<P, S> {
-        let free_head = if slots.as_ref().is_empty() { NIL } else { 0 };
+    /// Takes slots built with [`Slot::unused`].
+    pub(crate) const fn new(slots: S) -> SlotTable<P, S> {
         SlotTable {
             slots,
-            free_head,
+            free_head: NIL,
+            unused_from: 0,
             live: 0,
             _payload: PhantomData,
         }
@@ -70,27 +71,40 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
         self.capacity() - self.live
     }
 
+    /// Stores into the most recently freed slot, else the first never-used
+    /// one (so a fresh table hands out indexes 0, 1, 2, …).
     pub(crate) fn store(&mut self, message: Message<P>) -> Result<MessageToken, MemoryError> {
-        let index = self.free_head;
+        let fresh = self.free_head == NIL;
+        let index = if fresh {
+            self.unused_from
+        } else {
+            self.free_head as usize
+        };
+        // Past the last slot only when the free list is empty: full.
         let slot = self
             .slots
             .as_mut()
-            .get_mut(index as usize)
+            .get_mut(index)
             .ok_or(MemoryError::NoFreeSlots)?;
         let Slot::Vacant {
             generation,
             next_free,
         } = *slot
         else {
-            unreachable!("free list names occupied slot {index}");
+            unreachable!("slot {index} is free-listed or never used, yet occupied");
         };
         *slot = Slot::Occupied {
             generation,
             message,
         };
-        self.free_head = next_free;
+        if fresh {
+            self.unused_from += 1;
+        } else {
+            self.free_head = next_free;
+        }
         self.live += 1;
-        Ok(MessageToken::new(index, generation))
+        // `index < capacity <= MessageToken::MAX_INDEX + 1`, so it fits.
+        Ok(MessageToken::new(index as u32, generation))
     }
 
     /// Finds the occupied slot `token` names, answering errors in the

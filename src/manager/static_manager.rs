@@ -29,12 +29,38 @@ impl<P, const N: usize> StaticMemoryManager<P, N> {
     ///
     /// `N` must be at most [`MessageToken::MAX_INDEX`](crate::MessageToken::MAX_INDEX) + 1;
     /// a larger `N` fails to compile.
-    pub fn new() -> Self {
+    ///
+    /// # Examples
+    ///
+    /// `new` is a `const fn`: a manager can be a `static`, built at compile
+    /// time with no allocator (put it in a `Mutex` to store into it).
+    ///
+    /// ```
+    /// use slotarena::{MemoryManager, StaticMemoryManager};
+    ///
+    /// static MESSAGES: StaticMemoryManager<u32, 8> = StaticMemoryManager::new();
+    ///
+    /// assert_eq!(MESSAGES.capacity(), 8);
+    /// assert_eq!(MESSAGES.available(), 8);
+    /// ```
+    pub const fn new() -> Self {
         Self::with_memory_class(MemoryClass::Host)
     }
 
     /// An empty manager of `N` slots that reports `class`.
-    pub fn with_memory_class(class: MemoryClass) -> Self {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryClass, MemoryManager, StaticMemoryManager};
+    ///
+    /// const PINNED: StaticMemoryManager<u64, 4> =
+    ///     StaticMemoryManager::with_memory_class(MemoryClass::PinnedHost);
+    ///
+    /// let manager = PINNED; // every use of a `const` is a fresh manager
+    /// assert_eq!(manager.memory_class(), MemoryClass::PinnedHost);
+    /// ```
+    pub const fn with_memory_class(class: MemoryClass) -> Self {
         const {
             assert!(
                 N <= crate::MessageToken::MAX_INDEX + 1,
@@ -42,7 +68,7 @@ impl<P, const N: usize> StaticMemoryManager<P, N> {
             )
         };
         StaticMemoryManager {
-            table: SlotTable::new(core::array::from_fn(|index| Slot::vacant(index, N))),
+            table: SlotTable::new([const { Slot::unused() }; N]),
             class,
         }
     }

@@ -9,11 +9,28 @@ pub(crate) use loom::cell::UnsafeCell;
 pub(crate) use loom::hint::spin_loop;
 pub(crate) use loom::sync::Arc;
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
-/// No spinning under loom: every spin is a branch loom would explore.
-pub(crate) const SPINS_BEFORE_PARK: u32 = 0;
+/// `crossbeam_utils::Backoff` for loom: done at once, so a waiter parks
+/// without spinning (every spin is a branch loom would explore, and
+/// crossbeam's spin loop is invisible to loom).
+#[derive(Debug, Default)]
+pub(crate) struct Backoff;
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff
+    }
+
+    pub(crate) fn snooze(&self) {
+        spin_loop();
+    }
+
+    pub(crate) fn is_completed(&self) -> bool {
+        true
+    }
+}
 
 loom::lazy_static! {
     /// The parking lot of a model: one lock and one condition variable for
@@ -32,11 +49,24 @@ pub(crate) fn park(_key: usize, validate: impl FnOnce() -> bool) {
     }
 }
 
-/// Wakes every parked thread (the key is ignored: waiters re-check).
+/// Wakes every parked thread (the key is ignored: waiters re-check), and
+/// every task waiting in [`listen_for_unpark`].
 pub(crate) fn unpark_all(_key: usize) {
     let (lock, condvar) = &*PARKING_LOT;
-    let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     condvar.notify_all();
+    drop(guard);
+    UNPARKED.notify(usize::MAX);
+}
+
+loom::lazy_static! {
+    /// Tasks waiting for a slot's lock (see `std_impl`).
+    static ref UNPARKED: event_listener::Event = event_listener::Event::new();
+}
+
+/// A listener for the next [`unpark_all`].
+pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
+    UNPARKED.listen()
 }
 
 /// The loom thread's number (0 for the model's main thread, then 1, 2, …

@@ -2,15 +2,16 @@
 //! mutex and `parking_lot_core`'s parking lot.
 
 pub(crate) use core::hint::spin_loop;
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 pub(crate) use std::sync::{Arc, OnceLock};
 
 pub(crate) use parking_lot::Mutex;
 
-/// How many times a waiter re-reads a lock word before parking: slot
-/// critical sections are short, so a waiter usually gets in while spinning
-/// and never pays for a system call.
-pub(crate) const SPINS_BEFORE_PARK: u32 = 40;
+/// Spins, then yields, before a waiter parks: slot critical sections are
+/// short, so a waiter usually gets in without a system call.
+pub(crate) use crossbeam_utils::Backoff;
 
 /// An `UnsafeCell` with loom's closure API, so loom can track every access.
 #[derive(Debug)]
@@ -54,7 +55,8 @@ pub(crate) fn park(key: usize, validate: impl FnOnce() -> bool) {
     }
 }
 
-/// Wakes every thread parked on `key`.
+/// Wakes every thread parked on `key`, and every task waiting in
+/// [`listen_for_unpark`] (of any key: tasks re-check what they wait for).
 #[cold]
 pub(crate) fn unpark_all(key: usize) {
     // SAFETY: `unpark_all` has no safety requirement beyond a key; it is an
@@ -63,6 +65,17 @@ pub(crate) fn unpark_all(key: usize) {
     unsafe {
         parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
     }
+    UNPARKED.notify(usize::MAX);
+}
+
+/// Tasks waiting for a slot's lock, for every arena: the async twin of
+/// the parking lot, notified by every [`unpark_all`].
+static UNPARKED: event_listener::Event = event_listener::Event::new();
+
+/// A listener for the next [`unpark_all`]; register it before marking the
+/// word `PARKED`, so an unpark in between is not missed.
+pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
+    UNPARKED.listen()
 }
 
 /// A small number that stays the same for the calling thread and differs

@@ -2,6 +2,7 @@
 //! that counts its drops, and the adapter every manager is tested through.
 #![allow(dead_code)] // each test file uses its own subset
 
+#[cfg(feature = "std")]
 pub mod linear_model;
 pub mod model;
 

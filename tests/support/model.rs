@@ -8,9 +8,12 @@
 
 use std::collections::HashMap;
 
+#[cfg(feature = "std")]
+use slotarena::ConcurrentMemoryManager;
+#[cfg(feature = "alloc")]
+use slotarena::HeapMemoryManager;
 use slotarena::{
-    ConcurrentMemoryManager, HeapMemoryManager, MemoryError, MemoryManager, Message, MessageHeader,
-    MessageToken, StaticMemoryManager,
+    MemoryError, MemoryManager, Message, MessageHeader, MessageToken, StaticMemoryManager,
 };
 
 /// One step of an operation sequence. `usize` operands pick a token among
@@ -90,10 +93,14 @@ macro_rules! subject {
     };
 }
 
+// Each manager exists under its slotarena feature (the fuzz crate turns
+// the same-named features of its own on, so it sees all three).
+#[cfg(feature = "alloc")]
 subject!(HeapMemoryManager<u64>, take, |m: &Self, t| {
     MemoryManager::read(m, t).map(|g| *g.payload())
 });
 subject!(StaticMemoryManager<u64, 8>, take, |m: &Self, t| MemoryManager::read(m, t).map(|g| *g.payload()));
+#[cfg(feature = "std")]
 subject!(ConcurrentMemoryManager<u64>, take_shared, |m: &Self, t| m
     .try_read_shared(t)
     .map(|g| *g.payload()));

@@ -2,7 +2,7 @@
 
 mod shares;
 
-use crate::arena::{self, Core};
+use crate::arena::{self, Core, Patience};
 use crate::sync::Arc;
 use crate::{
     HeaderStore, MemoryClass, MemoryError, MemoryManager, Message, MessageHeader, MessageToken,
@@ -10,6 +10,10 @@ use crate::{
 };
 
 use shares::Shares;
+
+/// The per-slot share word, for the arena's memory test.
+#[cfg(test)]
+pub(crate) type ShareWord = Shares;
 
 /// Shared access to a message of a [`ConcurrentMemoryManager`]: a
 /// [`SlotArena`](crate::SlotArena) read guard.
@@ -240,9 +244,93 @@ impl<P> ConcurrentMemoryManager<P> {
     /// ```
     #[inline]
     pub fn try_store_shared(&self, message: Message<P>) -> Result<MessageToken, Message<P>> {
-        let (token, shares) = self.shared.core.insert(message)?;
-        shares.open(token);
-        Ok(token)
+        self.shared.core.insert(message).map(|(token, _)| token)
+    }
+
+    /// [`store_shared`](Self::store_shared), waiting for a free slot when
+    /// the manager is full at its maximum capacity: back-pressure instead
+    /// of an error. The thread sleeps until a free, take or last release
+    /// makes room; waiters are served roughly first come, first served.
+    ///
+    /// # Errors
+    ///
+    /// `NoFreeSlots` only for a manager whose maximum capacity is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(1);
+    /// let first = manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
+    /// let sink = manager.clone();
+    /// let consumer = thread::spawn(move || sink.free_shared(first));
+    /// let second = manager.store_wait(Message::new(MessageHeader::empty(), 2u8)).unwrap();
+    /// consumer.join().unwrap().unwrap();
+    /// assert_eq!(*manager.read_shared(second).unwrap().payload(), 2);
+    /// ```
+    pub fn store_wait(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
+        self.shared
+            .core
+            .insert_wait(message, Patience::Forever)
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
+    }
+
+    /// [`store_wait`](Self::store_wait) for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `NoFreeSlots` when no slot freed up in time; the message is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(0);
+    /// let late = manager.store_timeout(Message::new(MessageHeader::empty(), ()), Duration::from_millis(5));
+    /// assert_eq!(late, Err(MemoryError::NoFreeSlots));
+    /// ```
+    pub fn store_timeout(
+        &self,
+        message: Message<P>,
+        timeout: core::time::Duration,
+    ) -> Result<MessageToken, MemoryError> {
+        self.shared
+            .core
+            .insert_wait(message, Patience::timeout(timeout))
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
+    }
+
+    /// [`store_wait`](Self::store_wait) as a future, for any async runtime.
+    /// Cancel-safe: dropping the future drops the message and holds no slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`store_wait`](Self::store_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(4);
+    /// let token = manager.store_async(Message::new(MessageHeader::empty(), 7u8)).await.unwrap();
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 7);
+    /// # });
+    /// ```
+    pub async fn store_async(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
+        self.shared
+            .core
+            .insert_async(message)
+            .await
+            .map(|(token, _)| token)
+            .map_err(|_| MemoryError::NoFreeSlots)
     }
 
     /// Borrows a message for reading; waits while a writer holds it.
@@ -311,15 +399,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// (shares outstanding).
     #[inline]
     pub fn free_shared(&self, token: MessageToken) -> Result<(), MemoryError> {
-        match shares::take_unshared(&self.shared.core, token) {
-            Ok(message) => {
-                drop(message);
-                Ok(())
-            }
-            // The slot is free and the message dropped: a free is done.
-            Err(MemoryError::Poisoned) => Ok(()),
-            Err(error) => Err(error),
-        }
+        self.shared.core.free(token, false)
     }
 
     /// Frees a message and returns it. Never waits.
@@ -340,7 +420,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// assert_eq!(manager.take_shared(token).err(), Some(MemoryError::NotAllocated));
     /// ```
     pub fn take_shared(&self, token: MessageToken) -> Result<Message<P>, MemoryError> {
-        shares::take_unshared(&self.shared.core, token)
+        self.shared.core.take(token, false)
     }
 
     /// Adds `count` queue shares to a message (fan-out to `count` queues)

@@ -1,5 +1,5 @@
-//! Queue share counts: one generation-tagged word per slot, beside the
-//! slot's lock rather than under it.
+//! Queue share counts: a retained mark in the slot's lifecycle word, and
+//! the count in a generation-tagged word beside the slot.
 //!
 //! ```text
 //!  63            32   31      30                 0
@@ -8,26 +8,26 @@
 //! └────────────────┴────────┴────────────────────┘
 //! ```
 //!
-//! The word belongs to the slot, not to the message, so it outlives every
-//! message and can be read without a guard: a retain, a non-last release or
-//! a count never takes the slot's lock, so none waits behind a writer and
-//! none shows up as a guard to a concurrent free (the seed's defects 2
-//! and 3).
+//! The mark (`RETAINED` in the lifecycle word) is what frees look at: a
+//! free or take of a retained message answers `QueueOwned` in the same
+//! compare-and-swap that would take it, so a free costs nothing for shares.
+//! The count word belongs to the slot, not to the message: it is read and
+//! changed without any guard, so a retain, a non-last release or a count
+//! never waits behind a writer and never shows up as a guard to a free.
 //!
-//! Protocol (invariants H1–H3):
-//! - H1: a store opens the word (`generation`, not closed, 0 shares) before
-//!   it hands the token out.
+//! Protocol (invariants H1–H4):
+//! - H1: the retain that sets the mark (by CAS, from a present unmarked
+//!   word of the token's generation) then opens the count word with its
+//!   shares; no other thread changes the count word of that generation
+//!   before it is open.
 //! - H2: changing the count needs a CAS from an open word of the token's
-//!   generation.
-//! - H3: freeing the message (free, take, last release) first closes the
-//!   word by CAS, from 0 shares (or 1 for the last release); while it is
-//!   closed nothing else changes it. If the arena then refuses the take
-//!   (a guard is live) the closer reopens it as it was; otherwise it stays
-//!   closed until the slot's next store.
-//!
-//! A thread that finds the word closed, or of another generation, while the
-//! arena still holds the token's message, is racing a free or a store that
-//! completes without waiting on anything; it spins until it does.
+//!   generation, with the mark set.
+//! - H3: the last release closes the count word by CAS from 1 share, then
+//!   frees the message in one CAS that also clears the mark. If a guard is
+//!   live it reopens the word with 1 share and answers `BorrowActive`.
+//! - H4: a count word that is closed, or of another generation, while the
+//!   mark is set for the token, belongs to a retain or release in flight
+//!   that finishes without waiting on anything: readers spin until it does.
 
 use crate::arena::Core;
 use crate::sync::{AtomicU64, Ordering, spin_loop};
@@ -38,19 +38,9 @@ const COUNT_MASK: u64 = CLOSED - 1;
 /// The most shares one message can have.
 const MAX_SHARES: u64 = COUNT_MASK;
 
-/// A slot's share word.
+/// A slot's share count word.
 #[derive(Debug, Default)]
-pub(super) struct Shares(AtomicU64);
-
-impl Shares {
-    /// Opens the word for the message `token` names, just stored (H1).
-    #[inline]
-    pub(super) fn open(&self, token: MessageToken) {
-        // Relaxed: the token reaches other threads only through a channel
-        // that orders this store before their use of it.
-        self.0.store(open(token, 0), Ordering::Relaxed);
-    }
-}
+pub(crate) struct Shares(AtomicU64);
 
 #[inline]
 const fn open(token: MessageToken, shares: u64) -> u64 {
@@ -59,90 +49,55 @@ const fn open(token: MessageToken, shares: u64) -> u64 {
 
 type ManagerCore<P> = Core<Message<P>, Shares>;
 
-/// The open share word of the live message `token` names, once any racing
-/// store or free has finished; `Err` is what the arena answers for it.
+/// The open count word of the retained message `token` names, once any
+/// racing retain or release has finished (H4); `Ok(None)` if the message
+/// has no share, `Err` what the arena answers for the token.
 #[inline]
 fn load_open<P>(
     core: &ManagerCore<P>,
     token: MessageToken,
-) -> Result<(&AtomicU64, u64), MemoryError> {
+) -> Result<Option<(&AtomicU64, u64)>, MemoryError> {
     let (_, shares) = core.place(token)?;
     loop {
-        core.check(token)?;
-        // Acquire pairs with the Release of a reopening closer.
+        if !core.is_retained(token)? {
+            return Ok(None);
+        }
+        // Acquire pairs with the Release that opened or reopened the word.
         let word = shares.0.load(Ordering::Acquire);
         if word & !COUNT_MASK == open(token, 0) {
-            return Ok((&shares.0, word));
+            return Ok(Some((&shares.0, word)));
         }
         spin_loop();
     }
 }
 
-/// Closes the word `seen` (H3) if it is still what it was.
-#[inline]
-fn close(word: &AtomicU64, seen: u64) -> bool {
-    word.compare_exchange(
-        seen,
-        seen & !COUNT_MASK | CLOSED,
-        Ordering::Acquire,
-        Ordering::Relaxed,
-    )
-    .is_ok()
-}
-
-/// Free or take a message with no outstanding share: `QueueOwned` if it has
-/// some, `BorrowActive` if a guard is live; `Poisoned` after freeing a
-/// poisoned message.
-#[inline]
-pub(super) fn take_unshared<P>(
-    core: &ManagerCore<P>,
-    token: MessageToken,
-) -> Result<Message<P>, MemoryError> {
-    loop {
-        let (word, seen) = load_open(core, token)?;
-        if seen & COUNT_MASK != 0 {
-            // The contract orders a live guard before outstanding shares.
-            return Err(if core.is_guarded(token)? {
-                MemoryError::BorrowActive
-            } else {
-                MemoryError::QueueOwned
-            });
-        }
-        if close(word, seen) {
-            return finish_take(core, token, word, seen);
-        }
-    }
-}
-
-/// Takes the message after the word was closed from `seen`; reopens it if
-/// the arena refuses.
-#[inline]
-fn finish_take<P>(
-    core: &ManagerCore<P>,
-    token: MessageToken,
-    word: &AtomicU64,
-    seen: u64,
-) -> Result<Message<P>, MemoryError> {
-    let taken = core.take(token, false);
-    if let Err(MemoryError::BorrowActive) = taken {
-        // Release pairs with `load_open`'s Acquire.
-        word.store(seen, Ordering::Release);
-    }
-    taken
-}
-
-/// Adds `count` shares.
+/// Adds `count` shares and returns the total.
 pub(super) fn retain<P>(
     core: &ManagerCore<P>,
     token: MessageToken,
     count: u32,
 ) -> Result<u32, MemoryError> {
+    let count = u64::from(count);
+    if count > MAX_SHARES {
+        core.check(token)?;
+        return Err(MemoryError::TooManyShares);
+    }
+    if count == 0 {
+        // Nothing to add: do not mark a message that has no share.
+        return self::count(core, token);
+    }
     loop {
-        let (word, seen) = load_open(core, token)?;
-        if core.is_poisoned(token)? {
-            return Err(MemoryError::Poisoned);
+        let (_, shares) = core.place(token)?;
+        if core.retain(token)? {
+            // H1: we set the mark, so the count word is ours to open.
+            shares.0.store(open(token, count), Ordering::Release);
+            return Ok(count as u32);
         }
-        let total = (seen & COUNT_MASK) + u64::from(count);
+        let Some((word, seen)) = load_open(core, token)? else {
+            // The last share was released meanwhile: mark it afresh.
+            continue;
+        };
+        let total = (seen & COUNT_MASK) + count;
         if total > MAX_SHARES {
             return Err(MemoryError::TooManyShares);
         }
@@ -164,32 +119,40 @@ pub(super) fn retain<P>(
 /// Releases one share; the last one frees the message.
 pub(super) fn release<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u32, MemoryError> {
     loop {
-        let (word, seen) = load_open(core, token)?;
-        match seen & COUNT_MASK {
-            0 => return Err(MemoryError::NotShared),
-            1 => {
-                if !close(word, seen) {
-                    continue;
-                }
-                return match finish_take(core, token, word, seen) {
-                    // Freed; a poisoned message is freed all the same.
-                    Ok(_) | Err(MemoryError::Poisoned) => Ok(0),
-                    Err(error) => Err(error),
-                };
+        let Some((word, seen)) = load_open(core, token)? else {
+            return Err(MemoryError::NotShared);
+        };
+        let shares = seen & COUNT_MASK;
+        if shares > 1 {
+            if word
+                .compare_exchange(seen, seen - 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok((shares - 1) as u32);
             }
-            shares => {
-                if word
-                    .compare_exchange(seen, seen - 1, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok((shares - 1) as u32);
-                }
-            }
+            continue;
         }
+        debug_assert_eq!(shares, 1, "an open count word of a retained message");
+        // H3: close, then free and clear the mark in one step.
+        if word
+            .compare_exchange(seen, seen | CLOSED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        return match core.free(token, true) {
+            // A poisoned message is freed all the same.
+            Ok(()) => Ok(0),
+            Err(error) => {
+                // Release pairs with `load_open`'s Acquire.
+                word.store(seen, Ordering::Release);
+                Err(error)
+            }
+        };
     }
 }
 
 /// Outstanding shares.
 pub(super) fn count<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u32, MemoryError> {
-    load_open(core, token).map(|(_, seen)| (seen & COUNT_MASK) as u32)
+    Ok(load_open(core, token)?.map_or(0, |(_, seen)| (seen & COUNT_MASK) as u32))
 }

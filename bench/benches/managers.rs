@@ -1,13 +1,10 @@
 //! W1–W5 for slotarena's concurrent manager and its peers, side by side in
-//! each benchmark group. `cargo bench --bench managers`.
-
-#[path = "workloads/mod.rs"]
-mod workloads;
+//! each benchmark group. `cargo bench -p slotarena-bench --bench managers`.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::slots::{self, Arena, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
 
 fn single_thread<S: Store>(c: &mut Criterion) {
     let store = S::new(SLOTS);
@@ -42,11 +39,13 @@ fn two_threads<S: Store>(c: &mut Criterion) {
 
 fn managers(c: &mut Criterion) {
     single_thread::<Ours>(c);
+    single_thread::<Arena>(c);
     single_thread::<Limen>(c);
     single_thread::<Sharded>(c);
     single_thread::<MutexSlab>(c);
     single_thread::<Dash>(c);
     two_threads::<Ours>(c);
+    two_threads::<Arena>(c);
     two_threads::<Limen>(c);
     two_threads::<Sharded>(c);
     two_threads::<MutexSlab>(c);

@@ -1,22 +1,19 @@
-//! The benchmark report: every workload of `benches/` with plain timing,
+//! The benchmark report: every workload of the benches with plain timing,
 //! repetitions interleaved across implementations (so a noisy moment hits
 //! all of them), medians with min–max, and slotarena's ratio to each peer,
 //! printed as a Markdown table. It first probes whether two threads really
 //! run at the same time on this machine.
 //!
-//! `cargo run --release --example bench_report [repetitions] [workload…]`
+//! `cargo run --release -p slotarena-bench --bin bench_report [repetitions] [workload…]`
 //! (default 11 repetitions, every workload; name workloads as `W1`…`L2`).
-
-#[path = "../benches/workloads/mod.rs"]
-mod workloads;
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use workloads::XorShift;
-use workloads::linear::{self as lin, Allocator, Working};
-use workloads::slots::{self, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::XorShift;
+use slotarena_bench::linear::{self as lin, Allocator, Working};
+use slotarena_bench::slots::{self, Arena, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
 
 /// One repetition of one workload for one implementation: nanoseconds per
 /// operation (per thread for the two-thread workloads).
@@ -28,7 +25,7 @@ fn per_op(elapsed: Duration, ops: u64) -> f64 {
 
 fn spin(iterations: u64) -> u64 {
     let mut rng = XorShift(iterations | 1);
-    (0..iterations).fold(0, |acc, _| acc ^ rng.next())
+    (0..iterations).fold(0, |acc, _| acc ^ rng.next_u64())
 }
 
 /// Speedup of two threads over one on pure computation (2.0 = full overlap).
@@ -117,16 +114,16 @@ fn main() {
     }
     println!();
     println!(
-        "`cargo run --release --example bench_report -- {repetitions}`: median ns per operation"
+        "`cargo run --release -p slotarena-bench --bin bench_report -- {repetitions}`: median ns per operation"
     );
     println!(
         "(per thread for two-thread workloads), min–max over {repetitions} interleaved repetitions."
     );
     println!();
     println!(
-        "| workload | implementation | median ns/op (min–max) | slotarena ÷ this | span ÷ live bytes |"
+        "| workload | implementation | median ns/op (min–max) | manager ÷ this | SlotArena ÷ this | span ÷ live bytes |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
 
     let managers = ["W1", "W2", "W3", "W4", "W5"];
     let titles = [
@@ -148,6 +145,7 @@ fn main() {
         let mut runs: Vec<(&str, Run)> = if managers.contains(&workload) {
             vec![
                 (Ours::NAME, slot_runs::<Ours>(workload)),
+                (Arena::NAME, slot_runs::<Arena>(workload)),
                 (Limen::NAME, slot_runs::<Limen>(workload)),
                 (Sharded::NAME, slot_runs::<Sharded>(workload)),
                 (MutexSlab::NAME, slot_runs::<MutexSlab>(workload)),
@@ -186,19 +184,22 @@ fn main() {
         }
         let results: Vec<Stats> = samples.into_iter().map(stats).collect();
         let ours = results[0].median;
+        // The arena's own row, where the workload has one.
+        let arena = runs
+            .iter()
+            .position(|(name, _)| *name == Arena::NAME)
+            .map(|i| results[i].median);
         for (i, ((name, _), result)) in runs.iter().zip(&results).enumerate() {
-            let ratio = if i == 0 {
-                "—".to_string()
-            } else {
-                format!("{:.2}×", ours / result.median)
-            };
+            let ratio = |of: f64| format!("{:.2}×", of / result.median);
+            let arena_ratio = arena.map_or("—".to_string(), ratio);
+            let ratio = ratio(ours);
             let span = space
                 .get(i)
                 .map(|s| s.lock().clone())
                 .filter(|s| !s.is_empty());
             let span = span.map_or("—".to_string(), |s| format!("{:.2}", stats(s).median));
             println!(
-                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {span} |",
+                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {arena_ratio} | {span} |",
                 result.median, result.min, result.max
             );
         }

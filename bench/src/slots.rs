@@ -10,14 +10,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use slotarena::{ConcurrentMemoryManager, Message, MessageHeader, MessageToken};
+use slotarena::{ConcurrentMemoryManager, Message, MessageHeader, MessageToken, SlotArena};
 
-use super::XorShift;
+use crate::XorShift;
 
+/// Slots of every store.
 pub const SLOTS: usize = 1024;
+/// The payload every implementation stores.
 pub type Payload = [u8; 64];
+/// The message every implementation stores.
 pub type Msg = Message<Payload>;
 
+/// The message for `seed`: its sequence and every payload byte come from it.
 pub fn msg(seed: u64) -> Msg {
     let mut header = MessageHeader::empty();
     header.set_sequence(seed);
@@ -26,9 +30,11 @@ pub fn msg(seed: u64) -> Msg {
 
 /// What the workloads need from a concurrent keyed store.
 pub trait Store: Send + Sync + 'static {
+    /// What names an entry.
     type Key: Copy + Send + Sync + 'static;
     /// The name used in benchmark ids and tables.
     const NAME: &'static str;
+    /// An empty store of `capacity` entries (a hint for stores that grow).
     fn new(capacity: usize) -> Self;
     /// `unique` is a key no live entry uses; stores that make their own
     /// keys ignore it.
@@ -37,6 +43,7 @@ pub trait Store: Send + Sync + 'static {
     fn read(&self, key: Self::Key) -> u64;
     /// Changes the payload through the write path.
     fn write(&self, key: Self::Key, byte: u8);
+    /// Removes (and drops) the entry.
     fn remove(&self, key: Self::Key);
 }
 
@@ -65,6 +72,34 @@ impl Store for Ours {
     #[inline]
     fn remove(&self, key: MessageToken) {
         self.0.free_shared(key).expect("live");
+    }
+}
+
+/// slotarena's generic arena, `SlotArena<T>`, storing the same message.
+pub struct Arena(SlotArena<Msg>);
+
+impl Store for Arena {
+    type Key = MessageToken;
+    const NAME: &'static str = "slotarena SlotArena<T>";
+    fn new(capacity: usize) -> Self {
+        Arena(SlotArena::new(capacity))
+    }
+    #[inline]
+    fn insert(&self, _: u64, message: Msg) -> MessageToken {
+        self.0.insert(message).expect("room")
+    }
+    #[inline]
+    fn read(&self, key: MessageToken) -> u64 {
+        let message = self.0.get(key).expect("live");
+        message.payload()[7] as u64 + message.header().sequence()
+    }
+    #[inline]
+    fn write(&self, key: MessageToken, byte: u8) {
+        self.0.get_mut(key).expect("live").payload_mut()[3] = byte;
+    }
+    #[inline]
+    fn remove(&self, key: MessageToken) {
+        self.0.remove(key).expect("live");
     }
 }
 

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use slotarena::linear::{LinearMemoryController, SharedLinearMemory};
 
-use super::XorShift;
-use super::slots::on_two_threads;
+use crate::XorShift;
+use crate::slots::on_two_threads;
 
+/// Live blocks per thread.
 pub const LIVE: usize = 256;
 /// Address space every allocator gets: 64 MiB (1024 pages), plenty for
 /// two threads' 256 live blocks of at most 64 KiB each.
@@ -34,14 +35,19 @@ pub fn size(rng: &mut XorShift) -> u32 {
 
 /// A shared allocator; each thread works through its own handle.
 pub trait Allocator: Send + Sync + 'static {
+    /// One thread's way in.
     type Handle: Send;
     /// What `free` needs to know about a block besides its length.
     type Block: Copy;
+    /// The name used in benchmark ids and tables.
     const NAME: &'static str;
+    /// A fresh allocator over [`SPACE`] bytes.
     fn new() -> Self;
+    /// A handle for one thread.
     fn handle(self: &Arc<Self>) -> Self::Handle;
     /// Allocates `len` bytes and writes their first and last byte.
     fn alloc(handle: &mut Self::Handle, len: u32) -> Self::Block;
+    /// Frees a block `alloc` returned for `len` bytes.
     fn free(handle: &mut Self::Handle, block: Self::Block, len: u32);
     /// Bytes of address space spanned so far (highest end), if known.
     fn span(&self) -> Option<u64>;
@@ -266,6 +272,7 @@ pub struct Working<A: Allocator> {
 }
 
 impl<A: Allocator> Working<A> {
+    /// Allocates the initial [`LIVE`] blocks through a new handle.
     pub fn new(allocator: &Arc<A>, seed: u64) -> Working<A> {
         let mut handle = allocator.handle();
         let mut rng = XorShift(0xdead_beef_cafe_f00d ^ seed);

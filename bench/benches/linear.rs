@@ -1,13 +1,10 @@
 //! L1–L2 for slotarena's linear memory and its peers, side by side in each
-//! benchmark group. `cargo bench --bench linear`.
-
-#[path = "workloads/mod.rs"]
-mod workloads;
+//! benchmark group. `cargo bench -p slotarena-bench --bench linear`.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use workloads::linear::{self, Allocator, OffsetAllocator, Ours, System, Talc, Working};
+use slotarena_bench::linear::{self, Allocator, OffsetAllocator, Ours, System, Talc, Working};
 
 fn one<A: Allocator>(c: &mut Criterion) {
     let allocator = Arc::new(A::new());

@@ -1,0 +1,363 @@
+//! Waiting for room: the blocking, timeout and async forms of insert.
+//!
+//! A waiter registers (bumps `waiters`, then listens on `event`), then
+//! looks at every free list once more with a read-modify-write on each
+//! head (`FreePool::pop_or_touch`), and only then sleeps or awaits. Every
+//! path that frees a slot ends in `Core::recycle`: a push onto a free list
+//! (an AcqRel compare-and-swap on the same heads), then one relaxed load of
+//! `waiters`, and a notification only if it is not zero.
+//!
+//! No wake-up is lost (W1): for the free list `h` that a racing push
+//! targets, either the waiter's touch of `h` comes first in `h`'s
+//! modification order — then the push reads it, synchronises with it, and
+//! so sees the waiter's registration — or the push comes first, and the
+//! touch pops the pushed index. The loom model `a_free_racing_a_waiters_
+//! registration_never_loses_the_wake_up` checks it.
+//!
+//! Each recycled slot notifies one more listener (`notify(1.additional())`),
+//! in the order they started listening, and a new waiter does not barge
+//! ahead of registered ones, so waiters are served roughly first come,
+//! first served. A listener dropped after its notification (a cancelled
+//! future, a timed-out wait) passes it on to the next one.
+
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, IntoNotification, Listener};
+
+use super::Core;
+use crate::MessageToken;
+use crate::sync::{AtomicUsize, Ordering};
+
+/// The arena's waiting room.
+#[derive(Default)]
+pub(crate) struct Room {
+    event: Event,
+    /// Registered waiters (see the module docs).
+    waiters: AtomicUsize,
+}
+
+impl Room {
+    /// Called after every push of a freed slot: one relaxed load when
+    /// nobody waits.
+    #[inline]
+    pub(super) fn slot_freed(&self) {
+        // Relaxed: ordered after the push by the push's Acquire (W1).
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.event.notify(1.additional());
+        }
+    }
+
+    fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// A waiter's registration; unregisters when dropped (also when a future
+/// is cancelled), so an abandoned waiter never keeps notifications coming.
+struct Registration<'a>(&'a Room);
+
+impl<'a> Registration<'a> {
+    fn new(room: &'a Room) -> Self {
+        // Relaxed: published to pushers by the touch that follows (W1).
+        room.waiters.fetch_add(1, Ordering::Relaxed);
+        Registration(room)
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long a blocking insert waits.
+#[derive(Clone, Copy)]
+pub(crate) enum Patience {
+    Forever,
+    Until(Instant),
+}
+
+impl Patience {
+    pub(crate) fn timeout(timeout: Duration) -> Patience {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Patience::Forever, Patience::Until)
+    }
+}
+
+impl<T, M> Core<T, M> {
+    /// Inserts, waiting for room as long as `patience` allows; the value
+    /// comes back when the wait ends without room (or the arena can never
+    /// have room: a maximum capacity of zero).
+    pub(crate) fn insert_wait(&self, value: T, patience: Patience) -> Result<(MessageToken, &M), T>
+    where
+        M: Default,
+    {
+        let mut value = if self.room.has_waiters() {
+            // Queue behind the registered waiters instead of barging.
+            value
+        } else {
+            match self.insert(value) {
+                Ok(inserted) => return Ok(inserted),
+                Err(value) => value,
+            }
+        };
+        if self.max_capacity() == 0 {
+            return Err(value);
+        }
+        let _registered = Registration::new(&self.room);
+        loop {
+            let listener = self.room.event.listen();
+            value = match self.insert_registered(value) {
+                Ok(inserted) => return Ok(inserted),
+                Err(value) => value,
+            };
+            match patience {
+                Patience::Forever => listener.wait(),
+                Patience::Until(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() {
+                        // One last look: room may have come with the deadline.
+                        return self.insert(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inserts, awaiting room. Cancel-safe: dropping the future drops the
+    /// value with it and holds no slot; a notification it had received
+    /// passes to the next waiter.
+    pub(crate) async fn insert_async(&self, value: T) -> Result<(MessageToken, &M), T>
+    where
+        M: Default,
+    {
+        {
+            let mut value = if self.room.has_waiters() {
+                value
+            } else {
+                match self.insert(value) {
+                    Ok(inserted) => return Ok(inserted),
+                    Err(value) => value,
+                }
+            };
+            if self.max_capacity() == 0 {
+                return Err(value);
+            }
+            let _registered = Registration::new(&self.room);
+            loop {
+                let listener = self.room.event.listen();
+                value = match self.insert_registered(value) {
+                    Ok(inserted) => return Ok(inserted),
+                    Err(value) => value,
+                };
+                listener.await;
+            }
+        }
+    }
+
+    /// [`insert`](Core::insert) for a registered waiter: touches every free
+    /// list (W1) before it grows or gives up.
+    fn insert_registered(&self, value: T) -> Result<(MessageToken, &M), T>
+    where
+        M: Default,
+    {
+        let popped = if cfg!(slotarena_mutation = "waiter_without_touch") {
+            self.free.pop(self)
+        } else {
+            self.free.pop_or_touch(self)
+        };
+        match popped {
+            Some(index) => Ok(self.fill(index, value)),
+            None => self.insert(value),
+        }
+    }
+}
+
+impl<T> crate::SlotArena<T> {
+    /// [`insert`](Self::insert), waiting for a free slot when the arena is
+    /// full at its maximum capacity: back-pressure instead of an error.
+    /// The waiting thread sleeps until a remove, take or last guard frees
+    /// a slot; waiters are served roughly first come, first served.
+    ///
+    /// # Errors
+    ///
+    /// Only for an arena whose maximum capacity is zero (no slot can ever
+    /// free up): the value comes back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotarena::SlotArena;
+    ///
+    /// let arena = SlotArena::new(1);
+    /// let first = arena.insert(1).unwrap();
+    /// let consumer = {
+    ///     let arena = arena.clone();
+    ///     thread::spawn(move || arena.take(first))
+    /// };
+    /// let second = arena.insert_wait(2).unwrap(); // waits for the take
+    /// assert_eq!(consumer.join().unwrap(), Ok(1));
+    /// assert_eq!(*arena.get(second).unwrap(), 2);
+    /// ```
+    pub fn insert_wait(&self, value: T) -> Result<MessageToken, super::InsertError<T>> {
+        self.core
+            .insert_wait(value, Patience::Forever)
+            .map(|(token, ())| token)
+            .map_err(|value| super::InsertError { value })
+    }
+
+    /// [`insert_wait`](Self::insert_wait) for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError`](super::InsertError) carrying the value when no slot
+    /// freed up in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let arena = slotarena::SlotArena::new(1);
+    /// arena.insert('a').unwrap();
+    /// let late = arena.insert_timeout('b', Duration::from_millis(10));
+    /// assert_eq!(late.unwrap_err().into_inner(), 'b');
+    /// ```
+    pub fn insert_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> Result<MessageToken, super::InsertError<T>> {
+        self.core
+            .insert_wait(value, Patience::timeout(timeout))
+            .map(|(token, ())| token)
+            .map_err(|value| super::InsertError { value })
+    }
+
+    /// [`insert_wait`](Self::insert_wait) as a future, for any async
+    /// runtime. Cancel-safe: dropping the future drops the value with it
+    /// and holds no slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert_wait`](Self::insert_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let arena = slotarena::SlotArena::new(1);
+    /// let first = arena.insert(1).unwrap();
+    /// let consumer = {
+    ///     let arena = arena.clone();
+    ///     tokio::spawn(async move { arena.take(first) })
+    /// };
+    /// let second = arena.insert_async(2).await.unwrap();
+    /// assert_eq!(consumer.await.unwrap(), Ok(1));
+    /// assert_eq!(*arena.get(second).unwrap(), 2);
+    /// # });
+    /// ```
+    pub async fn insert_async(&self, value: T) -> Result<MessageToken, super::InsertError<T>> {
+        self.core
+            .insert_async(value)
+            .await
+            .map(|(token, ())| token)
+            .map_err(|value| super::InsertError { value })
+    }
+}
+
+impl<T, M> Core<T, M> {
+    /// Takes the lock on the value `token` names (for writing if `write`),
+    /// awaiting an incompatible guard instead of blocking the thread. The
+    /// waiting task marks the word `PARKED`, so the guard's unlock wakes it
+    /// (`sync::unpark_all` notifies every waiting task, which re-checks).
+    pub(crate) async fn lock_async(
+        &self,
+        token: MessageToken,
+        write: bool,
+    ) -> Result<&super::Slot<T>, crate::MemoryError> {
+        let (slot, _) = self.place(token)?;
+        loop {
+            let attempt = if write {
+                slot.lock_write(token, false)
+            } else {
+                slot.lock_read(token, false)
+            };
+            match attempt {
+                Err(crate::MemoryError::AlreadyBorrowed) => {}
+                done => return done.map(|()| slot),
+            }
+            let listener = crate::sync::listen_for_unpark();
+            if slot.park_async(token, write) {
+                listener.await;
+            }
+        }
+    }
+}
+
+impl<T> crate::SlotArena<T> {
+    /// [`get_owned`](Self::get_owned) as a future: awaits a writer instead
+    /// of blocking the thread. Cancel-safe: a dropped future holds no lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(5).unwrap();
+    /// let guard = arena.get_owned_async(token).await.unwrap();
+    /// assert_eq!(*guard, 5);
+    /// # });
+    /// ```
+    pub async fn get_owned_async(
+        &self,
+        token: MessageToken,
+    ) -> Result<super::OwnedReadGuard<T>, crate::MemoryError> {
+        let slot = self.core.lock_async(token, false).await?;
+        Ok(super::OwnedReadGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+
+    /// [`get_mut_owned`](Self::get_mut_owned) as a future: awaits every
+    /// other guard instead of blocking the thread. Cancel-safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_mut`](Self::get_mut).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let arena = slotarena::SlotArena::new(2);
+    /// let token = arena.insert(5).unwrap();
+    /// let reader = arena.get_owned(token).unwrap();
+    /// let writer = tokio::spawn({
+    ///     let arena = arena.clone();
+    ///     async move { *arena.get_mut_owned_async(token).await.unwrap() += 1 }
+    /// });
+    /// drop(reader); // the writer's task wakes
+    /// writer.await.unwrap();
+    /// assert_eq!(*arena.get(token).unwrap(), 6);
+    /// # });
+    /// ```
+    pub async fn get_mut_owned_async(
+        &self,
+        token: MessageToken,
+    ) -> Result<super::OwnedWriteGuard<T>, crate::MemoryError> {
+        let slot = self.core.lock_async(token, true).await?;
+        Ok(super::OwnedWriteGuard::new(
+            self.clone(),
+            slot,
+            token.index() as u32,
+        ))
+    }
+}
