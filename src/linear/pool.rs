@@ -46,9 +46,11 @@ pub(super) struct Pool {
     by_size: BTreeSet<(u32, u32)>,
     free_in_page: Vec<u32>,
     backing: Vec<Backing>,
-    /// Wholly free dirty pages, in the order they became so (may hold pages
-    /// since reused; `decommit_batch` skips those).
+    /// Wholly free dirty pages, each once (may hold pages since reused;
+    /// `decommit_batch` drops those).
     dirty: Vec<u32>,
+    /// Whether each page is on `dirty`.
+    listed: Vec<bool>,
     /// Highest granule end ever handed out.
     high_water: u32,
 }
@@ -85,6 +87,7 @@ impl Pool {
             free_in_page: Vec::new(),
             backing: Vec::new(),
             dirty: Vec::new(),
+            listed: Vec::new(),
             high_water: 0,
         }
     }
@@ -108,6 +111,7 @@ impl Pool {
         self.size = new;
         self.free_in_page.resize(new as usize, 0);
         self.backing.resize(new as usize, Backing::Clean);
+        self.listed.resize(new as usize, false);
         // Granule 0 is never free (P1).
         let start = (old * PAGE_GRANULES).max(1);
         self.merge_free(start, new * PAGE_GRANULES - start);
@@ -168,7 +172,9 @@ impl Pool {
         for page in pages_of(start, granules) {
             if self.free_in_page[page as usize] == PAGE_GRANULES
                 && self.backing[page as usize] == Backing::Dirty
+                && !self.listed[page as usize]
             {
+                self.listed[page as usize] = true;
                 self.dirty.push(page);
             }
         }
@@ -183,21 +189,27 @@ impl Pool {
         }
     }
 
-    /// Marks the wholly free dirty pages clean and returns them as runs, for
-    /// the caller to hand back to the OS while still holding the pool.
+    /// Once more than [`DIRTY_LIMIT`] pages are wholly free and dirty,
+    /// marks them all clean and returns them as runs, for the caller to hand
+    /// back to the OS while still holding the pool. Pages listed but since
+    /// reused leave the list, so churn that reuses pages never triggers it.
     fn decommit_batch(&mut self) -> Vec<PageRun> {
-        let mut pages: Vec<u32> = core::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter(|&page| {
-                self.free_in_page[page as usize] == PAGE_GRANULES
-                    && self.backing[page as usize] == Backing::Dirty
-            })
-            .collect();
+        let mut pages = core::mem::take(&mut self.dirty);
+        pages.retain(|&page| {
+            let eligible = self.free_in_page[page as usize] == PAGE_GRANULES
+                && self.backing[page as usize] == Backing::Dirty;
+            self.listed[page as usize] = eligible;
+            eligible
+        });
+        if pages.len() <= DIRTY_LIMIT {
+            self.dirty = pages;
+            return Vec::new();
+        }
         pages.sort_unstable();
-        pages.dedup();
         let mut runs: Vec<PageRun> = Vec::new();
         for page in pages {
             self.backing[page as usize] = Backing::Clean;
+            self.listed[page as usize] = false;
             match runs.last_mut() {
                 Some((first, count)) if *first + *count == page => *count += 1,
                 _ => runs.push((page, 1)),
