@@ -60,7 +60,7 @@
 //! citing numbered invariants: the arena's slot, guards and core
 //! (`arena/{slot,guards,owned,mod}.rs`: the value storage behind the
 //! lifecycle word), `sync` (parking, and loom's lazily initialised cell)
-//! and the linear memory's byte region. The concurrent protocols are
+//! and the linear memory's byte region (`linear/region.rs`). The concurrent protocols are
 //! model-checked with loom (`loom-tests/`), the unsafe core runs under
 //! Miri, every manager and the linear memory are tested against reference
 //! models with proptest and fuzzing, and stress tests run real threads.

@@ -333,3 +333,187 @@ fn threads_writing_patterns_never_see_each_others_bytes() {
     }
     assert_eq!(memory.allocated_bytes(), 0);
 }
+
+#[test]
+fn a_one_page_memory_holds_any_mix_of_sizes() {
+    let (memory, mut c) = setup(1, 1);
+    let mut live = Vec::new();
+    for len in [8u32, 64, 100, 4096, 16384] {
+        let ptr = c.alloc(len).unwrap();
+        c.mut_mem(ptr, len).unwrap().fill(len as u8);
+        live.push((ptr, len));
+    }
+    for &(ptr, len) in &live {
+        assert!(c.mut_mem(ptr, len).unwrap().iter().all(|&b| b == len as u8));
+        c.free(ptr, len).unwrap();
+    }
+    let big = c.alloc(40_000).unwrap();
+    assert_eq!(memory.size_pages(), 1);
+    c.free(big, 40_000).unwrap();
+    // Sixty 1000-byte blocks and a hundred small ones share the page.
+    let mut small = Vec::new();
+    for i in 0..160u32 {
+        let len = if i % 8 == 0 { 1000 } else { 8 + i % 120 };
+        small.push((c.alloc(len).unwrap(), len));
+    }
+    for (ptr, len) in small {
+        c.free(ptr, len).unwrap();
+    }
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+#[test]
+fn never_allocated_pointers_are_unknown_and_freed_ones_double_frees() {
+    let (_memory, mut c) = setup(1, 4);
+    let a = c.alloc(8).unwrap();
+    let b = c.alloc(8).unwrap();
+    // A block-aligned place in the same span that was never handed out.
+    let never = a.max(b) + 64;
+    assert_eq!(c.free(never, 8), Err(LinearMemoryError::UnknownPointer));
+    assert_eq!(
+        c.free(a + 4096 * 3, 8),
+        Err(LinearMemoryError::UnknownPointer)
+    );
+    c.free(a, 8).unwrap();
+    assert_eq!(c.free(a, 8), Err(LinearMemoryError::DoubleFree));
+    let large = c.alloc(10_000).unwrap();
+    assert_eq!(
+        c.free(large + 10_240, 8),
+        Err(LinearMemoryError::UnknownPointer),
+        "past the large block"
+    );
+    c.free(large, 10_000).unwrap();
+    assert_eq!(c.free(large, 10_000), Err(LinearMemoryError::DoubleFree));
+    c.free(b, 8).unwrap();
+}
+
+#[test]
+fn mut_mem_accepts_every_sub_range_and_the_empty_range_at_the_end() {
+    let (_memory, mut c) = setup(1, 4);
+    let four = c.alloc(4).unwrap();
+    let eight = c.alloc(8).unwrap();
+    let next = c.alloc(8).unwrap();
+    let large = c.alloc(5000).unwrap();
+    for (ptr, len) in [(four, 4u32), (eight, 8), (next, 8), (large, 5000)] {
+        for offset in [0, 1, len / 2, len - 1, len] {
+            for sub in [0, 1, len - offset] {
+                if offset == len && sub > 0 {
+                    continue; // starts past the allocation: another one's business
+                }
+                let got = c.mut_mem(ptr + offset, sub);
+                if offset + sub <= len {
+                    assert_eq!(
+                        got.map(|b| b.len()),
+                        Ok(sub as usize),
+                        "{ptr}+{offset}, {sub}"
+                    );
+                } else {
+                    assert_eq!(got.err(), Some(LinearMemoryError::OutOfBounds));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        c.mut_mem(four + 5, 0).err(),
+        Some(LinearMemoryError::UnknownPointer),
+        "past the end is outside every allocation"
+    );
+    c.free(four, 4).unwrap();
+    assert_eq!(
+        c.mut_mem(four + 4, 0).err(),
+        Some(LinearMemoryError::UnknownPointer),
+        "the end of a freed block"
+    );
+    c.free(eight, 8).unwrap();
+    c.free(next, 8).unwrap();
+    c.free(large, 5000).unwrap();
+}
+
+#[test]
+fn release_and_drop_end_a_claim_and_controller_is_new() {
+    let memory = SharedLinearMemory::new(1, 4).unwrap();
+    let mut a = memory.controller();
+    let mut b = memory.controller();
+    let ptr = a.alloc(16).unwrap();
+    a.mut_mem(ptr, 16).unwrap().fill(3);
+    assert_eq!(b.mut_mem(ptr, 1).err(), Some(LinearMemoryError::Busy));
+    a.release();
+    assert_eq!(b.mut_mem(ptr, 16).unwrap(), &[3; 16]);
+    assert_eq!(a.free(ptr, 16), Err(LinearMemoryError::Busy));
+    drop(b);
+    a.free(ptr, 16).unwrap();
+}
+
+#[test]
+fn ten_sizes_of_a_hundred_blocks_share_few_pages() {
+    let (memory, mut c) = setup(0, 64);
+    let sizes = [24u32, 80, 200, 500, 900, 1500, 2000, 2500, 3000, 3500];
+    let mut live = Vec::new();
+    for i in 0..100 {
+        let len = sizes[i % sizes.len()];
+        live.push((c.alloc(len).unwrap(), len));
+    }
+    let bytes: u64 = live.iter().map(|&(_, len)| u64::from(len)).sum();
+    let pages_needed = bytes.div_ceil(u64::from(PAGE_SIZE));
+    assert!(
+        u64::from(memory.size_pages()) <= pages_needed + 1,
+        "{bytes} live bytes in {} pages",
+        memory.size_pages()
+    );
+    for (ptr, len) in live {
+        c.free(ptr, len).unwrap();
+    }
+}
+
+/// The churn of the issue: 256 live blocks of 8 B to 4 KiB, freed and
+/// replaced at random. Prints the spread; asserts a loose bound.
+#[test]
+fn churn_spreads_little_beyond_the_live_bytes() {
+    let (memory, mut c) = setup(0, 1024);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let size = move |roll: u64| -> u32 {
+        if roll % 95 < 70 {
+            8 + (roll >> 8) as u32 % 248
+        } else {
+            256 + (roll >> 8) as u32 % 3840
+        }
+    };
+    let mut live: Vec<(u32, u32)> = (0..256)
+        .map(|_| {
+            let len = size(next());
+            (c.alloc(len).unwrap(), len)
+        })
+        .collect();
+    let steps = if cfg!(miri) { 200 } else { 200_000 };
+    let mut peak = 0u64;
+    let mut current = 0u64;
+    for _ in 0..steps {
+        let victim = (next() % 256) as usize;
+        let (ptr, len) = live[victim];
+        c.free(ptr, len).unwrap();
+        let len = size(next());
+        live[victim] = (c.alloc(len).unwrap(), len);
+        current = live.iter().map(|&(_, len)| u64::from(len)).sum();
+        peak = peak.max(current);
+    }
+    let spread = memory.high_water_bytes() as f64;
+    println!(
+        "churn: high water {:.0} KiB, peak live {:.0} KiB ({:.2}x), live now {:.0} KiB ({:.2}x), {} pages",
+        spread / 1024.0,
+        peak as f64 / 1024.0,
+        spread / peak as f64,
+        current as f64 / 1024.0,
+        spread / current as f64,
+        memory.size_pages()
+    );
+    assert!(spread < 1.6 * peak as f64);
+    for (ptr, len) in live {
+        c.free(ptr, len).unwrap();
+    }
+}

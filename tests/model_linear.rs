@@ -28,6 +28,7 @@ fn op() -> impl Strategy<Value = LinearOp> {
         3 => (any::<usize>(), any::<u32>(), any::<u32>(), any::<u8>())
             .prop_map(|(pick, offset, len, byte)| LinearOp::Write { pick, offset, len, byte }),
         2 => ((0u32..8 * PAGE_SIZE), 0u32..300).prop_map(|(p, l)| LinearOp::RawAccess(p, l)),
+        1 => (0u32..8 * PAGE_SIZE).prop_map(|p| LinearOp::RawAccess(p & !3, 0)),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(p, l)| LinearOp::RawAccess(p, l)),
         2 => any::<usize>().prop_map(LinearOp::Verify),
         1 => (0u32..3).prop_map(LinearOp::Grow),

@@ -79,7 +79,9 @@ impl Allocator for Ours {
         handle.free(block, len).expect("live");
     }
     fn span(&self) -> Option<u64> {
-        Some(self.0.size_bytes())
+        // The highest end ever handed out, as for the peers below (the
+        // memory's size in whole 64 KiB pages would round it up).
+        Some(self.0.high_water_bytes())
     }
 }
 

@@ -4,7 +4,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ops::{Deref, DerefMut};
 
-use super::blocks::{Allocator, Claim};
+use super::allocator::{Allocator, SpanCache};
+use super::region::Claim;
 use super::{AsyncMemoryController, LinearMemoryError, MemoryController, SharedLinearMemory};
 
 /// Bytes of the `[u32 len][bytes]` prefix that `transfer`/`receive` use.
@@ -14,9 +15,14 @@ const PREFIX: u32 = 4;
 /// [`SharedLinearMemory`]. Make one per thread or task.
 ///
 /// [`mut_mem`](MemoryController::mut_mem) claims the allocation it reads
-/// from and keeps the claim until this handle's next call or its drop;
-/// meanwhile any other handle asking for bytes of that allocation, or
-/// freeing it, gets [`LinearMemoryError::Busy`] at once.
+/// from and keeps the claim until this handle's next call, its
+/// [`release`](Self::release), or its drop; meanwhile any other handle
+/// asking for bytes of that allocation, or freeing it, gets
+/// [`LinearMemoryError::Busy`] at once.
+///
+/// A handle also keeps one partly used span per size class to allocate
+/// small blocks from without contention; dropping it hands them back (an
+/// empty one goes straight back to the memory's pool).
 ///
 /// # Examples
 ///
@@ -36,6 +42,7 @@ const PREFIX: u32 = 4;
 pub struct LinearMemoryController {
     memory: SharedLinearMemory,
     held: Option<Claim>,
+    spans: SpanCache,
 }
 
 impl core::fmt::Debug for LinearMemoryController {
@@ -53,6 +60,7 @@ impl LinearMemoryController {
         LinearMemoryController {
             memory: memory.clone(),
             held: None,
+            spans: SpanCache::default(),
         }
     }
 
@@ -65,7 +73,8 @@ impl LinearMemoryController {
         &self.memory.allocator
     }
 
-    /// Gives up the claim left by the last `mut_mem`, if any.
+    /// Gives up the claim left by the last `mut_mem`, if any, so that other
+    /// handles can reach that allocation before this one's next call.
     pub fn release(&mut self) {
         if let Some(claim) = self.held.take() {
             self.memory.allocator.release(claim);
@@ -80,7 +89,7 @@ impl LinearMemoryController {
     /// `ZeroLength`, `BadAlignment`, `LengthTooLarge`, `OutOfMemory`.
     pub fn alloc_aligned(&mut self, len: u32, align: u32) -> Result<u32, LinearMemoryError> {
         self.release();
-        self.allocator().alloc(len, align)
+        self.memory.allocator.alloc(&mut self.spans, len, align)
     }
 
     /// Claims `ptr..ptr + len` and returns a guard over those bytes; the
@@ -175,13 +184,14 @@ impl LinearMemoryController {
         // The claim stays in `held` until this handle's next call or drop,
         // each of which needs `&mut self` and so ends the returned borrow.
         let claim = self.held.insert(claim);
-        Ok(self.memory.allocator.space().bytes_mut(claim))
+        Ok(self.memory.allocator.bytes_mut(claim))
     }
 }
 
 impl Drop for LinearMemoryController {
     fn drop(&mut self) {
         self.release();
+        self.memory.allocator.unpin_all(&mut self.spans);
     }
 }
 
@@ -227,7 +237,7 @@ pub struct BytesGuard<'a> {
 impl BytesGuard<'_> {
     fn bytes(&mut self) -> &mut [u8] {
         match &mut self.claim {
-            Some(claim) => self.allocator.space().bytes_mut(claim),
+            Some(claim) => self.allocator.bytes_mut(claim),
             None => &mut [],
         }
     }
@@ -238,7 +248,7 @@ impl Deref for BytesGuard<'_> {
 
     fn deref(&self) -> &[u8] {
         match &self.claim {
-            Some(claim) => self.allocator.space().bytes(claim),
+            Some(claim) => self.allocator.bytes(claim),
             None => &[],
         }
     }

@@ -10,21 +10,34 @@
 //! # Contract
 //!
 //! - `alloc` never returns 0 and aligns every block to at least 8 bytes
-//!   (`alloc_aligned` up to a page).
-//! - `free` must name a live allocation's start with its exact length;
-//!   unknown pointers, wrong lengths and double frees are distinct errors
-//!   and change nothing.
-//! - `mut_mem` must stay inside one live allocation (an overflowing
-//!   `ptr + len` included) and its slice is exclusive: no other handle can
-//!   get bytes of that allocation, or free it, until this handle's next call
-//!   or drop (`Busy`, never a wait).
+//!   (`alloc_aligned` up to a page). The first 256 bytes of a memory are
+//!   never handed out.
+//! - Any mix of sizes fits any memory that has the free bytes: small blocks
+//!   of every size class share pages, large blocks take best-fit runs, and
+//!   a 1-page memory holds blocks of 8, 64, 100, 4096 and 16384 bytes at
+//!   once.
+//! - `free` must name a live allocation's start with its exact length.
+//!   A pointer that was never allocated answers `UnknownPointer`; one that
+//!   was allocated and already freed answers `DoubleFree` (until its place
+//!   is reused); a wrong length answers `LengthMismatch`. A refused call
+//!   changes nothing.
+//! - `mut_mem` accepts any sub-range of one live allocation, including the
+//!   empty range at its end (`ptr + len, 0`); anything else (an overflowing
+//!   `ptr + len` included) is refused. Its slice is exclusive: no other
+//!   handle can get bytes of that allocation, or free it, until this
+//!   handle's next call, its `release()`, or its drop (`Busy`, never a
+//!   wait).
 //! - When space runs out the memory grows, up to `max_pages`; then `alloc`
-//!   answers `OutOfMemory`. Freed space is reused.
+//!   answers `OutOfMemory`. Freed space is reused, and pages that become
+//!   wholly free go back to the OS.
 //! - No header lives in the managed bytes: a 4 KiB block costs exactly
-//!   4 KiB, so 4 KiB allocations can use all but the first block of a
-//!   memory (offset 0 is never handed out).
+//!   4 KiB, so all but the first 4 KiB of a memory can hold 4 KiB blocks.
+//!   Bookkeeping lives in the heap and grows with the pages in use.
+//! - All size arithmetic is done in `u64` or checked, so 32-bit targets
+//!   behave the same (within their address space).
 //!
-//! The allocator's design is described in the `blocks` module source.
+//! The allocator's design and invariants are described in the source of
+//! its `allocator` module.
 //!
 //! # Examples
 //!
@@ -39,13 +52,17 @@
 //! assert_eq!(memory.allocated_bytes(), 0);
 //! ```
 
-mod blocks;
+mod allocator;
+mod classes;
 mod controller;
+mod directory;
 mod error;
 mod memory;
-mod pages;
+mod pool;
+mod region;
+#[cfg(feature = "surrealism")]
+pub mod surrealism;
 mod traits;
-mod v1_arena;
 
 pub use controller::{BytesGuard, LinearMemoryController};
 pub use error::LinearMemoryError;

@@ -34,6 +34,9 @@ pub struct LinearModel {
     live: BTreeMap<u32, Vec<u8>>,
     /// Every pointer ever returned, live or not, to aim frees at.
     seen: Vec<u32>,
+    /// The same, as a set: a pointer never returned must answer
+    /// `UnknownPointer`, never `DoubleFree`.
+    ever: std::collections::BTreeSet<u32>,
 }
 
 impl LinearModel {
@@ -46,6 +49,7 @@ impl LinearModel {
             max_pages,
             live: BTreeMap::new(),
             seen: Vec::new(),
+            ever: std::collections::BTreeSet::new(),
         }
     }
 
@@ -57,6 +61,14 @@ impl LinearModel {
     fn containing(&self, ptr: u32) -> Option<(u32, u32)> {
         let (&start, bytes) = self.live.range(..=ptr).next_back()?;
         (ptr < start + bytes.len() as u32).then_some((start, bytes.len() as u32))
+    }
+
+    /// Whether a live allocation ends exactly at `ptr`.
+    fn ends_at(&self, ptr: u32) -> bool {
+        self.live
+            .range(..ptr)
+            .next_back()
+            .is_some_and(|(&start, bytes)| start as u64 + bytes.len() as u64 == ptr as u64)
     }
 
     fn after_alloc(
@@ -87,6 +99,7 @@ impl LinearModel {
                 let bytes = self.controller.mut_mem(ptr, len).unwrap().to_vec();
                 self.live.insert(ptr, bytes);
                 self.seen.push(ptr);
+                self.ever.insert(ptr);
             }
             Err(LinearMemoryError::ZeroLength) => assert_eq!(len, 0),
             Err(LinearMemoryError::LengthTooLarge) => assert!(len as u64 > limit, "{op:?}"),
@@ -94,8 +107,8 @@ impl LinearModel {
                 // Refused without growing only if growing could not help.
                 let size = self.memory.size_pages() as u64;
                 let needed = (len.max(align) as u64).div_ceil(PAGE_SIZE as u64);
-                // Large blocks (over 32 KiB) never use page 0.
-                let needed = needed + u64::from(len.max(align) > 32 * 1024);
+                // A block may start partway into the last page.
+                let needed = needed + 1;
                 assert!(
                     size == self.max_pages as u64 || size + needed > self.max_pages as u64,
                     "{op:?}: out of memory at {size} of {} pages",
@@ -156,6 +169,13 @@ impl LinearModel {
                 };
                 let got = self.controller.free(ptr, len);
                 match expected {
+                    Err(LinearMemoryError::UnknownPointer) if !self.ever.contains(&ptr) => {
+                        assert_eq!(
+                            got,
+                            Err(LinearMemoryError::UnknownPointer),
+                            "{op:?}: never allocated"
+                        )
+                    }
                     Err(LinearMemoryError::UnknownPointer) => assert!(
                         matches!(
                             got,
@@ -202,6 +222,10 @@ impl LinearModel {
                         assert_eq!(got.as_deref(), Ok(expected), "{op:?}");
                     }
                     Some(_) => assert_eq!(got, Err(LinearMemoryError::OutOfBounds), "{op:?}"),
+                    // The empty range at the end of an allocation.
+                    None if len == 0 && self.ends_at(ptr) => {
+                        assert_eq!(got.as_deref(), Ok(&[][..]), "{op:?}")
+                    }
                     None => assert_eq!(got, Err(LinearMemoryError::UnknownPointer), "{op:?}"),
                 }
             }

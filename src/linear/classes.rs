@@ -1,0 +1,123 @@
+//! Size classes of small blocks and the geometry of their spans.
+//!
+//! Classes step by 8 bytes up to 64, then four per power of two up to
+//! [`SMALL_MAX`] (80, 96, 112, 128, 160, …, 1024), so rounding a request up
+//! to its class wastes at most 20% (about 8% on average). A span of a class
+//! is a run of whole granules from the pool holding at most 64 blocks
+//! (one bitmap word), about [`SPAN_TARGET`] bytes: small, so that a class
+//! with few live blocks holds little memory, and one span's free blocks are
+//! one `u64`.
+
+/// The pool's unit: spans and large blocks are whole granules, aligned to
+/// a granule.
+pub(super) const GRANULE: u32 = 256;
+/// `log2(GRANULE)`.
+pub(super) const GRANULE_SHIFT: u32 = 8;
+/// Largest request served by a size class; larger ones take granules from
+/// the pool directly (best fit).
+pub(super) const SMALL_MAX: u32 = 1024;
+/// Bytes a span aims for.
+const SPAN_TARGET: u32 = 2048;
+/// Most blocks in one span: one bit each in a `u64`.
+pub(super) const MAX_BLOCKS: u32 = 64;
+
+/// Number of size classes.
+pub(super) const CLASS_COUNT: usize = 24;
+
+/// Block size of each class.
+const SIZES: [u32; CLASS_COUNT] = {
+    let mut sizes = [0; CLASS_COUNT];
+    let mut i = 0;
+    while i < 8 {
+        sizes[i] = 8 * (i as u32 + 1);
+        i += 1;
+    }
+    while i < CLASS_COUNT {
+        let power = 64 << ((i - 8) / 4);
+        sizes[i] = power + power / 4 * ((i - 8) % 4 + 1) as u32;
+        i += 1;
+    }
+    sizes
+};
+
+/// The class of a request of `len` bytes (`1..=SMALL_MAX`).
+#[inline]
+pub(super) fn class_of(len: u32) -> usize {
+    debug_assert!((1..=SMALL_MAX).contains(&len), "{len}");
+    if len <= 64 {
+        return (len as usize).div_ceil(8) - 1;
+    }
+    let n = len - 1;
+    let log = 31 - n.leading_zeros(); // 6..=9
+    8 + (log as usize - 6) * 4 + ((n >> (log - 2)) & 3) as usize
+}
+
+/// Block size of `class`.
+#[inline]
+pub(super) const fn block_size(class: usize) -> u32 {
+    SIZES[class]
+}
+
+/// Blocks in one span of `class`.
+#[inline]
+pub(super) const fn span_blocks(class: usize) -> u32 {
+    let size = SIZES[class];
+    let granules = span_granules(class);
+    let fit = granules * GRANULE / size;
+    if fit < MAX_BLOCKS { fit } else { MAX_BLOCKS }
+}
+
+/// Granules in one span of `class`.
+#[inline]
+pub(super) const fn span_granules(class: usize) -> u32 {
+    let size = SIZES[class];
+    let mut blocks = SPAN_TARGET / size;
+    if blocks > MAX_BLOCKS {
+        blocks = MAX_BLOCKS;
+    }
+    if blocks == 0 {
+        blocks = 1;
+    }
+    (blocks * size).div_ceil(GRANULE)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_length_gets_the_smallest_class_that_holds_it() {
+        for len in 1..=SMALL_MAX {
+            let class = class_of(len);
+            assert!(block_size(class) >= len, "{len} → {class}");
+            if class > 0 {
+                assert!(block_size(class - 1) < len, "{len} → {class}");
+            }
+        }
+        assert_eq!(block_size(CLASS_COUNT - 1), SMALL_MAX);
+        assert!(SIZES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn classes_waste_at_most_a_fifth_and_stay_eight_byte_aligned() {
+        for len in 9..=SMALL_MAX {
+            let size = block_size(class_of(len));
+            assert!(size * 4 <= len * 5 + 32, "{len} → {size}");
+        }
+        assert!(SIZES.iter().all(|size| size % 8 == 0));
+    }
+
+    #[test]
+    fn spans_hold_at_most_one_bitmap_word_and_little_slack() {
+        for class in 0..CLASS_COUNT {
+            let blocks = span_blocks(class);
+            let bytes = span_granules(class) * GRANULE;
+            assert!((1..=MAX_BLOCKS).contains(&blocks), "{class}");
+            assert!(blocks * block_size(class) <= bytes);
+            assert!(
+                bytes - blocks * block_size(class) < GRANULE.max(bytes / 8),
+                "class {class}: {blocks} blocks in {bytes}"
+            );
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Out-of-band maps: which span or large block owns each granule of the
+//! memory, and never-moving storage for the descriptors they name.
+//!
+//! Both grow with the memory's use, never with its maximum: the directory
+//! allocates a leaf per 1 MiB of address space the memory has grown over,
+//! and [`Stable`] adds segments as descriptors are needed. Neither frees
+//! anything before the memory drops, so a reference into them stays valid
+//! for the memory's life and readers need no reclamation scheme: a reader
+//! that raced a reuse reads a consistent but stale descriptor, which the
+//! allocation's record then rejects (`allocator.rs`, L2).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::classes::GRANULE_SHIFT;
+use crate::sync::{AtomicU32, OnceLock, Ordering};
+
+/// Granules per directory leaf (16 KiB of words): 1 MiB of address space (fewer under loom,
+/// whose atomics are costly to create).
+#[cfg(not(loom))]
+const LEAF_SHIFT: u32 = 12;
+#[cfg(loom)]
+const LEAF_SHIFT: u32 = 8;
+const LEAF: usize = 1 << LEAF_SHIFT;
+
+/// What owns a granule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owner {
+    /// Never handed out.
+    Nobody,
+    /// Span descriptor `desc` of size class `class` (it may since have
+    /// been retired, or reused for a span elsewhere).
+    Span { class: u8, desc: u32 },
+    /// Large-block descriptor `desc` (the block may since have been freed).
+    Large { desc: u32 },
+}
+
+/// Owner words: kind in bits 30–31, class in bits 25–29, descriptor in
+/// bits 0–24. A memory has at most 2^24 granules, so at most 2^24 spans or
+/// large blocks at once, and descriptors are reused: indexes fit 25 bits.
+const KIND_SHIFT: u32 = 30;
+const KIND_SPAN: u32 = 1;
+const KIND_LARGE: u32 = 2;
+const CLASS_SHIFT: u32 = 25;
+const DESC_MASK: u32 = (1 << CLASS_SHIFT) - 1;
+
+impl Owner {
+    fn pack(self) -> u32 {
+        match self {
+            Owner::Nobody => 0,
+            Owner::Span { class, desc } => {
+                debug_assert!(desc <= DESC_MASK && class < 32);
+                (KIND_SPAN << KIND_SHIFT) | (u32::from(class) << CLASS_SHIFT) | desc
+            }
+            Owner::Large { desc } => {
+                debug_assert!(desc <= DESC_MASK);
+                (KIND_LARGE << KIND_SHIFT) | desc
+            }
+        }
+    }
+
+    fn unpack(word: u32) -> Owner {
+        match word >> KIND_SHIFT {
+            KIND_SPAN => Owner::Span {
+                class: ((word >> CLASS_SHIFT) & 31) as u8,
+                desc: word & DESC_MASK,
+            },
+            KIND_LARGE => Owner::Large {
+                desc: word & DESC_MASK,
+            },
+            _ => Owner::Nobody,
+        }
+    }
+}
+
+/// One owner word per granule, in lazily made leaves.
+pub(super) struct Directory {
+    leaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
+}
+
+impl Directory {
+    /// A directory for up to `max_granules` granules; allocates no leaf.
+    pub(super) fn new(max_granules: u64) -> Directory {
+        let leaves = max_granules.div_ceil(LEAF as u64) as usize;
+        Directory {
+            leaves: (0..leaves).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Makes the leaves for granules `..end`. Call with the pool locked
+    /// (leaves are made by one thread at a time), before anything in that
+    /// range can be looked up.
+    pub(super) fn cover(&self, end: u64) {
+        let leaves = end.div_ceil(LEAF as u64) as usize;
+        for leaf in &self.leaves[..leaves.min(self.leaves.len())] {
+            leaf.get_or_init(|| (0..LEAF).map(|_| AtomicU32::new(0)).collect());
+        }
+    }
+
+    fn word(&self, granule: u32) -> Option<&AtomicU32> {
+        let leaf = self.leaves.get((granule >> LEAF_SHIFT) as usize)?.get()?;
+        Some(&leaf[granule as usize & (LEAF - 1)])
+    }
+
+    /// The owner of the granule that holds byte `offset`.
+    #[inline]
+    pub(super) fn owner_of(&self, offset: u32) -> Owner {
+        self.word(offset >> GRANULE_SHIFT)
+            .map_or(Owner::Nobody, |word| {
+                // Acquire pairs with `assign`'s Release: whoever finds an owner
+                // also sees the descriptor fields written before it.
+                Owner::unpack(word.load(Ordering::Acquire))
+            })
+    }
+
+    /// Makes `owner` the owner of granules `start..start + len`, which the
+    /// caller took from the pool (so their leaves exist).
+    pub(super) fn assign(&self, start: u32, len: u32, owner: Owner) {
+        let packed = owner.pack();
+        for granule in start..start + len {
+            if let Some(word) = self.word(granule) {
+                // Release pairs with `owner_of`'s Acquire.
+                word.store(packed, Ordering::Release);
+            } else {
+                debug_assert!(false, "granule {granule} has no leaf");
+            }
+        }
+    }
+}
+
+/// A vector that grows in segments that never move, so `&T` stays valid
+/// while it grows. Segment `k` holds `16 << k` items.
+pub(super) struct Stable<T> {
+    segments: Box<[OnceLock<Box<[T]>>]>,
+}
+
+const FIRST_SEGMENT_SHIFT: u32 = 4;
+
+impl<T> Stable<T> {
+    pub(super) fn new() -> Stable<T> {
+        Stable {
+            segments: (0..29).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn locate(index: u32) -> (usize, usize) {
+        let shifted = u64::from(index) + (1 << FIRST_SEGMENT_SHIFT);
+        let segment = 63 - shifted.leading_zeros() - FIRST_SEGMENT_SHIFT;
+        let offset = shifted - (1u64 << (segment + FIRST_SEGMENT_SHIFT));
+        (segment as usize, offset as usize)
+    }
+
+    /// Item `index`, if its segment exists.
+    #[inline]
+    pub(super) fn get(&self, index: u32) -> Option<&T> {
+        let (segment, offset) = Self::locate(index);
+        self.segments.get(segment)?.get()?.get(offset)
+    }
+
+    /// Item `index`, making its segment (with `make` for each item) if
+    /// needed. Call from one thread at a time per `Stable` (under a lock).
+    pub(super) fn get_or_make(&self, index: u32, make: impl Fn() -> T) -> Option<&T> {
+        let (segment, offset) = Self::locate(index);
+        let items = self.segments.get(segment)?.get_or_init(|| {
+            let len = 1usize << (segment as u32 + FIRST_SEGMENT_SHIFT);
+            let mut items = Vec::with_capacity(len);
+            items.resize_with(len, &make);
+            items.into_boxed_slice()
+        });
+        items.get(offset)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_round_trip() {
+        for owner in [
+            Owner::Nobody,
+            Owner::Span {
+                class: 23,
+                desc: DESC_MASK,
+            },
+            Owner::Large { desc: 7 },
+        ] {
+            assert_eq!(Owner::unpack(owner.pack()), owner);
+        }
+    }
+
+    #[test]
+    fn stable_indexes_fill_segments_in_order() {
+        let mut expected = 0;
+        for index in 0..2000u32 {
+            let (segment, offset) = Stable::<u8>::locate(index);
+            if offset == 0 && index > 0 {
+                expected += 1;
+            }
+            assert_eq!(segment, expected, "{index}");
+            assert!(offset < 16 << segment);
+        }
+        let stable = Stable::<u32>::new();
+        assert!(stable.get(40).is_none());
+        assert_eq!(stable.get_or_make(40, || 5), Some(&5));
+        assert_eq!(stable.get(41), Some(&5));
+        assert_eq!(Stable::<u8>::locate(u32::MAX).0, 28);
+    }
+
+    #[test]
+    fn the_directory_answers_nobody_outside_its_leaves() {
+        let directory = Directory::new(3 * LEAF as u64);
+        assert_eq!(directory.owner_of(0), Owner::Nobody);
+        directory.cover(LEAF as u64 + 1);
+        directory.assign(LEAF as u32 - 1, 2, Owner::Large { desc: 3 });
+        let offset = |granule: u32| granule << GRANULE_SHIFT;
+        assert_eq!(
+            directory.owner_of(offset(LEAF as u32)),
+            Owner::Large { desc: 3 }
+        );
+        assert_eq!(directory.owner_of(offset(LEAF as u32 + 1)), Owner::Nobody);
+        assert_eq!(directory.owner_of(u32::MAX), Owner::Nobody);
+    }
+}
