@@ -111,6 +111,8 @@ mod payload;
 mod sync;
 mod token;
 mod traits;
+#[cfg(feature = "std")]
+mod wait_queue;
 
 #[cfg(feature = "std")]
 pub use arena::{InsertError, SlotArena};

@@ -50,14 +50,14 @@ mod word;
 use core::fmt;
 
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+pub(crate) use crate::wait_queue::Patience;
+use crate::wait_queue::WaitQueue;
 use crate::{MemoryError, MessageToken};
 use free_list::Links;
 use free_pool::FreePool;
 use guards::Held;
 use segments::Segments;
 use slot::Slot;
-pub(crate) use waiting::Patience;
-use waiting::Room;
 
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
@@ -98,7 +98,7 @@ pub(crate) struct Core<T, M = ()> {
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
     /// Threads and tasks waiting for a free slot.
-    room: Room,
+    room: WaitQueue,
 }
 
 impl<T, M> Links for Core<T, M> {
@@ -117,7 +117,7 @@ impl<T, M> Recycle for Core<T, M> {
     #[inline]
     fn recycle(&self, index: u32) {
         self.free.push(index, self);
-        self.room.slot_freed();
+        self.room.notify_one();
     }
 }
 
@@ -142,7 +142,7 @@ impl<T, M: Default> Core<T, M> {
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             growth: Mutex::new(()),
-            room: Room::default(),
+            room: WaitQueue::default(),
         };
         core.free.push_fresh(0, initial, &core);
         core

@@ -1,89 +1,23 @@
-//! Waiting for room: the blocking, timeout and async forms of insert.
+//! Waiting for room in an arena: the blocking, timeout and async forms of
+//! insert, and async lock acquisition.
 //!
-//! A waiter registers (bumps `waiters`, then listens on `event`), then
-//! looks at every free list once more with a read-modify-write on each
-//! head (`FreePool::pop_or_touch`), and only then sleeps or awaits. Every
-//! path that frees a slot ends in `Core::recycle`: a push onto a free list
-//! (an AcqRel compare-and-swap on the same heads), then one relaxed load of
-//! `waiters`, and a notification only if it is not zero.
+//! The waiting protocol is the crate's [`WaitQueue`] (invariant Q1): a
+//! waiter registers, listens, then pops or touches every free-list head
+//! with a read-modify-write (`FreePool::pop_or_touch`) before it sleeps;
+//! every path that frees a slot ends in `Core::recycle`, a push onto a
+//! free list (an AcqRel compare-and-swap on those heads) followed by
+//! `notify_one` (one relaxed load when nobody waits).
 //!
-//! No wake-up is lost (W1): for the free list `h` that a racing push
-//! targets, either the waiter's touch of `h` comes first in `h`'s
-//! modification order — then the push reads it, synchronises with it, and
-//! so sees the waiter's registration — or the push comes first, and the
-//! touch pops the pushed index. The loom model `a_free_racing_a_waiters_
-//! registration_never_loses_the_wake_up` checks it.
-//!
-//! Each recycled slot notifies one more listener (`notify(1.additional())`),
-//! in the order they started listening, and a new waiter does not barge
-//! ahead of registered ones, so waiters are served roughly first come,
-//! first served. A listener dropped after its notification (a cancelled
-//! future, a timed-out wait) passes it on to the next one.
+//! Each recycled slot wakes one more waiter, in the order they started
+//! listening, and a new waiter does not barge ahead of registered ones, so
+//! waiters are served roughly first come, first served.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use event_listener::{Event, IntoNotification, Listener};
+use crate::MessageToken;
+use crate::wait_queue::Patience;
 
 use super::Core;
-use crate::MessageToken;
-use crate::sync::{AtomicUsize, Ordering};
-
-/// The arena's waiting room.
-#[derive(Default)]
-pub(crate) struct Room {
-    event: Event,
-    /// Registered waiters (see the module docs).
-    waiters: AtomicUsize,
-}
-
-impl Room {
-    /// Called after every push of a freed slot: one relaxed load when
-    /// nobody waits.
-    #[inline]
-    pub(super) fn slot_freed(&self) {
-        // Relaxed: ordered after the push by the push's Acquire (W1).
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.event.notify(1.additional());
-        }
-    }
-
-    fn has_waiters(&self) -> bool {
-        self.waiters.load(Ordering::Relaxed) != 0
-    }
-}
-
-/// A waiter's registration; unregisters when dropped (also when a future
-/// is cancelled), so an abandoned waiter never keeps notifications coming.
-struct Registration<'a>(&'a Room);
-
-impl<'a> Registration<'a> {
-    fn new(room: &'a Room) -> Self {
-        // Relaxed: published to pushers by the touch that follows (W1).
-        room.waiters.fetch_add(1, Ordering::Relaxed);
-        Registration(room)
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// How long a blocking insert waits.
-#[derive(Clone, Copy)]
-pub(crate) enum Patience {
-    Forever,
-    Until(Instant),
-}
-
-impl Patience {
-    pub(crate) fn timeout(timeout: Duration) -> Patience {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Patience::Forever, Patience::Until)
-    }
-}
 
 impl<T, M> Core<T, M> {
     /// Inserts, waiting for room as long as `patience` allows; the value
@@ -105,21 +39,16 @@ impl<T, M> Core<T, M> {
         if self.max_capacity() == 0 {
             return Err(value);
         }
-        let _registered = Registration::new(&self.room);
+        let _registered = self.room.register();
         loop {
-            let listener = self.room.event.listen();
+            let listener = self.room.listen();
             value = match self.insert_registered(value) {
                 Ok(inserted) => return Ok(inserted),
                 Err(value) => value,
             };
-            match patience {
-                Patience::Forever => listener.wait(),
-                Patience::Until(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() {
-                        // One last look: room may have come with the deadline.
-                        return self.insert(value);
-                    }
-                }
+            if !patience.wait(listener) {
+                // One last look: room may have come with the deadline.
+                return self.insert(value);
             }
         }
     }
@@ -143,9 +72,9 @@ impl<T, M> Core<T, M> {
             if self.max_capacity() == 0 {
                 return Err(value);
             }
-            let _registered = Registration::new(&self.room);
+            let _registered = self.room.register();
             loop {
-                let listener = self.room.event.listen();
+                let listener = self.room.listen();
                 value = match self.insert_registered(value) {
                     Ok(inserted) => return Ok(inserted),
                     Err(value) => value,

@@ -77,6 +77,7 @@ use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hint};
+use crate::wait_queue::{Patience, WaitQueue};
 use crate::{MemoryError, MessageToken, SlotArena};
 
 /// A token slot that names no record.
@@ -234,6 +235,13 @@ pub(super) struct Allocator {
     /// Bytes of live allocations, per thread shard: a shared counter would
     /// be one more contended cache line on every alloc and free.
     allocated: Box<[CachePadded<AtomicU64>]>,
+    /// Allocations waiting for free bytes at the maximum size (Q1: every
+    /// free ends with an AcqRel update of an `allocated` shard).
+    bytes_room: WaitQueue,
+    /// Claims (and frees) waiting for another handle's claim to end (Q1:
+    /// every claim attempt and every release is a read-modify-write of the
+    /// record's `claimed` flag).
+    claims_room: WaitQueue,
 }
 
 impl Allocator {
@@ -267,6 +275,8 @@ impl Allocator {
             allocated: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
+            bytes_room: WaitQueue::default(),
+            claims_room: WaitQueue::default(),
         };
         allocator.grow(initial_pages)?;
         Ok(allocator)
@@ -297,11 +307,127 @@ impl Allocator {
 
     fn count_allocated(&self, delta: u64, add: bool) {
         let shard = &self.allocated[thread_hint() % self.allocated.len()];
-        // Relaxed: a statistic.
         if add {
+            // Relaxed: a statistic.
             shard.fetch_add(delta, Ordering::Relaxed);
         } else {
-            shard.fetch_sub(delta, Ordering::Relaxed);
+            // AcqRel: the last read-modify-write of every free, so a waiter
+            // for bytes never misses it (Q1, see `wait_queue`).
+            shard.fetch_sub(delta, Ordering::AcqRel);
+        }
+    }
+
+    /// Room may have appeared without a free (a growth, a handle's spans
+    /// given back): the same read-modify-write a free ends with, then the
+    /// wake-up.
+    fn made_room(&self) {
+        let shard = &self.allocated[thread_hint() % self.allocated.len()];
+        shard.fetch_add(0, Ordering::AcqRel);
+        self.bytes_room.notify_all();
+    }
+
+    /// A registered waiter's read-modify-write of every `allocated` shard
+    /// before its last look for bytes (Q1).
+    fn touch_counters(&self) {
+        for shard in self.allocated.iter() {
+            shard.fetch_add(0, Ordering::AcqRel);
+        }
+    }
+
+    /// [`alloc`](Self::alloc), waiting for free bytes as long as
+    /// `patience` allows when the memory is out of them at its maximum.
+    pub(super) fn alloc_wait(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+        patience: Patience,
+    ) -> Result<u32, LinearMemoryError> {
+        match self.alloc(cache, len, align) {
+            Err(LinearMemoryError::OutOfMemory) => {}
+            done => return done,
+        }
+        let _registered = self.bytes_room.register();
+        loop {
+            let listener = self.bytes_room.listen();
+            self.touch_counters();
+            match self.alloc(cache, len, align) {
+                Err(LinearMemoryError::OutOfMemory) => {}
+                done => return done,
+            }
+            if !patience.wait(listener) {
+                return self.alloc(cache, len, align);
+            }
+        }
+    }
+
+    /// [`alloc_wait`](Self::alloc_wait) as a future; cancel-safe (nothing
+    /// is allocated until it completes).
+    pub(super) async fn alloc_async(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+    ) -> Result<u32, LinearMemoryError> {
+        match self.alloc(cache, len, align) {
+            Err(LinearMemoryError::OutOfMemory) => {}
+            done => return done,
+        }
+        let _registered = self.bytes_room.register();
+        loop {
+            let listener = self.bytes_room.listen();
+            self.touch_counters();
+            match self.alloc(cache, len, align) {
+                Err(LinearMemoryError::OutOfMemory) => {}
+                done => return done,
+            }
+            listener.await;
+        }
+    }
+
+    /// Retries `attempt` while it answers `Busy` (another handle's claim),
+    /// waiting as long as `patience` allows for a claim to end. `attempt`
+    /// must end in a read-modify-write of the record's claim flag (Q1).
+    pub(super) fn wait_for_claims<R>(
+        &self,
+        patience: Patience,
+        mut attempt: impl FnMut() -> Result<R, LinearMemoryError>,
+    ) -> Result<R, LinearMemoryError> {
+        match attempt() {
+            Err(LinearMemoryError::Busy) => {}
+            done => return done,
+        }
+        let _registered = self.claims_room.register();
+        loop {
+            let listener = self.claims_room.listen();
+            match attempt() {
+                Err(LinearMemoryError::Busy) => {}
+                done => return done,
+            }
+            if !patience.wait(listener) {
+                return attempt();
+            }
+        }
+    }
+
+    /// [`wait_for_claims`](Self::wait_for_claims) as a future; cancel-safe
+    /// when `attempt` changes nothing unless it succeeds.
+    pub(super) async fn wait_for_claims_async<R>(
+        &self,
+        mut attempt: impl FnMut() -> Result<R, LinearMemoryError>,
+    ) -> Result<R, LinearMemoryError> {
+        match attempt() {
+            Err(LinearMemoryError::Busy) => {}
+            done => return done,
+        }
+        let _registered = self.claims_room.register();
+        loop {
+            let listener = self.claims_room.listen();
+            match attempt() {
+                Err(LinearMemoryError::Busy) => {}
+                done => return done,
+            }
+            listener.await;
         }
     }
 
@@ -316,6 +442,8 @@ impl Allocator {
             .filter(|&target| target <= self.max_pages)
             .ok_or(LinearMemoryError::GrowBeyondMaximum)?;
         self.grow_locked(&mut state, target)?;
+        drop(state);
+        self.made_room();
         Ok(old)
     }
 
@@ -619,6 +747,8 @@ impl Allocator {
                 self.unpin(class, span);
             }
         }
+        // The spans' free blocks are now everyone's.
+        self.made_room();
     }
 
     /// Returns a retired span's granules and descriptor (S2: the caller's
@@ -790,6 +920,16 @@ impl Allocator {
 
     /// Frees the allocation that starts at `ptr` and is `len` bytes long.
     pub(super) fn free(&self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.free_checked(ptr, len, false)
+    }
+
+    /// [`free`](Self::free) for a registered claim waiter: reads the claim
+    /// flag with a read-modify-write (Q1) instead of a load.
+    pub(super) fn free_touching(&self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.free_checked(ptr, len, true)
+    }
+
+    fn free_checked(&self, ptr: u32, len: u32, touch: bool) -> Result<(), LinearMemoryError> {
         let (token, start) = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
         if start != ptr {
             return Err(LinearMemoryError::UnknownPointer); // inside a block, not its start
@@ -809,7 +949,12 @@ impl Allocator {
         }
         // Acquire pairs with `release`'s Release: the last holder's writes
         // happen before the block's next owner gets it (C2).
-        if record.claimed.load(Ordering::Acquire) {
+        let claimed = if touch {
+            record.claimed.fetch_or(false, Ordering::AcqRel)
+        } else {
+            record.claimed.load(Ordering::Acquire)
+        };
+        if claimed {
             return Err(LinearMemoryError::Busy);
         }
         let place = record.place;
@@ -827,6 +972,7 @@ impl Allocator {
             }
         }
         self.count_allocated(u64::from(len), false);
+        self.bytes_room.notify_all();
         Ok(())
     }
 
@@ -863,11 +1009,12 @@ impl Allocator {
             return Err(LinearMemoryError::OutOfBounds);
         }
         // Acquire pairs with `release`'s Release (the previous holder's
-        // writes are visible to us). Failure: someone else holds it.
-        record
-            .claimed
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .map_err(|_| LinearMemoryError::Busy)?;
+        // writes are visible to us). A read-modify-write even when it finds
+        // the flag set (then it changes nothing), so a claim waiter's last
+        // look never misses a release (Q1).
+        if record.claimed.fetch_or(true, Ordering::AcqRel) {
+            return Err(LinearMemoryError::Busy);
+        }
         // C1 holds: we just set the flag on a live record that holds the range.
         Ok(Some(Claim::new(token, ptr, (end - u64::from(ptr)) as u32)))
     }
@@ -877,11 +1024,13 @@ impl Allocator {
         // A claimed record cannot be freed (C2); this waits only for a free
         // that is deciding to refuse.
         if let Ok(record) = self.records.get(claim.token()) {
-            // Release pairs with the Acquire of the next claim or free.
-            record.claimed.store(false, Ordering::Release);
+            // Release pairs with the Acquire of the next claim or free; a
+            // read-modify-write so that claim waiters see it (Q1).
+            record.claimed.swap(false, Ordering::AcqRel);
         } else {
             debug_assert!(false, "claimed record {:?} vanished", claim.token());
         }
+        self.claims_room.notify_all();
     }
 
     /// The claimed bytes, exclusive while `claim` is borrowed mutably.

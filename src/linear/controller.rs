@@ -7,6 +7,8 @@ use core::ops::{Deref, DerefMut};
 use super::allocator::{Allocator, SpanCache};
 use super::region::Claim;
 use super::{AsyncMemoryController, LinearMemoryError, MemoryController, SharedLinearMemory};
+use crate::wait_queue::Patience;
+use core::time::Duration;
 
 /// Bytes of the `[u32 len][bytes]` prefix that `transfer`/`receive` use.
 const PREFIX: u32 = 4;
@@ -43,6 +45,32 @@ pub struct LinearMemoryController {
     memory: SharedLinearMemory,
     held: Option<Claim>,
     spans: SpanCache,
+    policy: WaitPolicy,
+}
+
+/// What a [`LinearMemoryController`]'s [`AsyncMemoryController`] `alloc`
+/// and `free` do when they cannot finish at once.
+///
+/// # Examples
+///
+/// ```
+/// use slotarena::linear::{SharedLinearMemory, WaitPolicy};
+///
+/// let memory = SharedLinearMemory::new(1, 1).unwrap();
+/// let controller = memory.controller().with_wait_policy(WaitPolicy::Wait);
+/// assert_eq!(controller.wait_policy(), WaitPolicy::Wait);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitPolicy {
+    /// Answer at once: `OutOfMemory` when the memory is full at its
+    /// maximum, `Busy` when another handle claims the allocation (the
+    /// surrealism-style behaviour, and the default).
+    #[default]
+    Immediate,
+    /// Await room: `alloc` waits for free bytes at the maximum size, `free`
+    /// waits for another handle's claim to end.
+    Wait,
 }
 
 impl core::fmt::Debug for LinearMemoryController {
@@ -61,7 +89,217 @@ impl LinearMemoryController {
             memory: memory.clone(),
             held: None,
             spans: SpanCache::default(),
+            policy: WaitPolicy::Immediate,
         }
+    }
+
+    /// This handle with `policy` for its [`AsyncMemoryController`] methods.
+    pub fn with_wait_policy(mut self, policy: WaitPolicy) -> LinearMemoryController {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the policy of this handle's [`AsyncMemoryController`] methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{SharedLinearMemory, WaitPolicy};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut controller = memory.controller();
+    /// assert_eq!(controller.wait_policy(), WaitPolicy::Immediate);
+    /// controller.set_wait_policy(WaitPolicy::Wait);
+    /// ```
+    pub fn set_wait_policy(&mut self, policy: WaitPolicy) {
+        self.policy = policy;
+    }
+
+    /// The policy of this handle's [`AsyncMemoryController`] methods.
+    pub fn wait_policy(&self) -> WaitPolicy {
+        self.policy
+    }
+
+    /// [`alloc`](Self::alloc), waiting for free bytes when the memory is
+    /// out of them at its maximum size: the thread sleeps until a free (by
+    /// any handle) makes room. Every free wakes every waiter to look again.
+    ///
+    /// # Errors
+    ///
+    /// As `alloc`, except `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotarena::linear::SharedLinearMemory;
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut first = memory.controller();
+    /// let big = first.alloc(40_000).unwrap();
+    /// let waiter = {
+    ///     let memory = memory.clone();
+    ///     thread::spawn(move || memory.controller().alloc_wait(40_000).unwrap())
+    /// };
+    /// first.free(big, 40_000).unwrap(); // wakes the waiter
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn alloc_wait(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+        self.release();
+        self.memory
+            .allocator
+            .alloc_wait(&mut self.spans, len, 8, Patience::Forever)
+    }
+
+    /// [`alloc_wait`](Self::alloc_wait) for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As `alloc`: `OutOfMemory` when no room came in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut controller = memory.controller();
+    /// controller.alloc(40_000).unwrap();
+    /// let late = controller.alloc_timeout(40_000, Duration::from_millis(5));
+    /// assert_eq!(late, Err(LinearMemoryError::OutOfMemory));
+    /// ```
+    pub fn alloc_timeout(&mut self, len: u32, timeout: Duration) -> Result<u32, LinearMemoryError> {
+        self.release();
+        self.memory
+            .allocator
+            .alloc_wait(&mut self.spans, len, 8, Patience::timeout(timeout))
+    }
+
+    /// [`alloc_wait`](Self::alloc_wait) as a future, for any async runtime.
+    /// Cancel-safe: nothing is allocated unless it completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc_wait`](Self::alloc_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 1).unwrap();
+    /// let ptr = memory.controller().alloc_async(64).await.unwrap();
+    /// assert!(ptr > 0);
+    /// # });
+    /// ```
+    pub async fn alloc_async(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+        self.release();
+        self.memory
+            .allocator
+            .alloc_async(&mut self.spans, len, 8)
+            .await
+    }
+
+    /// [`lock`](Self::lock), waiting while another handle claims the
+    /// allocation: the thread sleeps until that claim ends.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `OutOfBounds`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotarena::linear::SharedLinearMemory;
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut guest = memory.controller();
+    /// let ptr = guest.alloc(8).unwrap();
+    /// guest.mut_mem(ptr, 8).unwrap().fill(7); // the guest keeps its claim
+    /// let host = {
+    ///     let memory = memory.clone();
+    ///     thread::spawn(move || memory.controller().lock_wait(ptr, 8).unwrap()[0])
+    /// };
+    /// guest.release(); // wakes the host
+    /// assert_eq!(host.join().unwrap(), 7);
+    /// ```
+    pub fn lock_wait(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
+        self.release();
+        let allocator = self.allocator();
+        let claim = allocator.wait_for_claims(Patience::Forever, || allocator.claim(ptr, len))?;
+        Ok(BytesGuard {
+            allocator,
+            claim: Some(claim),
+        })
+    }
+
+    /// [`lock_wait`](Self::lock_wait) as a future. Cancel-safe: no claim is
+    /// taken unless it completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock_wait`](Self::lock_wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(4).unwrap();
+    /// controller.lock_async(ptr, 4).await.unwrap().copy_from_slice(b"abcd");
+    /// # });
+    /// ```
+    pub async fn lock_async(
+        &mut self,
+        ptr: u32,
+        len: u32,
+    ) -> Result<BytesGuard<'_>, LinearMemoryError> {
+        self.release();
+        let allocator = self.allocator();
+        let claim = allocator
+            .wait_for_claims_async(|| allocator.claim(ptr, len))
+            .await?;
+        Ok(BytesGuard {
+            allocator,
+            claim: Some(claim),
+        })
+    }
+
+    /// [`free`](Self::free), awaiting the end of another handle's claim on
+    /// the allocation instead of answering `Busy`. Cancel-safe: nothing is
+    /// freed unless it completes.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `LengthMismatch`, `DoubleFree`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 1).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(4).unwrap();
+    /// controller.free_async(ptr, 4).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn free_async(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.release();
+        let allocator = self.allocator();
+        let mut first = true;
+        allocator
+            .wait_for_claims_async(|| {
+                // The first look is a plain free; a registered waiter's
+                // looks read the claim flag with a read-modify-write (Q1).
+                if core::mem::take(&mut first) {
+                    allocator.free(ptr, len)
+                } else {
+                    allocator.free_touching(ptr, len)
+                }
+            })
+            .await
     }
 
     /// The memory this handle works on.
@@ -209,15 +447,23 @@ impl MemoryController for LinearMemoryController {
     }
 }
 
+/// `alloc` and `free` follow the handle's [`WaitPolicy`]: by default they
+/// answer at once; with [`WaitPolicy::Wait`] they await room (free bytes at
+/// the maximum size, the end of another handle's claim).
 #[async_trait::async_trait]
 impl AsyncMemoryController for LinearMemoryController {
-    /// Never waits: allocation is lock-free except when a page must be taken.
     async fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
-        LinearMemoryController::alloc(self, len)
+        match self.policy {
+            WaitPolicy::Immediate => LinearMemoryController::alloc(self, len),
+            WaitPolicy::Wait => self.alloc_async(len).await,
+        }
     }
 
     async fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
-        LinearMemoryController::free(self, ptr, len)
+        match self.policy {
+            WaitPolicy::Immediate => LinearMemoryController::free(self, ptr, len),
+            WaitPolicy::Wait => self.free_async(ptr, len).await,
+        }
     }
 
     fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
@@ -232,6 +478,14 @@ pub struct BytesGuard<'a> {
     allocator: &'a Allocator,
     /// Always `Some` until `drop` hands it back.
     claim: Option<Claim>,
+}
+
+impl core::fmt::Debug for BytesGuard<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BytesGuard")
+            .field("claim", &self.claim)
+            .finish()
+    }
 }
 
 impl BytesGuard<'_> {

@@ -64,7 +64,7 @@ mod region;
 pub mod surrealism;
 mod traits;
 
-pub use controller::{BytesGuard, LinearMemoryController};
+pub use controller::{BytesGuard, LinearMemoryController, WaitPolicy};
 pub use error::LinearMemoryError;
 pub use memory::{MAX_PAGES, SharedLinearMemory};
 pub use traits::{AsyncMemoryController, MemoryController};
