@@ -425,3 +425,69 @@ fn readers_share_and_writers_exclude_under_real_threads() {
         (2 * ROUNDS as u64, 2 * ROUNDS as u64)
     );
 }
+
+/// Review finding: `map` forgot the guard before calling the closure, so a
+/// panicking closure leaked the lock (std and parking_lot drop the guard).
+#[test]
+fn a_panicking_map_closure_drops_the_guard() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert((1u8, String::from("x"))).unwrap();
+    let mapped = catch_unwind(AssertUnwindSafe(|| {
+        let _ = ReadGuard::map(arena.get(token).unwrap(), |_| -> &str { panic!("map") });
+    }));
+    assert!(mapped.is_err());
+    assert!(
+        arena.try_get_mut(token).is_ok(),
+        "the read lock was released"
+    );
+    let mapped = catch_unwind(AssertUnwindSafe(|| {
+        let _ = WriteGuard::map(arena.get_mut(token).unwrap(), |_| -> &mut str {
+            panic!("map")
+        });
+    }));
+    assert!(mapped.is_err());
+    assert_eq!(
+        arena.try_get(token).err(),
+        Some(MemoryError::Poisoned),
+        "the write lock was released, poisoning the value"
+    );
+    arena.remove(token).unwrap();
+    assert_eq!(arena.len(), 0);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let owned_arena = SlotArena::new(1);
+    let token = owned_arena.insert(counted(&drops, 1)).unwrap();
+    let mapped = catch_unwind(AssertUnwindSafe(|| {
+        let _ = OwnedReadGuard::map(owned_arena.get_owned(token).unwrap(), |_| -> &u8 {
+            panic!("map")
+        });
+    }));
+    assert!(mapped.is_err());
+    drop(owned_arena);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the owned guard's arena handle was released"
+    );
+}
+
+/// Review finding: the arena's drop stopped at the first value whose
+/// `Drop` panicked; the rest leaked.
+#[test]
+fn dropping_the_arena_drops_every_value_even_if_one_drop_panics() {
+    struct Item(Arc<AtomicUsize>, bool);
+    impl Drop for Item {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 && !thread::panicking() {
+                panic!("payload drop failed");
+            }
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(8);
+    for panics in [false, true, false, false] {
+        arena.insert(Item(drops.clone(), panics)).unwrap();
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(arena))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}

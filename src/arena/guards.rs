@@ -90,9 +90,11 @@ impl<'a, T, U: ?Sized> ReadGuard<'a, T, U> {
     /// assert_eq!(&*name, "two");
     /// ```
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> ReadGuard<'a, T, V> {
-        let this = core::mem::ManuallyDrop::new(this);
+        // `f` runs before `this` is forgotten, so if it panics the guard
+        // drops and unlocks as usual.
         // SAFETY: the read lock is held (S2), so `value` is valid for `'a`.
         let value = NonNull::from(f(unsafe { this.value.as_ref() }));
+        let this = core::mem::ManuallyDrop::new(this);
         ReadGuard {
             held: this.held,
             value,
@@ -174,10 +176,13 @@ impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
     /// assert_eq!(arena.get(token).unwrap().1, [2, 3]);
     /// ```
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> WriteGuard<'a, T, V> {
-        let mut this = core::mem::ManuallyDrop::new(this);
+        // `f` runs before `this` is forgotten, so if it panics the guard
+        // drops as usual: it unlocks, and poisons the value.
+        let mut this = this;
         // SAFETY: the write lock is held (S2), so `value` is valid and
         // exclusive for `'a`.
         let value = NonNull::from(f(unsafe { this.value.as_mut() }));
+        let this = core::mem::ManuallyDrop::new(this);
         WriteGuard {
             held: this.held,
             value,

@@ -27,8 +27,11 @@
 //!   token at once; the value is dropped now if no guard holds it, else by
 //!   the last guard's unlock. `take` marks it `TAKING` and waits for the
 //!   guards to go; `try_take` answers `BorrowActive` instead.
-//! - A reclaimed value is moved out, its slot pushed back, and only then
-//!   is it dropped, so a panicking `Drop` cannot lose the slot.
+//! - A removed value is dropped in place while its slot is still held; a
+//!   guard then marks the slot vacant and pushes it back, also when the
+//!   value's `Drop` panics, so a panicking `Drop` cannot lose the slot. A
+//!   taken value is moved out and its slot pushed back before the caller
+//!   gets it.
 //! - Growth (the cold path) adds a segment under a mutex; segments never
 //!   move and are freed only with the arena, so a `&Slot` stays valid for
 //!   the arena's life and no reclamation scheme (such as epochs) is needed.
@@ -352,10 +355,36 @@ impl<T, M> Core<T, M> {
 }
 
 impl<T, M> Drop for Core<T, M> {
+    /// Drops every remaining value once. If one value's `Drop` panics, the
+    /// others are still dropped (while unwinding), as std's collections do.
     fn drop(&mut self) {
-        for place in self.places.all_mut() {
-            place.slot.drop_in_place();
+        struct DropTheRest<I: Iterator>(I)
+        where
+            I::Item: DropValue;
+        impl<I: Iterator> Drop for DropTheRest<I>
+        where
+            I::Item: DropValue,
+        {
+            fn drop(&mut self) {
+                self.0.by_ref().for_each(DropValue::drop_value);
+            }
         }
+        let mut rest = DropTheRest(self.places.all_mut());
+        // On a panic, `rest` drops the places this loop has not reached.
+        for place in rest.0.by_ref() {
+            place.drop_value();
+        }
+    }
+}
+
+/// A place whose value (if any) the arena's drop drops.
+trait DropValue {
+    fn drop_value(self);
+}
+
+impl<T, M> DropValue for &mut Place<T, M> {
+    fn drop_value(self) {
+        self.slot.drop_in_place();
     }
 }
 

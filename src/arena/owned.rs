@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 use core::fmt;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
@@ -79,9 +80,11 @@ impl<T> OwnedReadGuard<T> {
 impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     /// Narrows the guard to a part of the value, keeping the lock.
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> OwnedReadGuard<T, V> {
-        let this = core::mem::ManuallyDrop::new(this);
+        // `f` runs before `this` is forgotten, so if it panics the guard
+        // drops and unlocks as usual.
         // SAFETY: the read lock is held (S2) while the guard lives.
         let value = NonNull::from(f(unsafe { this.value.as_ref() }));
+        let this = core::mem::ManuallyDrop::new(this);
         // SAFETY: `this` is never dropped, so its lease moves out exactly once.
         let lease = unsafe { core::ptr::read(&this.lease) };
         OwnedReadGuard { lease, value }
@@ -133,12 +136,41 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
 /// std::thread::spawn(move || guard.push(2)).join().unwrap();
 /// assert_eq!(*arena.get(token).unwrap(), [1, 2]);
 /// ```
+///
+/// The guard is invariant in the type it shows, so it cannot be used to
+/// store a reference that lives shorter than the arena's values:
+///
+/// ```compile_fail
+/// use slotarena::{SlotArena, arena::OwnedWriteGuard};
+///
+/// let arena: SlotArena<&'static str> = SlotArena::new(1);
+/// let token = arena.insert("static").unwrap();
+/// let guard: OwnedWriteGuard<&'static str> = arena.get_mut_owned(token).unwrap();
+/// let local = String::from("short-lived");
+/// let mut shorter: OwnedWriteGuard<&'static str, &str> = guard; // error: invariant
+/// *shorter = local.as_str();
+/// ```
+///
+/// while the same assignment of a `'static` value compiles:
+///
+/// ```
+/// use slotarena::{SlotArena, arena::OwnedWriteGuard};
+///
+/// let arena: SlotArena<&'static str> = SlotArena::new(1);
+/// let token = arena.insert("static").unwrap();
+/// let mut guard: OwnedWriteGuard<&'static str, &'static str> = arena.get_mut_owned(token).unwrap();
+/// *guard = "also static";
+/// ```
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
 pub struct OwnedWriteGuard<T, U: ?Sized = T> {
     lease: Lease<T>,
     value: NonNull<U>,
     panicking_at_start: bool,
+    /// Invariance in `U`, as `&mut U` needs: a covariant guard could be
+    /// coerced to a shorter-lived `U` and store a short-lived reference
+    /// into the arena (the `Send`/`Sync` impls below are written by hand).
+    _invariant: PhantomData<*mut U>,
 }
 
 // SAFETY: as for `WriteGuard`.
@@ -158,6 +190,7 @@ impl<T> OwnedWriteGuard<T> {
             },
             value,
             panicking_at_start: std::thread::panicking(),
+            _invariant: PhantomData,
         }
     }
 }
@@ -165,15 +198,19 @@ impl<T> OwnedWriteGuard<T> {
 impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     /// Narrows the guard to a part of the value, keeping the lock.
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> OwnedWriteGuard<T, V> {
-        let mut this = core::mem::ManuallyDrop::new(this);
+        // `f` runs before `this` is forgotten, so if it panics the guard
+        // drops as usual: it unlocks, and poisons the value.
+        let mut this = this;
         // SAFETY: the write lock is held (S2) while the guard lives.
         let value = NonNull::from(f(unsafe { this.value.as_mut() }));
+        let this = core::mem::ManuallyDrop::new(this);
         // SAFETY: `this` is never dropped, so its lease moves out exactly once.
         let lease = unsafe { core::ptr::read(&this.lease) };
         OwnedWriteGuard {
             lease,
             value,
             panicking_at_start: this.panicking_at_start,
+            _invariant: PhantomData,
         }
     }
 
