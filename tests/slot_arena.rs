@@ -491,3 +491,41 @@ fn dropping_the_arena_drops_every_value_even_if_one_drop_panics() {
     assert!(catch_unwind(AssertUnwindSafe(|| drop(arena))).is_err());
     assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
+
+/// Allocation takes no lock: inserts and removes go on while another
+/// thread holds read and write guards on every other value.
+#[test]
+fn insert_and_remove_never_wait_for_other_values_guards() {
+    let arena = SlotArena::new(64);
+    let held: Vec<MessageToken> = (0..32).map(|n| arena.insert(n).unwrap()).collect();
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let holder = {
+        let arena = arena.clone();
+        thread::spawn(move || {
+            let writers: Vec<_> = held[..16]
+                .iter()
+                .map(|&t| arena.get_mut_owned(t).unwrap())
+                .collect();
+            let readers: Vec<_> = held[16..]
+                .iter()
+                .map(|&t| arena.get_owned(t).unwrap())
+                .collect();
+            locked_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            drop((writers, readers));
+        })
+    };
+    locked_rx.recv().unwrap();
+    let other = arena.clone();
+    never_waits(move || {
+        for round in 0..1000 {
+            let token = other.insert(1000 + round).unwrap();
+            assert_eq!(*other.get(token).unwrap(), 1000 + round);
+            other.remove(token).unwrap();
+        }
+    });
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(arena.len(), 32);
+}
