@@ -32,14 +32,21 @@ if ! timeout "$install_seconds" cargo +nightly miri setup; then
 fi
 
 # Isolation is disabled only because proptest looks up the working
-# directory for its failure-persistence files.
-CARGO_TARGET_DIR=target/miri \
-MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-disable-isolation" \
-PROPTEST_CASES=4 \
-    cargo +nightly miri test --lib --test borrows_and_poison
-# The linear tests that hand out bytes across threads and handles; the rest
-# only add allocator bookkeeping, which is slow to set up under Miri.
-CARGO_TARGET_DIR=target/miri \
-MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-disable-isolation" \
-    cargo +nightly miri test --test linear_contract -- \
+# directory for its failure-persistence files. Each group below is the
+# tests that run the unsafe code paths (the arena's value storage, guards,
+# deferred removal and reclaim, owned and mapped guards; the linear
+# memory's byte handouts) at a size Miri finishes in minutes; the
+# many-thread stress tests stay with the native run.
+export CARGO_TARGET_DIR=target/miri
+export MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-disable-isolation"
+export PROPTEST_CASES=4
+cargo +nightly miri test --lib --test borrows_and_poison
+cargo +nightly miri test --test slot_arena -- \
+    errors_come remove_never remove_under take_waits a_stale try_forms a_panicking \
+    a_guard_taken owned_guards mapped_guards iter_skips dropping_the_arena insert_error
+cargo +nightly miri test --test waiting -- \
+    waiters_are_served a_cancelled_waiter an_async_lock timeouts
+cargo +nightly miri test --test linear_contract -- \
     threads_writing every_error mut_mem_is_exclusive transfer_and_receive async_controllers
+cargo +nightly miri test --test linear_waiting -- \
+    the_async_controller a_cancelled_async

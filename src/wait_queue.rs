@@ -62,13 +62,13 @@ impl WaitQueue {
 
     /// Whether anyone waits: a newcomer then queues behind them instead of
     /// taking room first.
-    pub(crate) fn has_waiters(&self) -> bool {
+    fn has_waiters(&self) -> bool {
         self.waiters.load(Ordering::Relaxed) != 0
     }
 
     /// Registers a waiter until the returned value drops (also when a
     /// future is cancelled).
-    pub(crate) fn register(&self) -> Registration<'_> {
+    fn register(&self) -> Registration<'_> {
         // Relaxed: published to freers by the read-modify-writes that
         // follow (Q1).
         self.waiters.fetch_add(1, Ordering::Relaxed);
@@ -77,13 +77,88 @@ impl WaitQueue {
 
     /// A listener for the next notification; take it before the last look
     /// for room.
-    pub(crate) fn listen(&self) -> EventListener {
+    fn listen(&self) -> EventListener {
         self.event.listen()
     }
 }
 
+/// Which look for room an attempt is making.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Before registering: the plain fast path.
+    First,
+    /// After registering and listening: must end with the read-modify-
+    /// writes of Q1, so a racing freer is not missed.
+    Registered,
+}
+
+impl WaitQueue {
+    /// Runs `attempt` until it finds room (`Ok`), waiting between looks as
+    /// long as `patience` allows; `state` (the value to store, say) goes
+    /// from look to look and comes back when the patience runs out.
+    /// `queue` makes a newcomer wait behind registered waiters instead of
+    /// taking room first (only for room handed out one at a time).
+    pub(crate) fn wait<S, R>(
+        &self,
+        patience: Patience,
+        queue: bool,
+        state: S,
+        mut attempt: impl FnMut(S, Look) -> Result<R, S>,
+    ) -> Result<R, S> {
+        let mut state = if queue && self.has_waiters() {
+            state
+        } else {
+            match attempt(state, Look::First) {
+                Ok(found) => return Ok(found),
+                Err(state) => state,
+            }
+        };
+        let _registered = self.register();
+        loop {
+            let listener = self.listen();
+            state = match attempt(state, Look::Registered) {
+                Ok(found) => return Ok(found),
+                Err(state) => state,
+            };
+            if !patience.wait(listener) {
+                // One last look: room may have come with the deadline.
+                return attempt(state, Look::Registered);
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) as a future, waiting without a time limit.
+    /// Cancel-safe as long as `attempt` changes nothing when it fails:
+    /// dropping the future drops `state` and unregisters, and a
+    /// notification it had received passes to the next listener.
+    pub(crate) async fn wait_async<S, R>(
+        &self,
+        queue: bool,
+        state: S,
+        mut attempt: impl FnMut(S, Look) -> Result<R, S>,
+    ) -> Result<R, S> {
+        let mut state = if queue && self.has_waiters() {
+            state
+        } else {
+            match attempt(state, Look::First) {
+                Ok(found) => return Ok(found),
+                Err(state) => state,
+            }
+        };
+        let _registered = self.register();
+        loop {
+            let listener = self.listen();
+            state = match attempt(state, Look::Registered) {
+                Ok(found) => return Ok(found),
+                Err(state) => state,
+            };
+            listener.await;
+        }
+    }
+}
+
 /// A waiter's registration; see [`WaitQueue::register`].
-pub(crate) struct Registration<'a>(&'a WaitQueue);
+struct Registration<'a>(&'a WaitQueue);
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
@@ -109,7 +184,7 @@ impl Patience {
 
     /// Blocks on `listener` as long as the patience allows; `false` when it
     /// ran out first.
-    pub(crate) fn wait(self, listener: EventListener) -> bool {
+    fn wait(self, listener: EventListener) -> bool {
         use event_listener::Listener;
         match self {
             Patience::Forever => {

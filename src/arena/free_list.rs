@@ -155,14 +155,14 @@ impl FreeList {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sync::AtomicU32;
     use proptest::prelude::*;
     use std::vec::Vec;
 
-    /// Links in a plain vector, as the unit tests and loom models use them.
-    struct VecLinks(Vec<AtomicU32>);
+    /// Links in a plain vector, for the unit tests of the lists.
+    pub(in crate::arena) struct VecLinks(pub(in crate::arena) Vec<AtomicU32>);
 
     impl Links for VecLinks {
         fn next(&self, index: u32) -> u32 {

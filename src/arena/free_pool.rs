@@ -139,20 +139,10 @@ impl FreePool {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::super::free_list::tests::VecLinks;
     use super::*;
-    use crate::sync::{AtomicU32, Ordering};
+    use crate::sync::AtomicU32;
     use std::vec::Vec;
-
-    struct VecLinks(Vec<AtomicU32>);
-
-    impl Links for VecLinks {
-        fn next(&self, index: u32) -> u32 {
-            self.0[index as usize].load(Ordering::Relaxed)
-        }
-        fn set_next(&self, index: u32, next: u32) {
-            self.0[index as usize].store(next, Ordering::Relaxed);
-        }
-    }
 
     #[test]
     fn fresh_runs_are_adjacent_and_frees_return_home() {

@@ -15,42 +15,25 @@
 use std::time::Duration;
 
 use crate::MessageToken;
-use crate::wait_queue::Patience;
+use crate::wait_queue::{Look, Patience};
 
 use super::Core;
 
 impl<T, M> Core<T, M> {
     /// Inserts, waiting for room as long as `patience` allows; the value
     /// comes back when the wait ends without room (or the arena can never
-    /// have room: a maximum capacity of zero).
+    /// have room: a maximum capacity of zero). A newcomer queues behind
+    /// registered waiters.
     pub(crate) fn insert_wait(&self, value: T, patience: Patience) -> Result<(MessageToken, &M), T>
     where
         M: Default,
     {
-        let mut value = if self.room.has_waiters() {
-            // Queue behind the registered waiters instead of barging.
-            value
-        } else {
-            match self.insert(value) {
-                Ok(inserted) => return Ok(inserted),
-                Err(value) => value,
-            }
-        };
         if self.max_capacity() == 0 {
             return Err(value);
         }
-        let _registered = self.room.register();
-        loop {
-            let listener = self.room.listen();
-            value = match self.insert_registered(value) {
-                Ok(inserted) => return Ok(inserted),
-                Err(value) => value,
-            };
-            if !patience.wait(listener) {
-                // One last look: room may have come with the deadline.
-                return self.insert(value);
-            }
-        }
+        self.room.wait(patience, true, value, |value, look| {
+            self.insert_look(value, look)
+        })
     }
 
     /// Inserts, awaiting room. Cancel-safe: dropping the future drops the
@@ -60,36 +43,24 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        {
-            let mut value = if self.room.has_waiters() {
-                value
-            } else {
-                match self.insert(value) {
-                    Ok(inserted) => return Ok(inserted),
-                    Err(value) => value,
-                }
-            };
-            if self.max_capacity() == 0 {
-                return Err(value);
-            }
-            let _registered = self.room.register();
-            loop {
-                let listener = self.room.listen();
-                value = match self.insert_registered(value) {
-                    Ok(inserted) => return Ok(inserted),
-                    Err(value) => value,
-                };
-                listener.await;
-            }
+        if self.max_capacity() == 0 {
+            return Err(value);
         }
+        self.room
+            .wait_async(true, value, |value, look| self.insert_look(value, look))
+            .await
     }
 
-    /// [`insert`](Core::insert) for a registered waiter: touches every free
-    /// list (W1) before it grows or gives up.
-    fn insert_registered(&self, value: T) -> Result<(MessageToken, &M), T>
+    /// One look for a free slot: [`insert`](Core::insert), except that a
+    /// registered waiter pops or touches every free list (Q1) before it
+    /// grows or gives up.
+    fn insert_look(&self, value: T, look: Look) -> Result<(MessageToken, &M), T>
     where
         M: Default,
     {
+        if look == Look::First {
+            return self.insert(value);
+        }
         let popped = if cfg!(slotarena_mutation = "waiter_without_touch") {
             self.free.pop(self)
         } else {

@@ -77,7 +77,15 @@ use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hint};
-use crate::wait_queue::{Patience, WaitQueue};
+use crate::wait_queue::{Look, Patience, WaitQueue};
+
+/// `Err(())` for an answer worth waiting on (another handle's claim).
+fn not_busy<R>(answer: Result<R, LinearMemoryError>) -> Result<Result<R, LinearMemoryError>, ()> {
+    match answer {
+        Err(LinearMemoryError::Busy) => Err(()),
+        done => Ok(done),
+    }
+}
 use crate::{MemoryError, MessageToken, SlotArena};
 
 /// A token slot that names no record.
@@ -343,22 +351,11 @@ impl Allocator {
         align: u32,
         patience: Patience,
     ) -> Result<u32, LinearMemoryError> {
-        match self.alloc(cache, len, align) {
-            Err(LinearMemoryError::OutOfMemory) => {}
-            done => return done,
-        }
-        let _registered = self.bytes_room.register();
-        loop {
-            let listener = self.bytes_room.listen();
-            self.touch_counters();
-            match self.alloc(cache, len, align) {
-                Err(LinearMemoryError::OutOfMemory) => {}
-                done => return done,
-            }
-            if !patience.wait(listener) {
-                return self.alloc(cache, len, align);
-            }
-        }
+        self.bytes_room
+            .wait(patience, false, cache, |cache, look| {
+                self.alloc_look(cache, len, align, look)
+            })
+            .unwrap_or(Err(LinearMemoryError::OutOfMemory))
     }
 
     /// [`alloc_wait`](Self::alloc_wait) as a future; cancel-safe (nothing
@@ -369,66 +366,57 @@ impl Allocator {
         len: u32,
         align: u32,
     ) -> Result<u32, LinearMemoryError> {
-        match self.alloc(cache, len, align) {
-            Err(LinearMemoryError::OutOfMemory) => {}
-            done => return done,
-        }
-        let _registered = self.bytes_room.register();
-        loop {
-            let listener = self.bytes_room.listen();
+        self.bytes_room
+            .wait_async(false, cache, |cache, look| {
+                self.alloc_look(cache, len, align, look)
+            })
+            .await
+            .unwrap_or(Err(LinearMemoryError::OutOfMemory))
+    }
+
+    /// One look for free bytes: `Err` hands the span cache back when the
+    /// memory is out of them (the only answer worth waiting on). A
+    /// registered waiter first touches every byte counter (Q1).
+    fn alloc_look<'c>(
+        &self,
+        cache: &'c mut SpanCache,
+        len: u32,
+        align: u32,
+        look: Look,
+    ) -> Result<Result<u32, LinearMemoryError>, &'c mut SpanCache> {
+        if look == Look::Registered {
             self.touch_counters();
-            match self.alloc(cache, len, align) {
-                Err(LinearMemoryError::OutOfMemory) => {}
-                done => return done,
-            }
-            listener.await;
+        }
+        match self.alloc(cache, len, align) {
+            Err(LinearMemoryError::OutOfMemory) => Err(cache),
+            done => Ok(done),
         }
     }
 
     /// Retries `attempt` while it answers `Busy` (another handle's claim),
     /// waiting as long as `patience` allows for a claim to end. `attempt`
-    /// must end in a read-modify-write of the record's claim flag (Q1).
+    /// must end in a read-modify-write of the record's claim flag when the
+    /// look is `Registered` (Q1).
     pub(super) fn wait_for_claims<R>(
         &self,
         patience: Patience,
-        mut attempt: impl FnMut() -> Result<R, LinearMemoryError>,
+        mut attempt: impl FnMut(Look) -> Result<R, LinearMemoryError>,
     ) -> Result<R, LinearMemoryError> {
-        match attempt() {
-            Err(LinearMemoryError::Busy) => {}
-            done => return done,
-        }
-        let _registered = self.claims_room.register();
-        loop {
-            let listener = self.claims_room.listen();
-            match attempt() {
-                Err(LinearMemoryError::Busy) => {}
-                done => return done,
-            }
-            if !patience.wait(listener) {
-                return attempt();
-            }
-        }
+        self.claims_room
+            .wait(patience, false, (), |(), look| not_busy(attempt(look)))
+            .unwrap_or(Err(LinearMemoryError::Busy))
     }
 
     /// [`wait_for_claims`](Self::wait_for_claims) as a future; cancel-safe
     /// when `attempt` changes nothing unless it succeeds.
     pub(super) async fn wait_for_claims_async<R>(
         &self,
-        mut attempt: impl FnMut() -> Result<R, LinearMemoryError>,
+        mut attempt: impl FnMut(Look) -> Result<R, LinearMemoryError>,
     ) -> Result<R, LinearMemoryError> {
-        match attempt() {
-            Err(LinearMemoryError::Busy) => {}
-            done => return done,
-        }
-        let _registered = self.claims_room.register();
-        loop {
-            let listener = self.claims_room.listen();
-            match attempt() {
-                Err(LinearMemoryError::Busy) => {}
-                done => return done,
-            }
-            listener.await;
-        }
+        self.claims_room
+            .wait_async(false, (), |(), look| not_busy(attempt(look)))
+            .await
+            .unwrap_or(Err(LinearMemoryError::Busy))
     }
 
     // === growth and the pool ===

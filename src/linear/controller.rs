@@ -7,7 +7,7 @@ use core::ops::{Deref, DerefMut};
 use super::allocator::{Allocator, SpanCache};
 use super::region::Claim;
 use super::{AsyncMemoryController, LinearMemoryError, MemoryController, SharedLinearMemory};
-use crate::wait_queue::Patience;
+use crate::wait_queue::{Look, Patience};
 use core::time::Duration;
 
 /// Bytes of the `[u32 len][bytes]` prefix that `transfer`/`receive` use.
@@ -227,7 +227,7 @@ impl LinearMemoryController {
     pub fn lock_wait(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
         self.release();
         let allocator = self.allocator();
-        let claim = allocator.wait_for_claims(Patience::Forever, || allocator.claim(ptr, len))?;
+        let claim = allocator.wait_for_claims(Patience::Forever, |_| allocator.claim(ptr, len))?;
         Ok(BytesGuard {
             allocator,
             claim: Some(claim),
@@ -259,7 +259,7 @@ impl LinearMemoryController {
         self.release();
         let allocator = self.allocator();
         let claim = allocator
-            .wait_for_claims_async(|| allocator.claim(ptr, len))
+            .wait_for_claims_async(|_| allocator.claim(ptr, len))
             .await?;
         Ok(BytesGuard {
             allocator,
@@ -288,16 +288,12 @@ impl LinearMemoryController {
     pub async fn free_async(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.release();
         let allocator = self.allocator();
-        let mut first = true;
         allocator
-            .wait_for_claims_async(|| {
-                // The first look is a plain free; a registered waiter's
-                // looks read the claim flag with a read-modify-write (Q1).
-                if core::mem::take(&mut first) {
-                    allocator.free(ptr, len)
-                } else {
-                    allocator.free_touching(ptr, len)
-                }
+            .wait_for_claims_async(|look| match look {
+                Look::First => allocator.free(ptr, len),
+                // A registered waiter reads the claim flag with a
+                // read-modify-write (Q1).
+                Look::Registered => allocator.free_touching(ptr, len),
             })
             .await
     }
