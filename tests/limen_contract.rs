@@ -446,3 +446,27 @@ fn qos_classes_keep_order_and_defaults() {
     );
     assert_eq!(QoSClass::from(QosClass::default()), QoSClass::default());
 }
+
+/// Review finding: a token of an older message answered `NotAllocated`
+/// instead of limen's stale answer (`BadToken`) while the slot's newer
+/// message was freed but still held by a guard.
+#[test]
+fn an_older_token_stays_bad_while_the_reused_slots_message_is_freed_under_a_guard() {
+    let manager = LimenConcurrentManager::<u32>::new(1);
+    let old = manager
+        .store_shared(Message::new(MessageHeader::empty(), 1))
+        .unwrap();
+    manager.free_shared(old).unwrap();
+    let new = manager
+        .store_shared(Message::new(MessageHeader::empty(), 2))
+        .unwrap();
+    assert_eq!(manager.read_shared(old).err(), Some(LimenError::BadToken));
+    let guard = manager.read_shared(new).unwrap();
+    manager.free_shared(new).unwrap(); // deferred: `guard` still holds it
+    assert_eq!(manager.read_shared(old).err(), Some(LimenError::BadToken));
+    assert_eq!(
+        manager.read_shared(new).err(),
+        Some(LimenError::NotAllocated)
+    );
+    drop(guard);
+}

@@ -156,10 +156,16 @@ impl<T, M: Default> Core<T, M> {
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
         loop {
+            // Read before popping: if the pop misses the slots of a growth
+            // that lands meanwhile, `grow` sees the capacity moved from
+            // `seen` and we look again. Read after, it could already be the
+            // grown capacity, and at the maximum the store would answer
+            // "full" with the new slots free.
+            let seen = self.capacity();
             if let Some(index) = self.free.pop(self) {
                 return Ok(self.fill(index, value));
             }
-            if !self.grow(self.capacity()) {
+            if !self.grow(seen) {
                 return Err(value);
             }
         }
@@ -178,6 +184,12 @@ impl<T, M: Default> Core<T, M> {
     /// be new room.
     #[cold]
     fn grow(&self, seen: usize) -> bool {
+        if seen >= self.places.max() {
+            // Full at the maximum when the caller looked: no lock to take
+            // (the caller read `seen` before its pop, so a growth that
+            // landed meanwhile cannot be missed: it would have changed it).
+            return false;
+        }
         let _growth = self.growth.lock();
         // Relaxed: `capacity` only changes under `growth`, which we hold.
         let capacity = self.capacity.load(Ordering::Relaxed);
@@ -544,12 +556,16 @@ impl<T> SlotArena<T> {
         self.core.check(token).is_ok()
     }
 
-    /// The token of the live value in slot `index` right now, if any: a
-    /// snapshot for layers whose keys carry fewer generation bits than a
-    /// token (`compat::limen`); every use of the token is checked again.
+    /// The token of the value occupying slot `index` right now (live, or
+    /// removed while guards still hold it), if any: a snapshot for layers
+    /// whose keys carry fewer generation bits than a token
+    /// (`compat::limen`); every use of the token is checked again, and
+    /// answers `NotAllocated` for a removed value.
     #[cfg(feature = "limen")]
     pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
-        self.core.live_at(index).map(|(token, _)| token)
+        let word = self.core.places.get(index)?.slot.word();
+        (word::state(word) != word::VACANT)
+            .then(|| MessageToken::new(index as u32, word::generation(word)))
     }
 
     /// Values in the arena, counting removed values whose last guard has

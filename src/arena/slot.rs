@@ -9,8 +9,10 @@
 //!   reader count never coexist.
 //! - S3: only the owner of a vacant slot (the thread that popped it, or the
 //!   reclaimer that is about to push it) writes a vacant word, with plain
-//!   stores; every other write is a CAS whose expected value has a
-//!   non-vacant state, so none can succeed on a vacant word.
+//!   stores. Every other write is either a read-modify-write by a thread
+//!   that holds a guard on the value (an unlock: the word cannot be vacant
+//!   while a guard is held, S1) or a CAS whose expected value has a
+//!   non-vacant state, so none can land on a vacant word.
 //! - S4: the generation moves on when a value leaves the slot, so no token
 //!   issued before matches afterwards, and a stale CAS always fails.
 //! - S5: whoever clears `PARKED` unparks every waiter on the word, and a
@@ -293,7 +295,17 @@ impl<T> Slot<T> {
             return Some(generation(before));
         }
         if before & PARKED != 0 {
-            self.word.fetch_and(!PARKED, Ordering::Relaxed);
+            // Clear the mark only if the word is still what our unlock left
+            // (S3: never write a word that may have gone vacant); if it
+            // moved on, whoever moved it took over the mark. Wake the
+            // waiters either way: they look again.
+            let after = before - ONE_READER;
+            let _ = self.word.compare_exchange(
+                after,
+                after & !PARKED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             unpark_all(self.key());
         }
         None

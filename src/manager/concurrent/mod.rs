@@ -28,7 +28,8 @@ pub type HeaderGuard<'a, P> = arena::ReadGuard<'a, Message<P>, MessageHeader>;
 /// `Clone` handles: a thin layer over the crate's [`SlotArena`] core.
 ///
 /// - Slot allocation is lock-free (per-thread ABA-tagged free lists);
-///   there is no global lock on any path except growth.
+///   there is no global lock on any path except adding a segment to a
+///   growable manager.
 /// - Each slot's lifecycle word is its reader-writer lock, and the guards
 ///   are [`SlotArena`] guards (`read_shared` waits for a writer; `try_*`
 ///   never wait: `AlreadyBorrowed`). A stale token never waits: the
@@ -453,8 +454,10 @@ impl<P> ConcurrentMemoryManager<P> {
     }
 
     /// Releases one queue share and returns how many remain; releasing the
-    /// last one frees the message (also when it is poisoned). Never waits:
-    /// a release that is not the last never looks at the message's lock.
+    /// last one frees the message (also when it is poisoned). Never waits
+    /// for a guard: a release that is not the last never looks at the
+    /// message's lock. (It may spin for the instant another thread takes
+    /// between marking the message shared and publishing its count.)
     ///
     /// # Errors
     ///
@@ -465,7 +468,8 @@ impl<P> ConcurrentMemoryManager<P> {
         shares::release(&self.shared.core, token)
     }
 
-    /// Outstanding queue shares of a message. Never waits.
+    /// Outstanding queue shares of a message. Never waits for a guard (it
+    /// may spin for the instant of a concurrent retain or last release).
     ///
     /// # Errors
     ///
