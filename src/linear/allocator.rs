@@ -7,7 +7,7 @@
 //!   it is the allocation's commit point, removing it the free's.
 //! - **Small blocks** (up to 1 KiB) come in 24 size classes, four per power
 //!   of two (`classes.rs`). A class's blocks live in *spans*: runs of a few
-//!   granules (about 2 KiB, at most 64 blocks) taken from the common pool.
+//!   granules (about 1 KiB, at most 64 blocks) taken from the common pool.
 //!   A span's free blocks are one bitmap word. Each controller *pins* one
 //!   span per class and allocates from it alone, lock-free; any thread may
 //!   free into any span. A span that empties goes back to the pool at once
