@@ -111,7 +111,7 @@ impl<E> Segments<E> {
         }
     }
 
-    #[cold]
+    #[inline]
     fn get_later(&self, index: usize) -> Option<&E> {
         if index >= self.max {
             return None;
