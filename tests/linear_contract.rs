@@ -465,8 +465,10 @@ fn ten_sizes_of_a_hundred_blocks_share_few_pages() {
     }
 }
 
-/// The churn of the issue: 256 live blocks of 8 B to 4 KiB, freed and
-/// replaced at random. Prints the spread; asserts a loose bound.
+/// The churn of issue 10: 256 live blocks of 8 B to 4 KiB, freed and
+/// replaced at random, must spread the memory to at most 1.3 times the
+/// peak live bytes (the highest end ever handed out, over the most bytes
+/// ever live at once). Prints the spread.
 #[test]
 fn churn_spreads_little_beyond_the_live_bytes() {
     let (memory, mut c) = setup(0, 1024);
@@ -512,7 +514,10 @@ fn churn_spreads_little_beyond_the_live_bytes() {
         spread / current as f64,
         memory.size_pages()
     );
-    assert!(spread < 1.6 * peak as f64);
+    assert!(
+        spread <= 1.3 * peak as f64,
+        "high water {spread} bytes is more than 1.3x the peak live {peak} bytes"
+    );
     for (ptr, len) in live {
         c.free(ptr, len).unwrap();
     }

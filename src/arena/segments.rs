@@ -23,8 +23,15 @@ impl Geometry {
     /// `past_first = index - first_len`.
     #[inline]
     fn locate(self, past_first: usize) -> (usize, usize) {
-        // Segment k starts at base * (2^k - 1) past the first.
-        let k = (past_first / self.base + 1).ilog2() as usize;
+        // Segment k starts at base * (2^k - 1) past the first. The base is
+        // usually a power of two (32 for arenas that start empty): a shift
+        // then replaces the division.
+        let units = if self.base.is_power_of_two() {
+            past_first >> self.base.trailing_zeros()
+        } else {
+            past_first / self.base
+        };
+        let k = (units + 1).ilog2() as usize;
         (k, past_first - self.base * ((1 << k) - 1))
     }
 
@@ -104,7 +111,7 @@ impl<E> Segments<E> {
         }
     }
 
-    #[cold]
+    #[inline]
     fn get_later(&self, index: usize) -> Option<&E> {
         if index >= self.max {
             return None;

@@ -7,7 +7,7 @@
 //!   it is the allocation's commit point, removing it the free's.
 //! - **Small blocks** (up to 1 KiB) come in 24 size classes, four per power
 //!   of two (`classes.rs`). A class's blocks live in *spans*: runs of a few
-//!   granules (about 2 KiB, at most 64 blocks) taken from the common pool.
+//!   granules (about 1 KiB, at most 64 blocks) taken from the common pool.
 //!   A span's free blocks are one bitmap word. Each controller *pins* one
 //!   span per class and allocates from it alone, lock-free; any thread may
 //!   free into any span. A span that empties goes back to the pool at once
@@ -164,17 +164,33 @@ pub(super) struct SpanRef {
     generation: u32,
 }
 
-/// The spans one controller pins, one per class at most.
+/// The spans one controller pins, one per class at most, and its latest
+/// allocation.
 #[derive(Debug)]
 pub(super) struct SpanCache {
     pinned: [Option<SpanRef>; CLASS_COUNT],
+    /// Start and record of the latest allocation made through this cache:
+    /// a hint that lets the usual `mut_mem` right after `alloc` skip the
+    /// directory. Only a hint: the record decides (L2).
+    last: Option<(u32, MessageToken)>,
 }
 
 impl Default for SpanCache {
     fn default() -> Self {
         SpanCache {
             pinned: [None; CLASS_COUNT],
+            last: None,
         }
+    }
+}
+
+impl SpanCache {
+    /// The record of the latest allocation, if it started at `ptr`.
+    #[inline]
+    pub(super) fn hint(&self, ptr: u32) -> Option<MessageToken> {
+        self.last
+            .filter(|&(start, _)| start == ptr)
+            .map(|(_, token)| token)
     }
 }
 
@@ -512,11 +528,12 @@ impl Allocator {
         if u64::from(len) > u64::from(self.max_pages) * u64::from(PAGE_SIZE) {
             return Err(LinearMemoryError::LengthTooLarge);
         }
-        let start = if len <= SMALL_MAX && align <= 8 {
+        let (start, token) = if len <= SMALL_MAX && align <= 8 {
             self.alloc_small(cache, class_of(len), len)?
         } else {
             self.alloc_large(len, align)?
         };
+        cache.last = Some((start, token));
         self.count_allocated(u64::from(len), true);
         Ok(start)
     }
@@ -527,7 +544,7 @@ impl Allocator {
         cache: &mut SpanCache,
         class: usize,
         len: u32,
-    ) -> Result<u32, LinearMemoryError> {
+    ) -> Result<(u32, MessageToken), LinearMemoryError> {
         let (span, index) = loop {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span) {
@@ -556,7 +573,7 @@ impl Allocator {
             Ok(token) => {
                 // Release pairs with `lookup`'s Acquire (L1).
                 desc.tokens[index as usize].store(token.to_bits(), Ordering::Release);
-                Ok(start)
+                Ok((start, token))
             }
             Err(_) => {
                 self.put_block(class, span.desc, index);
@@ -828,7 +845,7 @@ impl Allocator {
     }
 
     #[cold]
-    fn alloc_large(&self, len: u32, align: u32) -> Result<u32, LinearMemoryError> {
+    fn alloc_large(&self, len: u32, align: u32) -> Result<(u32, MessageToken), LinearMemoryError> {
         let granules = len.div_ceil(GRANULE);
         let start = self.take_granules(granules, (align / GRANULE).max(1))?;
         let offset = start * GRANULE;
@@ -862,7 +879,7 @@ impl Allocator {
         large.token.store(token.to_bits(), Ordering::Relaxed);
         self.directory
             .assign(start, granules, Owner::Large { desc });
-        Ok(offset)
+        Ok((offset, token))
     }
 
     fn free_large_place(&self, start: u32, granules: u32, desc: u32) {
@@ -978,12 +995,43 @@ impl Allocator {
         }
     }
 
+    /// [`claim`](Self::claim), trying first the record `hint` names (the
+    /// caller's latest allocation); the answer is the same, since a live
+    /// record that holds `ptr` is the one the directory would name (C3).
+    #[inline]
+    pub(super) fn claim_hinted(
+        &self,
+        ptr: u32,
+        len: u32,
+        hint: Option<MessageToken>,
+    ) -> Result<Claim, LinearMemoryError> {
+        if let Some(token) = hint {
+            let end = u64::from(ptr) + u64::from(len);
+            if let Some(claim) = self.claim_record(token, ptr, end)? {
+                return Ok(claim);
+            }
+        }
+        self.claim(ptr, len)
+    }
+
     /// Claims `ptr..end` in the allocation whose block holds byte `probe`;
     /// `None` if no live allocation there holds `ptr`.
     fn claim_in(&self, probe: u32, ptr: u32, end: u64) -> Result<Option<Claim>, LinearMemoryError> {
         let Some((token, _)) = self.lookup(probe) else {
             return Ok(None);
         };
+        self.claim_record(token, ptr, end)
+    }
+
+    /// Claims `ptr..end` in the allocation of record `token`; `None` if
+    /// that record is gone or does not hold `ptr`.
+    #[inline]
+    fn claim_record(
+        &self,
+        token: MessageToken,
+        ptr: u32,
+        end: u64,
+    ) -> Result<Option<Claim>, LinearMemoryError> {
         // Waits only for a momentary write lock (a free deciding).
         let Ok(record) = self.records.get(token) else {
             return Ok(None);

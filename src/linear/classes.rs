@@ -17,7 +17,7 @@ pub(super) const GRANULE_SHIFT: u32 = 8;
 /// the pool directly (best fit).
 pub(super) const SMALL_MAX: u32 = 1024;
 /// Bytes a span aims for.
-const SPAN_TARGET: u32 = 2048;
+const SPAN_TARGET: u32 = 1024;
 /// Most blocks in one span: one bit each in a `u64`.
 pub(super) const MAX_BLOCKS: u32 = 64;
 

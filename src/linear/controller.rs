@@ -335,7 +335,10 @@ impl LinearMemoryController {
     /// `UnknownPointer`, `OutOfBounds`, `Busy`.
     pub fn lock(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
         self.release();
-        let claim = self.allocator().claim(ptr, len)?;
+        let claim = self
+            .memory
+            .allocator
+            .claim_hinted(ptr, len, self.spans.hint(ptr))?;
         Ok(BytesGuard {
             allocator: self.allocator(),
             claim: Some(claim),
@@ -414,7 +417,10 @@ impl LinearMemoryController {
     /// `Busy` (another handle holds the allocation).
     pub fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
         self.release();
-        let claim = self.allocator().claim(ptr, len)?;
+        let claim = self
+            .memory
+            .allocator
+            .claim_hinted(ptr, len, self.spans.hint(ptr))?;
         // The claim stays in `held` until this handle's next call or drop,
         // each of which needs `&mut self` and so ends the returned borrow.
         let claim = self.held.insert(claim);

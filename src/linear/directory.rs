@@ -117,13 +117,24 @@ impl Directory {
     /// caller took from the pool (so their leaves exist).
     pub(super) fn assign(&self, start: u32, len: u32, owner: Owner) {
         let packed = owner.pack();
-        for granule in start..start + len {
-            if let Some(word) = self.word(granule) {
+        let (mut granule, end) = (start as usize, start as usize + len as usize);
+        // Leaf by leaf: one lookup per leaf, then a run of plain stores.
+        while granule < end {
+            let Some(leaf) = self
+                .leaves
+                .get(granule >> LEAF_SHIFT)
+                .and_then(OnceLock::get)
+            else {
+                debug_assert!(false, "granule {granule} has no leaf");
+                return;
+            };
+            let first = granule & (LEAF - 1);
+            let last = (end - (granule - first)).min(LEAF);
+            for word in &leaf[first..last] {
                 // Release pairs with `owner_of`'s Acquire.
                 word.store(packed, Ordering::Release);
-            } else {
-                debug_assert!(false, "granule {granule} has no leaf");
             }
+            granule += last - first;
         }
     }
 }

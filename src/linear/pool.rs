@@ -1,18 +1,31 @@
-//! The pool of free granules: best fit with coalescing, growth of the
-//! memory, and the bookkeeping that hands wholly free pages back to the OS.
+//! The pool of free granules: a two-level segregated fit (TLSF) with
+//! coalescing, growth of the memory, and the bookkeeping that hands wholly
+//! free pages back to the OS.
 //!
 //! One pool per memory, behind a mutex: it serves spans of the size
-//! classes and large blocks, the cold path. All sizes are in granules
-//! (`classes::GRANULE` bytes) and fit `u32` for any memory up to 4 GiB.
+//! classes and large blocks. All sizes are in granules (`classes::GRANULE`
+//! bytes) and fit `u32` for any memory up to 4 GiB.
+//!
+//! Free runs sit on one of [`LISTS`] doubly linked lists by size: exact
+//! sizes up to 15 granules, then eight lists per power of two. A bitmap of
+//! the non-empty lists finds the first list that must hold a fit in a few
+//! instructions; the request's own list is searched for a best fit too (its
+//! runs may be a little too small). Every operation is O(1) but for that
+//! bounded search and the page bookkeeping. Coalescing uses boundary tags
+//! kept out of band: `tag[g]` names the free run (its node) that starts or
+//! ends at granule `g`. Runs live in a node table that grows with the
+//! number of free runs, so the per-granule cost is one `u32`.
 //!
 //! Invariants:
 //! - P1: free runs never overlap, never touch (neighbours are merged), and
 //!   lie below the size; granule 0 is never free (offset 0 is never handed
 //!   out).
-//! - P2: `by_start` and `by_size` hold the same runs.
+//! - P2: every free run is on exactly the list of its length; `bits` marks
+//!   exactly the non-empty lists.
 //! - P3: `free_in_page[p]` is the number of free granules in page `p`.
+//! - P4: `tag[g]` is non-zero exactly when `g` is the first or the last
+//!   granule of a free run, and is then one more than that run's node.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use super::PAGE_SIZE;
@@ -36,14 +49,65 @@ enum Backing {
     Dirty,
 }
 
+/// Size lists: exact sizes `1..16`, then eight per power of two up to
+/// 2^24 granules (a 4 GiB memory).
+const LISTS: usize = 8 * 23;
+/// Words of the non-empty-list bitmap.
+const BITMAP_WORDS: usize = LISTS.div_ceil(64);
+/// No run: the end of a list.
+const NIL: u32 = u32::MAX;
+
+/// The list of free runs of `len` granules (`len >= 1`): runs on list `i`
+/// are at least [`list_floor`]`(i)` long and shorter than
+/// `list_floor(i + 1)`.
+#[inline]
+fn list_of(len: u32) -> usize {
+    debug_assert!(len > 0);
+    if len < 16 {
+        return len as usize;
+    }
+    let log = 31 - len.leading_zeros(); // 4..=31
+    (8 * (log - 2) + ((len >> (log - 3)) & 7)) as usize
+}
+
+/// The shortest run on list `list`.
+#[cfg(test)]
+fn list_floor(list: usize) -> u64 {
+    if list < 16 {
+        return list as u64;
+    }
+    let log = list as u32 / 8 + 2;
+    (8 + (list as u64 % 8)) << (log - 3)
+}
+
+/// How many runs of the request's own list a take looks at for a best fit.
+const SCAN: usize = 16;
+
+/// One free run, on the list of its length.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    start: u32,
+    len: u32,
+    /// Neighbours on the list (nodes), or `NIL`.
+    prev: u32,
+    next: u32,
+}
+
 /// The free granules of one memory (see the module docs).
 #[derive(Debug)]
 pub(super) struct Pool {
     /// Current size in pages.
     size: u32,
     max: u32,
-    by_start: BTreeMap<u32, u32>,
-    by_size: BTreeSet<(u32, u32)>,
+    /// First run (node) of each size list, or `NIL`.
+    heads: [u32; LISTS],
+    /// Bit `i` set: list `i` is not empty (P2).
+    bits: [u64; BITMAP_WORDS],
+    /// Boundary tags, one per granule (P4).
+    tag: Vec<u32>,
+    /// The free runs; unused nodes are on `spare`.
+    nodes: Vec<Node>,
+    spare: Vec<u32>,
     free_in_page: Vec<u32>,
     backing: Vec<Backing>,
     /// Wholly free dirty pages, each once (may hold pages since reused;
@@ -82,8 +146,11 @@ impl Pool {
         Pool {
             size: 0,
             max: max_pages,
-            by_start: BTreeMap::new(),
-            by_size: BTreeSet::new(),
+            heads: [NIL; LISTS],
+            bits: [0; BITMAP_WORDS],
+            tag: Vec::new(),
+            nodes: Vec::new(),
+            spare: Vec::new(),
             free_in_page: Vec::new(),
             backing: Vec::new(),
             dirty: Vec::new(),
@@ -109,50 +176,34 @@ impl Pool {
             return Some(old);
         }
         self.size = new;
+        let granules = new as usize * PAGE_GRANULES as usize;
+        self.tag.resize(granules, 0);
         self.free_in_page.resize(new as usize, 0);
         self.backing.resize(new as usize, Backing::Clean);
         self.listed.resize(new as usize, false);
         // Granule 0 is never free (P1).
         let start = (old * PAGE_GRANULES).max(1);
+        self.count(start, new * PAGE_GRANULES - start, true);
         self.merge_free(start, new * PAGE_GRANULES - start);
         Some(old)
     }
 
     /// Takes `granules` granules whose start is a multiple of `align`
-    /// granules (a power of two), best fit: the smallest run that holds
-    /// them, the lowest such run among equals. `None` if no run holds them
-    /// (see [`growth_for`](Self::growth_for)).
+    /// granules (a power of two): the best fit among the runs of the
+    /// request's own size list (a bounded look), else the first run of the
+    /// next non-empty list. `None` if no run holds them (see
+    /// [`growth_for`](Self::growth_for)).
     pub(super) fn take(&mut self, granules: u32, align: u32) -> Option<u32> {
         debug_assert!(granules > 0 && align.is_power_of_two());
-        self.best_fit(granules, align)
-    }
-
-    /// The size in pages the memory needs for `take(granules, align)` to
-    /// succeed, counting a free run that touches the end; `None` if that is
-    /// past the maximum.
-    pub(super) fn growth_for(&self, granules: u32, align: u32) -> Option<u32> {
-        let end = self.size * PAGE_GRANULES;
-        let tail_start = self
-            .by_start
-            .range(..end)
-            .next_back()
-            .filter(|&(&start, &len)| start + len == end)
-            .map_or(end, |(&start, _)| start);
-        let first = u64::from(tail_start.max(1)).next_multiple_of(u64::from(align));
-        let pages = (first + u64::from(granules)).div_ceil(u64::from(PAGE_GRANULES));
-        u32::try_from(pages)
-            .ok()
-            .filter(|&pages| pages <= self.max)
-            .map(|pages| pages.max(self.size))
-    }
-
-    fn best_fit(&mut self, granules: u32, align: u32) -> Option<u32> {
-        let (len, run) = self
-            .by_size
-            .range((granules, 0)..)
-            .copied()
-            .find(|&(len, run)| run.next_multiple_of(align) + granules <= run + len)?;
-        self.remove_free(run, len);
+        let node = if align > 1 {
+            self.find_aligned(granules, align)?
+        } else {
+            self.find(granules)?
+        };
+        let Node {
+            start: run, len, ..
+        } = self.nodes[node as usize];
+        self.remove_free(node);
         let start = run.next_multiple_of(align);
         if start > run {
             self.insert_free(run, start - run);
@@ -161,13 +212,109 @@ impl Pool {
         if end < run + len {
             self.insert_free(end, run + len - end);
         }
+        self.count(start, granules, false);
         self.high_water = self.high_water.max(end);
         Some(start)
+    }
+
+    /// A run of at least `granules` (unaligned).
+    #[inline]
+    fn find(&self, granules: u32) -> Option<u32> {
+        let list = list_of(granules);
+        // The request's own list: runs there may be too short.
+        let mut best: Option<(u32, u32, u32)> = None;
+        let mut node = self.heads[list];
+        for _ in 0..SCAN {
+            if node == NIL {
+                break;
+            }
+            let Node {
+                start, len, next, ..
+            } = self.nodes[node as usize];
+            if len >= granules && best.is_none_or(|(l, s, _)| (len, start) < (l, s)) {
+                best = Some((len, start, node));
+                if len == granules {
+                    break;
+                }
+            }
+            node = next;
+        }
+        if let Some((_, _, node)) = best {
+            return Some(node);
+        }
+        // Any run of a longer list fits.
+        let list = self.next_list(list + 1)?;
+        Some(self.heads[list])
+    }
+
+    /// The first non-empty list at or after `from`.
+    #[inline]
+    fn next_list(&self, from: usize) -> Option<usize> {
+        let mut word = from / 64;
+        if word >= BITMAP_WORDS {
+            return None;
+        }
+        let mut bits = self.bits[word] & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(word * 64 + bits.trailing_zeros() as usize);
+            }
+            word += 1;
+            if word == BITMAP_WORDS {
+                return None;
+            }
+            bits = self.bits[word];
+        }
+    }
+
+    /// The best fit for an aligned request: every run of every list that
+    /// may hold it (the rare path: alignment beyond a granule).
+    #[cold]
+    fn find_aligned(&self, granules: u32, align: u32) -> Option<u32> {
+        let mut best: Option<(u32, u32, u32)> = None;
+        let mut from = list_of(granules);
+        while let Some(list) = self.next_list(from) {
+            let mut node = self.heads[list];
+            while node != NIL {
+                let Node {
+                    start, len, next, ..
+                } = self.nodes[node as usize];
+                let fits = u64::from(start.next_multiple_of(align)) + u64::from(granules)
+                    <= u64::from(start) + u64::from(len);
+                if fits && best.is_none_or(|(l, s, _)| (len, start) < (l, s)) {
+                    best = Some((len, start, node));
+                }
+                node = next;
+            }
+            if best.is_some() {
+                break;
+            }
+            from = list + 1;
+        }
+        best.map(|(_, _, node)| node)
+    }
+
+    /// The size in pages the memory needs for `take(granules, align)` to
+    /// succeed, counting a free run that touches the end; `None` if that is
+    /// past the maximum.
+    pub(super) fn growth_for(&self, granules: u32, align: u32) -> Option<u32> {
+        let end = self.size * PAGE_GRANULES;
+        let tail_start = match end.checked_sub(1).map(|last| self.tag[last as usize]) {
+            Some(tag) if tag > 0 => self.nodes[tag as usize - 1].start,
+            _ => end,
+        };
+        let first = u64::from(tail_start.max(1)).next_multiple_of(u64::from(align));
+        let pages = (first + u64::from(granules)).div_ceil(u64::from(PAGE_GRANULES));
+        u32::try_from(pages)
+            .ok()
+            .filter(|&pages| pages <= self.max)
+            .map(|pages| pages.max(self.size))
     }
 
     /// Returns `start..start + granules`, merging it with free neighbours.
     /// Returns the pages to hand back to the OS, if the batch is due.
     pub(super) fn give_back(&mut self, start: u32, granules: u32) -> CleanPages<'_> {
+        self.count(start, granules, true);
         self.merge_free(start, granules);
         for page in pages_of(start, granules) {
             if self.free_in_page[page as usize] == PAGE_GRANULES
@@ -218,34 +365,87 @@ impl Pool {
         runs
     }
 
-    /// Frees `start..start + granules`, merged with its free neighbours (P1).
+    /// Frees `start..start + granules` (not counted in P3 here), merged
+    /// with its free neighbours (P1).
     fn merge_free(&mut self, start: u32, granules: u32) {
         let (mut run, mut len) = (start, granules);
-        if let Some((&before, &before_len)) = self.by_start.range(..run).next_back()
-            && before + before_len == run
-        {
-            self.remove_free(before, before_len);
-            run = before;
-            len += before_len;
+        // The granule before, if free, ends a free run (P1, P4).
+        if let Some(before) = start.checked_sub(1) {
+            let tag = self.tag[before as usize];
+            if tag > 0 {
+                let node = self.nodes[tag as usize - 1];
+                self.remove_free(tag - 1);
+                run = node.start;
+                len += node.len;
+            }
         }
-        if let Some(&after_len) = self.by_start.get(&(start + granules)) {
-            self.remove_free(start + granules, after_len);
-            len += after_len;
+        let after = start + granules;
+        if let Some(&tag) = self.tag.get(after as usize)
+            && tag > 0
+        {
+            len += self.nodes[tag as usize - 1].len;
+            self.remove_free(tag - 1);
         }
         self.insert_free(run, len);
     }
 
+    /// Lists the run `start..start + len` and tags its ends (P2, P4).
+    #[inline]
     fn insert_free(&mut self, start: u32, len: u32) {
         debug_assert!(len > 0 && start > 0);
-        self.by_start.insert(start, len);
-        self.by_size.insert((len, start));
-        self.count(start, len, true);
+        let list = list_of(len);
+        let head = self.heads[list];
+        let run = Node {
+            start,
+            len,
+            prev: NIL,
+            next: head,
+        };
+        let node = match self.spare.pop() {
+            Some(node) => {
+                self.nodes[node as usize] = run;
+                node
+            }
+            None => {
+                self.nodes.push(run);
+                // At most one node per two granules: fits `u32`.
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        if head != NIL {
+            self.nodes[head as usize].prev = node;
+        }
+        self.heads[list] = node;
+        self.bits[list / 64] |= 1 << (list % 64);
+        self.tag[start as usize] = node + 1;
+        self.tag[(start + len - 1) as usize] = node + 1;
     }
 
-    fn remove_free(&mut self, start: u32, len: u32) {
-        self.by_start.remove(&start);
-        self.by_size.remove(&(len, start));
-        self.count(start, len, false);
+    /// Unlists run `node`, clears its tags and frees the node (P2, P4).
+    #[inline]
+    fn remove_free(&mut self, node: u32) {
+        let Node {
+            start,
+            len,
+            prev,
+            next,
+        } = self.nodes[node as usize];
+        debug_assert_eq!(self.tag[start as usize], node + 1);
+        self.tag[start as usize] = 0;
+        self.tag[(start + len - 1) as usize] = 0;
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        }
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        } else {
+            let list = list_of(len);
+            self.heads[list] = next;
+            if next == NIL {
+                self.bits[list / 64] &= !(1 << (list % 64));
+            }
+        }
+        self.spare.push(node);
     }
 
     /// Keeps P3 (and marks pages that get handed out dirty).
@@ -267,7 +467,24 @@ impl Pool {
     /// Free granules in all (for tests and statistics).
     #[cfg(test)]
     fn free_granules(&self) -> u32 {
-        self.by_start.values().sum()
+        self.runs().map(|(_, len)| len).sum()
+    }
+
+    /// Every free run, `(start, len)`, list by list (for tests).
+    #[cfg(test)]
+    fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.heads.iter().flat_map(move |&head| {
+            core::iter::successors((head != NIL).then_some(head), move |&node| {
+                let next = self.nodes[node as usize].next;
+                (next != NIL).then_some(next)
+            })
+            .map(move |node| {
+                (
+                    self.nodes[node as usize].start,
+                    self.nodes[node as usize].len,
+                )
+            })
+        })
     }
 }
 
@@ -299,7 +516,17 @@ mod tests {
         let _ = pool.give_back(a, 4);
         let _ = pool.give_back(c, 4);
         assert_eq!(pool.free_granules(), PAGE_GRANULES - 1);
-        assert_eq!(pool.by_start.len(), 1, "one run again");
+        assert_eq!(pool.runs().count(), 1, "one run again");
+    }
+
+    #[test]
+    fn size_lists_cover_every_length_in_order() {
+        for len in (1..5000u32).chain([1 << 20, (1 << 24) - 1, 1 << 24]) {
+            let list = list_of(len);
+            assert!(list < LISTS, "{len}");
+            assert!(list_floor(list) <= u64::from(len), "{len} → {list}");
+            assert!(u64::from(len) < list_floor(list + 1), "{len} → {list}");
+        }
     }
 
     #[test]
