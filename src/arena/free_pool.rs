@@ -68,13 +68,16 @@ impl FreePool {
     /// not move), or after [`RESCANS`] scans raced by frees and allocations.
     #[cold]
     fn pop_elsewhere(&self, home: usize, links: &impl Links) -> Option<u32> {
+        // The common case (a consumer thread's frees sit on its own list):
+        // one pass over the other lists, without snapshots.
+        if let Some(index) = self.scan(home, 1, links) {
+            return Some(index);
+        }
         for _ in 0..RESCANS {
             let mut before = [0u64; MAX_SHARDS];
             let before = self.snapshot(&mut before);
-            for offset in 0..self.shards.len() {
-                if let Some(index) = self.shards[(home + offset) & self.mask].pop(links) {
-                    return Some(index);
-                }
+            if let Some(index) = self.scan(home, 0, links) {
+                return Some(index);
             }
             let mut after = [0u64; MAX_SHARDS];
             if self.snapshot(&mut after) == before {
@@ -82,6 +85,13 @@ impl FreePool {
             }
         }
         None
+    }
+
+    /// Pops from the lists `home + from`, `home + from + 1`, … (wrapping).
+    #[inline]
+    fn scan(&self, home: usize, from: usize, links: &impl Links) -> Option<u32> {
+        (from..self.shards.len())
+            .find_map(|offset| self.shards[(home + offset) & self.mask].pop(links))
     }
 
     /// [`pop`](Self::pop) for a registered waiter: every list is popped or
