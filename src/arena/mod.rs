@@ -146,12 +146,18 @@ impl<T, M: Default> Core<T, M> {
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
         loop {
+            // Read before popping: if the pop misses the slots of a growth
+            // that lands meanwhile, `grow` sees the capacity moved from
+            // `seen` and we retry. Read after, it could already be the
+            // grown capacity, and at the maximum the store would answer
+            // "full" with the new slots free.
+            let seen = self.capacity();
             if let Some(index) = self.free.pop(self) {
                 let place = self.place_at(index);
                 let generation = place.slot.fill(value);
                 return Ok((MessageToken::new(index, generation), &place.meta));
             }
-            if !self.grow(self.capacity()) {
+            if !self.grow(seen) {
                 return Err(value);
             }
         }
