@@ -68,6 +68,10 @@ impl FreePool {
     /// not move), or after [`RESCANS`] scans raced by frees and allocations.
     #[cold]
     fn pop_elsewhere(&self, home: usize, links: &impl Links) -> Option<u32> {
+        // Mutation `pop_elsewhere_home_only`: no stealing from other shards.
+        if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
+            return None;
+        }
         for _ in 0..RESCANS {
             let mut before = [0u64; MAX_SHARDS];
             let before = self.snapshot(&mut before);

@@ -157,6 +157,12 @@ impl<T, M: Default> Core<T, M> {
                 let generation = place.slot.fill(value);
                 return Ok((MessageToken::new(index, generation), &place.meta));
             }
+            // Mutation `insert_reads_capacity_after_pop`: the race above.
+            let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
+                self.capacity()
+            } else {
+                seen
+            };
             if !self.grow(seen) {
                 return Err(value);
             }

@@ -64,6 +64,9 @@ fn check(word: u64, token: MessageToken) -> Result<(), MemoryError> {
         PRESENT if same => Ok(()),
         PRESENT => Err(MemoryError::StaleToken),
         VACANT => Err(MemoryError::NotAllocated),
+        // Mutation `check_accepts_dying_value`: a removed or taken value
+        // still answers to its token.
+        _ if same && cfg!(slotarena_mutation = "check_accepts_dying_value") => Ok(()),
         _ if same => Err(MemoryError::NotAllocated),
         _ => Err(MemoryError::StaleToken),
     }
@@ -143,6 +146,12 @@ impl<T> Slot<T> {
             spin_loop();
             return self.word();
         }
+        // Mutation `wait_without_parked_bit`: sleep without announcing it in
+        // the word, so an unlock does not know to wake us.
+        if cfg!(slotarena_mutation = "wait_without_parked_bit") {
+            park(self.key(), || self.word() == seen);
+            return self.word();
+        }
         let parked = seen | PARKED;
         if seen & PARKED == 0
             && let Err(now) =
@@ -171,11 +180,19 @@ impl<T> Slot<T> {
         let mut word = self.word();
         let mut spins = 0;
         loop {
-            check(word, token)?;
+            // Mutation `lock_read_skips_generation`: any present value passes.
+            if cfg!(slotarena_mutation = "lock_read_skips_generation") {
+                if state(word) != PRESENT {
+                    return Err(MemoryError::NotAllocated);
+                }
+            } else {
+                check(word, token)?;
+            }
             if word & POISONED != 0 {
                 return Err(MemoryError::Poisoned);
             }
-            if word & WRITER == 0 {
+            // Mutation `lock_read_ignores_writer`: read beside a writer.
+            if word & WRITER == 0 || cfg!(slotarena_mutation = "lock_read_ignores_writer") {
                 assert!(
                     readers(word) < MAX_READERS,
                     "more than {MAX_READERS} read guards on one value"
@@ -213,7 +230,8 @@ impl<T> Slot<T> {
             if word & POISONED != 0 {
                 return Err(MemoryError::Poisoned);
             }
-            if !guarded(word) {
+            // Mutation `lock_write_ignores_guards`: write beside any guard.
+            if !guarded(word) || cfg!(slotarena_mutation = "lock_write_ignores_guards") {
                 // Acquire pairs with the Release of the last unlock.
                 match self.word.compare_exchange_weak(
                     word,
@@ -241,7 +259,11 @@ impl<T> Slot<T> {
             debug_assert!(readers(word) > 0, "read unlock without a reader: {word:#x}");
             let mut next = word - ONE_READER;
             let last = readers(next) == 0;
-            let reclaim = last && state(word) == REMOVING;
+            // Mutation `unlock_read_skips_reclaim`: the last reader of a
+            // removed value leaves it in its slot.
+            let reclaim = last
+                && state(word) == REMOVING
+                && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim");
             if last {
                 next &= !PARKED;
             }
@@ -282,17 +304,30 @@ impl<T> Slot<T> {
                 word & WRITER != 0,
                 "write unlock without a writer: {word:#x}"
             );
-            let reclaim = state(word) == REMOVING;
+            // Mutation `unlock_write_skips_reclaim`: a writer whose value was
+            // removed meanwhile leaves it in its slot.
+            let reclaim =
+                state(word) == REMOVING && !cfg!(slotarena_mutation = "unlock_write_skips_reclaim");
             let mut next = word & !PARKED;
             if !reclaim {
                 next &= !WRITER;
             }
-            if poison {
+            // Mutation `unlock_write_forgets_poison`: a panicking writer
+            // leaves no mark.
+            if poison && !cfg!(slotarena_mutation = "unlock_write_forgets_poison") {
                 next |= POISONED;
             }
+            // Release pairs with the next lock's Acquire: our writes to the
+            // value happen before its accesses.
+            // Mutation `unlock_write_relaxed`: the writes are not published.
+            let order = if cfg!(slotarena_mutation = "unlock_write_relaxed") {
+                Ordering::Relaxed
+            } else {
+                Ordering::Release
+            };
             match self
                 .word
-                .compare_exchange_weak(word, next, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange_weak(word, next, order, Ordering::Relaxed)
             {
                 Ok(_) => {
                     self.wake_if_parked(word);
@@ -350,6 +385,16 @@ impl<T> Slot<T> {
             check(word, token)?;
             let idle = !guarded(word);
             if !idle && !blocking {
+                // Mutation `try_take_kills_then_refuses`: mark the value
+                // taken, then answer BorrowActive anyway.
+                if cfg!(slotarena_mutation = "try_take_kills_then_refuses") {
+                    let _ = self.word.compare_exchange(
+                        word,
+                        with_state(word, TAKING),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 return Err(MemoryError::BorrowActive);
             }
             let mut next = with_state(word & !PARKED, TAKING);

@@ -81,6 +81,11 @@ fn load_open<P>(
 /// Closes the word `seen` (H3) if it is still what it was.
 #[inline]
 fn close(word: &AtomicU64, seen: u64) -> bool {
+    // Mutation `shares_close_ignores_count`: close whatever the count is now.
+    if cfg!(slotarena_mutation = "shares_close_ignores_count") {
+        let now = word.fetch_or(CLOSED, Ordering::Acquire);
+        return now & !COUNT_MASK == seen & !COUNT_MASK;
+    }
     word.compare_exchange(
         seen,
         seen & !COUNT_MASK | CLOSED,
@@ -163,6 +168,11 @@ pub(super) fn retain<P>(
 
 /// Releases one share; the last one frees the message.
 pub(super) fn release<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u32, MemoryError> {
+    // Mutation `release_waits_for_writer`: look at the message under its
+    // lock first, as v1 did.
+    if cfg!(slotarena_mutation = "release_waits_for_writer") {
+        drop(core.read(token, true)?);
+    }
     loop {
         let (word, seen) = load_open(core, token)?;
         match seen & COUNT_MASK {
@@ -178,6 +188,12 @@ pub(super) fn release<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u
                 };
             }
             shares => {
+                // Mutation `release_decrements_blindly`: decrement without
+                // checking the count is still the one looked at.
+                if cfg!(slotarena_mutation = "release_decrements_blindly") {
+                    word.fetch_sub(1, Ordering::Relaxed);
+                    return Ok((shares - 1) as u32);
+                }
                 if word
                     .compare_exchange(seen, seen - 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
