@@ -18,6 +18,7 @@
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::time::Instant;
 
+use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use slotarena::{BufferDescriptor, Message, MessageHeader, Payload};
@@ -103,10 +104,16 @@ impl ProbeState {
 /// and a drop during an access all panic. Drops are counted, and the value
 /// carries a `loom::alloc::Track`, so a value never dropped fails the model
 /// as a leak.
+///
+/// Each access also touches `data`, a loom `UnsafeCell` (read for a read,
+/// written for a write): loom then checks that every write happens before
+/// the next access on another thread, i.e. that the lock's Release unlock
+/// and Acquire lock order the value, which the overlap check cannot see.
 #[derive(Debug)]
 pub struct Probe {
     id: u32,
     state: Arc<ProbeState>,
+    data: UnsafeCell<u32>,
     _leak: loom::alloc::Track<()>,
 }
 
@@ -120,6 +127,7 @@ impl Probe {
         let probe = Probe {
             id,
             state: state.clone(),
+            data: UnsafeCell::new(0),
             _leak: loom::alloc::Track::new(()),
         };
         (probe, state)
@@ -141,6 +149,9 @@ impl Probe {
             "probe {}: read after its drop",
             self.id
         );
+        // SAFETY: only `write`, through `&mut self`, writes `data`; loom
+        // reports any access of it that is not ordered after that write.
+        self.data.with(|data| unsafe { *data });
         self.state.access.fetch_sub(1, Ordering::Relaxed);
         self.id
     }
@@ -160,6 +171,8 @@ impl Probe {
             "probe {}: written after its drop",
             self.id
         );
+        // SAFETY: `&mut self`; loom reports any access not ordered with it.
+        self.data.with_mut(|data| unsafe { *data += 1 });
         self.state.access.fetch_sub(WRITING, Ordering::Relaxed);
         self.id
     }

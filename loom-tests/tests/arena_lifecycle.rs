@@ -186,7 +186,11 @@ fn a_writer_that_panics_poisons_the_value_for_a_racing_reader() {
             Err(e) => assert_eq!(e, MemoryError::Poisoned),
         }
         writer.join().unwrap();
-        assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+        assert_eq!(
+            arena.get(token).err(),
+            Some(MemoryError::Poisoned),
+            "a panicking writer did not poison the value"
+        );
         assert_eq!(arena.try_get_mut(token).err(), Some(MemoryError::Poisoned));
         assert!(arena.contains(token));
         // Take still releases the slot and drops the value.
@@ -209,7 +213,7 @@ fn an_owned_read_guard_dropped_on_another_thread_reclaims_a_removed_value() {
         });
         arena.remove(token).unwrap();
         holder.join().unwrap();
-        assert_eq!(state.drops(), 1);
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
         insert_into_free_slot(&arena, 2);
     });
 }
@@ -227,7 +231,7 @@ fn an_owned_write_guard_dropped_on_another_thread_reclaims_a_removed_value() {
         });
         arena.remove(token).unwrap();
         holder.join().unwrap();
-        assert_eq!(state.drops(), 1);
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
         insert_into_free_slot(&arena, 2);
     });
 }
@@ -267,5 +271,47 @@ fn two_writers_never_overlap() {
         writer.join().unwrap();
         drop(arena);
         assert_eq!(state.drops(), 1);
+    });
+}
+
+#[test]
+fn racing_takes_of_one_token_hand_the_value_out_once() {
+    model(|| {
+        let arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let other = {
+            let arena = arena.clone();
+            thread::spawn(move || arena.take(token).map(|value| value.read()))
+        };
+        let mine = arena.take(token).map(|value| value.read());
+        let results = [mine, other.join().unwrap()];
+        assert!(
+            results.contains(&Ok(1)) && results.contains(&Err(MemoryError::NotAllocated)),
+            "{results:?}"
+        );
+        assert_eq!(state.drops(), 1);
+        insert_into_free_slot(&arena, 2);
+    });
+}
+
+#[test]
+fn a_take_racing_a_remove_lets_exactly_one_win() {
+    model(|| {
+        let arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let remover = {
+            let arena = arena.clone();
+            thread::spawn(move || arena.remove(token))
+        };
+        let taken = arena.take(token).map(|value| value.read());
+        let removed = remover.join().unwrap();
+        match (taken, removed) {
+            (Ok(1), Err(MemoryError::NotAllocated)) | (Err(MemoryError::NotAllocated), Ok(())) => {}
+            other => panic!("both or neither won: {other:?}"),
+        }
+        assert_eq!(state.drops(), 1);
+        insert_into_free_slot(&arena, 2);
     });
 }

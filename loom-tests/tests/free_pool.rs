@@ -57,8 +57,9 @@ fn two_threads_stealing_from_a_third_threads_shard_never_share_an_index() {
             thread::spawn(move || {
                 let (a, _) = Probe::new(10);
                 let (b, _) = Probe::new(11);
-                let a = arena.insert(a).unwrap();
-                let b = arena.insert(b).unwrap();
+                let refused = |_| panic!("thread 1 refused with a slot free");
+                let a = arena.insert(a).unwrap_or_else(refused);
+                let b = arena.insert(b).unwrap_or_else(refused);
                 arena.remove(a).unwrap();
                 arena.remove(b).unwrap();
             })
