@@ -114,10 +114,12 @@ build_models() {
 run_model() {
     local start=$EPOCHREALTIME
     STATUS=0
-    # The subshell keeps bash's "Aborted" notice (loom aborts on a
-    # deadlock) out of the table.
-    (timeout 600 env LOOM_MAX_PREEMPTIONS=2 "${BINARIES[$2]}" --exact "$3" >"$4" 2>&1) \
-        2>/dev/null || STATUS=$?
+    # The group's 2>/dev/null keeps bash's "Aborted" notice (loom aborts
+    # the process on a deadlock) out of the table.
+    {
+        timeout 600 env LOOM_MAX_PREEMPTIONS=2 "${BINARIES[$2]}" --exact "$3" >"$4" 2>&1
+        STATUS=$?
+    } 2>/dev/null || true
     SECS=$(awk "BEGIN { printf \"%.2f\", $EPOCHREALTIME - $start }")
 }
 
