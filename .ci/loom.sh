@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The loom models, in release with debug assertions, preemption bound 2.
+# The loom models, in release with debug assertions, preemption bound 2
+# (LOOM_MAX_PREEMPTIONS=3 for the deeper on-demand run), on loom 0.7.2 with
+# the DPOR fix described in .ci/loom-lib.sh (SLOTARENA_LOOM=stock: without).
+# Extra arguments go to cargo test, e.g. `-- --nocapture` prints each
+# model's explored executions and time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CARGO_TARGET_DIR=target/loom \
+. .ci/loom-lib.sh
+loom_prepare
+CARGO_TARGET_DIR="$LOOM_TARGET_DIR" \
 RUSTFLAGS="--cfg loom -C debug-assertions=on" \
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
-    cargo test -p slotarena-loom-tests --release
+    cargo "${LOOM_CARGO_ARGS[@]}" test -p slotarena-loom-tests --release "$@"

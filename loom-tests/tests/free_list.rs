@@ -2,15 +2,30 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::sync::atomic::AtomicU32;
+use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
-use slotarena::__loom::{FreeList, NIL};
+use slotarena::__loom::{FreeList, FreeListLinks, NIL};
 use slotarena_loom_tests::model;
+
+/// The links of a list, one atomic per index (the arena keeps them in the
+/// slots' lifecycle words; here they stand alone).
+struct VecLinks(Vec<AtomicU32>);
+
+impl FreeListLinks for VecLinks {
+    fn next(&self, index: u32) -> u32 {
+        // Relaxed, as in the arena: the list's head CAS orders the links.
+        self.0[index as usize].load(Ordering::Relaxed)
+    }
+
+    fn set_next(&self, index: u32, next: u32) {
+        self.0[index as usize].store(next, Ordering::Relaxed);
+    }
+}
 
 /// A free list over `n` slots, all free, plus its links.
 struct Fixture {
     list: FreeList,
-    links: Vec<AtomicU32>,
+    links: VecLinks,
     /// 1 while the index is handed out; catches double hand-out.
     owned: Vec<AtomicU32>,
 }
@@ -19,27 +34,27 @@ impl Fixture {
     fn new(n: u32) -> Arc<Fixture> {
         let fixture = Fixture {
             list: FreeList::new(),
-            links: (0..n)
-                .map(|i| AtomicU32::new(if i + 1 < n { i + 1 } else { NIL }))
-                .collect(),
+            links: VecLinks(
+                (0..n)
+                    .map(|i| AtomicU32::new(if i + 1 < n { i + 1 } else { NIL }))
+                    .collect(),
+            ),
             owned: (0..n).map(|_| AtomicU32::new(0)).collect(),
         };
-        fixture
-            .list
-            .push_chain(0, n - 1, |i| &fixture.links[i as usize]);
+        fixture.list.push_chain(0, n - 1, &fixture.links);
         Arc::new(fixture)
     }
 
     fn pop(&self) -> Option<u32> {
-        let index = self.list.pop(|i| &self.links[i as usize])?;
-        let was = self.owned[index as usize].swap(1, loom::sync::atomic::Ordering::Relaxed);
+        let index = self.list.pop(&self.links)?;
+        let was = self.owned[index as usize].swap(1, Ordering::Relaxed);
         assert_eq!(was, 0, "index {index} handed out twice");
         Some(index)
     }
 
     fn push(&self, index: u32) {
-        self.owned[index as usize].store(0, loom::sync::atomic::Ordering::Relaxed);
-        self.list.push(index, |i| &self.links[i as usize]);
+        self.owned[index as usize].store(0, Ordering::Relaxed);
+        self.list.push(index, &self.links);
     }
 
     /// Drains the list and checks that exactly `expected` indexes remain.

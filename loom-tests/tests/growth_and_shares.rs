@@ -77,3 +77,36 @@ fn free_racing_retain_is_refused_or_the_retain_fails() {
         assert_eq!(m.available(), 1);
     });
 }
+
+#[test]
+fn a_release_is_never_blocked_by_a_writer_on_another_thread() {
+    // Main holds a write guard across the join: a release that waited for
+    // the guard would deadlock, and loom reports a deadlock.
+    model(|| {
+        let m = ConcurrentMemoryManager::new(1);
+        let token = m.store_shared(Tracked::message(5)).unwrap();
+        m.retain_shared(token, 2).unwrap();
+        let releaser = {
+            let m = m.clone();
+            thread::spawn(move || (m.release_shared(token), m.release_shared(token)))
+        };
+        let writer = m.read_mut_shared(token);
+        let (first, last) = releaser.join().unwrap();
+        assert_eq!(first, Ok(1));
+        match writer {
+            Ok(guard) => {
+                // The last release met the writer: refused, nothing changed.
+                assert_eq!(last, Err(MemoryError::BorrowActive));
+                assert_eq!(m.shares(token), Ok(1));
+                drop(guard);
+                assert_eq!(m.release_shared(token), Ok(0));
+            }
+            Err(e) => {
+                // The last release freed the message before the write.
+                assert_eq!(e, MemoryError::NotAllocated);
+                assert_eq!(last, Ok(0));
+            }
+        }
+        assert_eq!(m.available(), 1);
+    });
+}

@@ -37,6 +37,24 @@ const fn unpack(head: u64) -> (u32, u32) {
     ((head >> 32) as u32, head as u32)
 }
 
+/// The ordering of `pop`'s loads of the head, Acquire (see `pop`).
+// Mutation `free_list_pop_relaxed` (loom-mutations.sh): pop acquires nothing.
+const POP_ORDER: Ordering = if cfg!(slotarena_mutation = "free_list_pop_relaxed") {
+    Ordering::Relaxed
+} else {
+    Ordering::Acquire
+};
+
+/// The tag after a successful operation.
+#[inline]
+const fn bump(tag: u32) -> u32 {
+    // Mutation `free_list_no_tag` (loom-mutations.sh): the ABA tag never moves.
+    if cfg!(slotarena_mutation = "free_list_no_tag") {
+        return tag;
+    }
+    tag.wrapping_add(1)
+}
+
 /// The stack's head; the links are owned by the caller's slots.
 ///
 /// `pub` only so that `__loom` can re-export it to the loom models; the
@@ -68,7 +86,7 @@ impl FreeList {
     pub fn pop(&self, links: &impl Links) -> Option<u32> {
         // Acquire pairs with the Release of the push that put this head
         // there, so the link written before that push is visible.
-        let mut head = self.head.load(Ordering::Acquire);
+        let mut head = self.head.load(POP_ORDER);
         loop {
             let (tag, index) = unpack(head);
             if index == NIL {
@@ -76,14 +94,17 @@ impl FreeList {
             }
             // The link read is ordered after the Acquire load of `head` above.
             let next = links.next(index);
+            // Mutation `free_list_pop_load_store`: pop by a plain store, not a CAS.
+            if cfg!(slotarena_mutation = "free_list_pop_load_store") {
+                self.head.store(pack(bump(tag), next), Ordering::Release);
+                return Some(index);
+            }
             // Acquire on success: the popper now owns the slot and must see
             // everything its last freer did before pushing it (Release).
-            match self.head.compare_exchange_weak(
-                head,
-                pack(tag.wrapping_add(1), next),
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
+            match self
+                .head
+                .compare_exchange_weak(head, pack(bump(tag), next), POP_ORDER, POP_ORDER)
+            {
                 Ok(_) => return Some(index),
                 Err(current) => head = current,
             }
@@ -102,7 +123,7 @@ impl FreeList {
             let next = if index == NIL { NIL } else { links.next(index) };
             match self.head.compare_exchange_weak(
                 head,
-                pack(tag.wrapping_add(1), next),
+                pack(bump(tag), next),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -143,7 +164,7 @@ impl FreeList {
             // registered (see `arena/waiting.rs`).
             match self.head.compare_exchange_weak(
                 head,
-                pack(tag.wrapping_add(1), first),
+                pack(bump(tag), first),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {

@@ -68,6 +68,10 @@ impl FreePool {
     /// not move), or after [`RESCANS`] scans raced by frees and allocations.
     #[cold]
     fn pop_elsewhere(&self, home: usize, links: &impl Links) -> Option<u32> {
+        // Mutation `pop_elsewhere_home_only`: no stealing from other shards.
+        if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
+            return None;
+        }
         // The common case (a consumer thread's frees sit on its own list):
         // one pass over the other lists, without snapshots.
         if let Some(index) = self.scan(home, 1, links) {

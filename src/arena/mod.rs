@@ -165,6 +165,12 @@ impl<T, M: Default> Core<T, M> {
             if let Some(index) = self.free.pop(self) {
                 return Ok(self.fill(index, value));
             }
+            // Mutation `insert_reads_capacity_after_pop`: the race above.
+            let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
+                self.capacity()
+            } else {
+                seen
+            };
             if !self.grow(seen) {
                 return Err(value);
             }

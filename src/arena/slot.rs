@@ -64,6 +64,9 @@ fn check(word: u64, token: MessageToken) -> Result<(), MemoryError> {
         PRESENT if same => Ok(()),
         PRESENT => Err(MemoryError::StaleToken),
         VACANT => Err(MemoryError::NotAllocated),
+        // Mutation `check_accepts_dying_value`: a removed or taken value
+        // still answers to its token.
+        _ if same && cfg!(slotarena_mutation = "check_accepts_dying_value") => Ok(()),
         _ if same => Err(MemoryError::NotAllocated),
         _ => Err(MemoryError::StaleToken),
     }
@@ -142,6 +145,12 @@ impl<T> Slot<T> {
             backoff.snooze();
             return self.word();
         }
+        // Mutation `wait_without_parked_bit`: sleep without announcing it in
+        // the word, so an unlock does not know to wake us.
+        if cfg!(slotarena_mutation = "wait_without_parked_bit") {
+            park(self.key(), || self.word() == seen);
+            return self.word();
+        }
         let parked = seen | PARKED;
         if seen & PARKED == 0
             && let Err(now) =
@@ -195,7 +204,18 @@ impl<T> Slot<T> {
         let mut word = word::present(token.generation());
         let backoff = Backoff::new();
         loop {
-            if word & (WRITER | POISONED | STATE_MASK) == PRESENT {
+            // Mutation `lock_read_ignores_writer`: read beside a writer.
+            let writer = if cfg!(slotarena_mutation = "lock_read_ignores_writer") {
+                0
+            } else {
+                WRITER
+            };
+            if word & (writer | POISONED | STATE_MASK) == PRESENT
+                // Mutation `lock_read_skips_generation`: the guessed word
+                // is not the token's, any present value passes.
+                && (generation(word) == token.generation()
+                    || cfg!(slotarena_mutation = "lock_read_skips_generation"))
+            {
                 assert!(
                     readers(word) < MAX_READERS,
                     "more than {MAX_READERS} read guards on one value"
@@ -212,7 +232,13 @@ impl<T> Slot<T> {
                     Err(now) => word = now,
                 }
             }
-            check(word, token)?;
+            if cfg!(slotarena_mutation = "lock_read_skips_generation") {
+                if state(word) != PRESENT {
+                    return Err(MemoryError::NotAllocated);
+                }
+            } else {
+                check(word, token)?;
+            }
             if word & POISONED != 0 {
                 return Err(MemoryError::Poisoned);
             }
@@ -236,7 +262,10 @@ impl<T> Slot<T> {
         let mut word = word::present(token.generation());
         let backoff = Backoff::new();
         loop {
-            if word & (POISONED | STATE_MASK) == PRESENT && !guarded(word) {
+            // Mutation `lock_write_ignores_guards`: write beside any guard.
+            if word & (POISONED | STATE_MASK) == PRESENT
+                && (!guarded(word) || cfg!(slotarena_mutation = "lock_write_ignores_guards"))
+            {
                 // Acquire pairs with the Release of the last unlock.
                 match self.word.compare_exchange_weak(
                     word,
@@ -274,6 +303,8 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
+        // Mutation `unlock_read_skips_reclaim` (in `after_last_reader`): the
+        // last reader of a removed value leaves it in its slot.
         if readers(before) == 1 && before & (PARKED | STATE_MASK) != PRESENT {
             self.after_last_reader(before)
         } else {
@@ -285,7 +316,7 @@ impl<T> Slot<T> {
     /// waiters.
     #[cold]
     fn after_last_reader(&self, before: u64) -> Option<u32> {
-        if state(before) == REMOVING {
+        if state(before) == REMOVING && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim") {
             // Nobody else writes a removed word without guards (S3, S5:
             // nobody parks on it), so the slot is ours to reclaim. Acquire:
             // every other reader's accesses happen before the drop.
@@ -322,17 +353,30 @@ impl<T> Slot<T> {
                 word & WRITER != 0,
                 "write unlock without a writer: {word:#x}"
             );
-            let reclaim = state(word) == REMOVING;
+            // Mutation `unlock_write_skips_reclaim`: a writer whose value was
+            // removed meanwhile leaves it in its slot.
+            let reclaim =
+                state(word) == REMOVING && !cfg!(slotarena_mutation = "unlock_write_skips_reclaim");
             let mut next = word & !PARKED;
             if !reclaim {
                 next &= !WRITER;
             }
-            if poison {
+            // Mutation `unlock_write_forgets_poison`: a panicking writer
+            // leaves no mark.
+            if poison && !cfg!(slotarena_mutation = "unlock_write_forgets_poison") {
                 next |= POISONED;
             }
+            // Release pairs with the next lock's Acquire: our writes to the
+            // value happen before its accesses.
+            // Mutation `unlock_write_relaxed`: the writes are not published.
+            let order = if cfg!(slotarena_mutation = "unlock_write_relaxed") {
+                Ordering::Relaxed
+            } else {
+                Ordering::Release
+            };
             match self
                 .word
-                .compare_exchange_weak(word, next, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange_weak(word, next, order, Ordering::Relaxed)
             {
                 Ok(_) => {
                     self.wake_if_parked(word);
@@ -397,10 +441,24 @@ impl<T> Slot<T> {
             check(word, token)?;
             let idle = !guarded(word);
             if !idle && !blocking {
+                // Mutation `try_take_kills_then_refuses`: mark the value
+                // taken, then answer BorrowActive anyway.
+                if cfg!(slotarena_mutation = "try_take_kills_then_refuses") {
+                    let _ = self.word.compare_exchange(
+                        word,
+                        with_state(word, TAKING),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 return Err(MemoryError::BorrowActive);
             }
             match (word & RETAINED != 0, last_share) {
-                (true, false) => return Err(MemoryError::QueueOwned),
+                // Mutation `free_ignores_retained`: free a message that
+                // still has queue shares.
+                (true, false) if !cfg!(slotarena_mutation = "free_ignores_retained") => {
+                    return Err(MemoryError::QueueOwned);
+                }
                 (false, true) => return Err(MemoryError::NotShared),
                 _ => {}
             }

@@ -118,12 +118,23 @@ pub(super) fn retain<P>(
 
 /// Releases one share; the last one frees the message.
 pub(super) fn release<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u32, MemoryError> {
+    // Mutation `release_waits_for_writer`: look at the message under its
+    // lock first, as v1 did.
+    if cfg!(slotarena_mutation = "release_waits_for_writer") {
+        drop(core.read(token, true)?);
+    }
     loop {
         let Some((word, seen)) = load_open(core, token)? else {
             return Err(MemoryError::NotShared);
         };
         let shares = seen & COUNT_MASK;
         if shares > 1 {
+            // Mutation `release_decrements_blindly`: decrement without
+            // checking the count is still the one looked at.
+            if cfg!(slotarena_mutation = "release_decrements_blindly") {
+                word.fetch_sub(1, Ordering::Relaxed);
+                return Ok((shares - 1) as u32);
+            }
             if word
                 .compare_exchange(seen, seen - 1, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Mutation check of the loom models (on demand, not part of .ci/run).
+#
+# Each mutation is a `cfg(slotarena_mutation = "...")` switch in src/ that
+# breaks one step of a protocol. For each one this builds the loom models
+# with `--cfg loom --cfg slotarena_mutation="<name>"` and runs the models
+# that must catch it, at preemption bound 2 (as CI), asserting that each
+# FAILS, and for the reason expected (its output must contain the given
+# text). The pseudo-mutation `stock-loom` runs the harness models on loom
+# without the DPOR patch (see .ci/loom-lib.sh): they must fail there.
+#
+#   .ci/loom-mutations.sh                 every mutation, its table at the end
+#   .ci/loom-mutations.sh NAME...         only these mutations
+#   .ci/loom-mutations.sh --matrix [NAME...]
+#                                         run the whole suite per mutation and
+#                                         list every model that fails
+#
+# Each mutation builds in its own directory under target/loom-mutation/, so
+# a second run rebuilds only the crate itself. Exits non-zero if any model
+# passed under a mutation it must catch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .ci/loom-lib.sh
+
+# mutation | test file | model | what its failure must say (extended regex)
+CHECKS=(
+    "free_list_no_tag|free_list|aba_pop_racing_pop_pop_push_keeps_the_list_intact|handed out twice"
+    "free_list_no_tag|free_list|three_threads_pop_and_push|indexes lost|handed out twice"
+    "free_list_pop_load_store|free_list|two_threads_pop_then_push|handed out twice"
+    "free_list_pop_load_store|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|filling a slot in use|handed out twice"
+    "free_list_pop_relaxed|slot_lifecycle|a_full_manager_refuses_until_a_racing_free_lands|filling a slot in use|Causality violation"
+    "free_list_pop_relaxed|free_list|two_threads_two_rounds_on_two_slots|indexes lost|handed out twice|Causality violation"
+    "pop_elsewhere_home_only|free_pool|a_store_succeeds_while_another_thread_moves_slots_to_its_own_shard|refused with a slot free"
+    "pop_elsewhere_home_only|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|refused with a slot free"
+    "insert_reads_capacity_after_pop|growth_and_shares|racing_stores_grow_once_and_get_distinct_slots|NoFreeSlots"
+    "lock_read_skips_generation|arena_lifecycle|a_stale_reader_racing_remove_and_reuse_never_reaches_the_new_value|stale token reached a newer value"
+    "lock_read_skips_generation|slot_lifecycle|a_reader_racing_free_and_reuse_never_reaches_the_new_message|stale token reached a newer message"
+    "lock_read_ignores_writer|arena_lifecycle|a_writer_and_a_reader_never_overlap|overlapped|Causality violation"
+    "lock_read_ignores_writer|borrow_rules|try_forms_never_wait_and_writers_exclude_readers|Causality violation"
+    "lock_write_ignores_guards|arena_lifecycle|two_writers_never_overlap|overlapped|Causality violation"
+    "lock_write_ignores_guards|arena_lifecycle|a_writer_and_a_reader_never_overlap|overlapped|Causality violation"
+    "unlock_write_relaxed|arena_lifecycle|a_writer_and_a_reader_never_overlap|Causality violation"
+    "unlock_write_relaxed|arena_lifecycle|take_waits_for_a_writer_and_is_woken_by_its_drop|Causality violation"
+    "check_accepts_dying_value|arena_lifecycle|racing_takes_of_one_token_hand_the_value_out_once|deadlock|dropped twice"
+    "check_accepts_dying_value|arena_lifecycle|a_take_racing_a_remove_lets_exactly_one_win|both or neither won"
+    "unlock_read_skips_reclaim|arena_lifecycle|a_deferred_removal_is_dropped_once_by_whichever_thread_is_last|the removed value was not dropped"
+    "unlock_read_skips_reclaim|arena_lifecycle|an_owned_read_guard_dropped_on_another_thread_reclaims_a_removed_value|the removed value was not dropped"
+    "unlock_write_skips_reclaim|arena_lifecycle|an_owned_write_guard_dropped_on_another_thread_reclaims_a_removed_value|the removed value was not dropped"
+    "unlock_write_forgets_poison|arena_lifecycle|a_writer_that_panics_poisons_the_value_for_a_racing_reader|did not poison"
+    "wait_without_parked_bit|arena_lifecycle|take_waits_for_a_reader_and_is_woken_by_its_drop|deadlock"
+    "wait_without_parked_bit|arena_lifecycle|take_waits_for_a_writer_and_is_woken_by_its_drop|deadlock"
+    "wait_without_parked_bit|arena_lifecycle|a_writer_that_panics_poisons_the_value_for_a_racing_reader|deadlock"
+    "try_take_kills_then_refuses|arena_lifecycle|try_take_racing_a_reader_answers_borrow_active_or_the_value_and_loses_nothing|NotAllocated"
+    "try_take_kills_then_refuses|borrow_rules|free_with_a_guard_on_the_same_thread_returns_instead_of_blocking|NotAllocated"
+    "free_ignores_retained|growth_and_shares|free_racing_retain_is_refused_or_the_retain_fails|Ok\\(1\\)"
+    "release_decrements_blindly|growth_and_shares|racing_releases_free_exactly_once|Ok\\(1\\), Ok\\(1\\)"
+    "release_waits_for_writer|growth_and_shares|a_release_is_never_blocked_by_a_writer_on_another_thread|deadlock"
+    "waiter_without_touch|waiting|a_free_racing_a_waiters_registration_never_loses_the_wake_up|deadlock"
+    "async_park_without_mark|waiting|an_unlock_racing_an_async_waiters_parking_wakes_it|deadlock"
+    "stock-loom|harness|a_load_then_cas_on_another_thread_is_tried_before_a_plain_load|misses interleavings"
+    "stock-loom|harness|an_insert_racing_a_remove_on_a_full_arena_sees_both_outcomes|misses interleavings"
+)
+
+matrix=false
+if [[ "${1:-}" == --matrix ]]; then
+    matrix=true
+    shift
+fi
+wanted=("$@")
+if [[ ${#wanted[@]} -eq 0 ]]; then
+    for check in "${CHECKS[@]}"; do
+        name=${check%%|*}
+        [[ " ${wanted[*]-} " == *" $name "* ]] || wanted+=("$name")
+    done
+fi
+
+loom_prepare
+patched_args=("${LOOM_CARGO_ARGS[@]}")
+log_dir=target/loom-mutation/logs
+mkdir -p "$log_dir"
+
+# Sets RUN (env assignments, then cargo and its options) for mutation $1.
+mutated_cargo() {
+    local mutation=$1
+    local flags="--cfg loom -C debug-assertions=on"
+    RUN=(env "CARGO_TARGET_DIR=target/loom-mutation/$mutation")
+    if [[ "$mutation" == stock-loom ]]; then
+        RUN+=("RUSTFLAGS=$flags" cargo)
+    else
+        RUN+=("RUSTFLAGS=$flags --cfg slotarena_mutation=\"$mutation\"" cargo "${patched_args[@]}")
+    fi
+}
+
+# Builds the models for mutation $1 and fills BINARIES (test file name ->
+# executable). Each model then runs as its own process: loom aborts the
+# whole test binary on a deadlock.
+declare -A BINARIES
+build_models() {
+    local mutation=$1
+    mutated_cargo "$mutation"
+    BINARIES=()
+    local name exe
+    while IFS=$'\t' read -r name exe; do
+        BINARIES[$name]=$exe
+    done < <("${RUN[@]}" test -p slotarena-loom-tests --release --no-run \
+        --message-format=json 2>"$log_dir/$mutation.build.log" |
+        sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1\t\2/p')
+    [[ ${#BINARIES[@]} -gt 0 ]] || {
+        echo "mutation $mutation: build failed, see $log_dir/$mutation.build.log" >&2
+        exit 1
+    }
+}
+
+# Runs model $3 of test file $2 under mutation $1, output to $4; sets
+# STATUS and SECS.
+run_model() {
+    local start=$EPOCHREALTIME
+    STATUS=0
+    # The group's 2>/dev/null keeps bash's "Aborted" notice (loom aborts
+    # the process on a deadlock) out of the table.
+    {
+        timeout 600 env LOOM_MAX_PREEMPTIONS=2 "${BINARIES[$2]}" --exact "$3" >"$4" 2>&1
+        STATUS=$?
+    } 2>/dev/null || true
+    SECS=$(awk "BEGIN { printf \"%.2f\", $EPOCHREALTIME - $start }")
+}
+
+table=()
+missed=0
+start_all=$SECONDS
+for mutation in "${wanted[@]}"; do
+    build_start=$SECONDS
+    build_models "$mutation"
+    echo "mutation $mutation: built in $((SECONDS - build_start)) s"
+    if $matrix; then
+        failing=()
+        for file in $(printf '%s\n' "${!BINARIES[@]}" | sort); do
+            while read -r model; do
+                run_model "$mutation" "$file" "$model" "$log_dir/$mutation.$model.log"
+                [[ $STATUS -eq 0 ]] || failing+=("$file::$model")
+            done < <("${BINARIES[$file]}" --list 2>/dev/null | sed -n 's/: test$//p')
+        done
+        table+=("$(printf '%-32s %s' "$mutation" "${failing[*]:-NOTHING}")")
+        continue
+    fi
+    found=false
+    for check in "${CHECKS[@]}"; do
+        IFS='|' read -r name file model expect <<<"$check"
+        [[ "$name" == "$mutation" ]] || continue
+        found=true
+        log="$log_dir/$mutation.$model.log"
+        run_model "$mutation" "$file" "$model" "$log"
+        if [[ $STATUS -ne 0 ]] && grep -qE -- "$expect" "$log"; then
+            verdict="caught in $SECS s"
+        elif [[ $STATUS -ne 0 ]]; then
+            verdict="FAILED, BUT NOT WITH \"$expect\" (see $log)"
+            missed=$((missed + 1))
+        else
+            verdict="MISSED: the model passed ($SECS s)"
+            missed=$((missed + 1))
+        fi
+        table+=("$(printf '%-32s %-18s %-77s %s' "$mutation" "$file" "$model" "$verdict")")
+    done
+    $found || { echo "unknown mutation: $mutation" >&2; exit 1; }
+done
+
+echo
+if $matrix; then
+    echo "mutation                         models that fail under it (file::model)"
+else
+    printf '%-32s %-18s %-77s %s\n' mutation file model result
+fi
+printf '%s\n' "${table[@]}"
+echo
+echo "total: $((SECONDS - start_all)) s; missed: $missed"
+[[ $missed -eq 0 ]]
