@@ -50,3 +50,8 @@ cargo +nightly miri test --test linear_contract -- \
     threads_writing every_error mut_mem_is_exclusive transfer_and_receive async_controllers
 cargo +nightly miri test --test linear_waiting -- \
     the_async_controller a_cancelled_async
+# 32-bit: the linear memory's size arithmetic (u64 or checked) and byte
+# handouts on i686. Single-threaded tests only: Miri does not emulate the
+# 32-bit futex_time64 call that parking needs.
+cargo +nightly miri test --target i686-unknown-linux-gnu --test linear_contract -- \
+    every_error mut_mem_is_exclusive a_one_page bad_page the_largest never_allocated mut_mem_accepts

@@ -44,6 +44,38 @@ fn bad_page_counts_are_refused() {
     );
 }
 
+/// The whole 4 GiB `u32` space as the maximum: sizes are computed in `u64`
+/// or checked, so on a 32-bit target (Miri on i686 in CI) this either
+/// works or answers `OutOfMemory`; it never overflows or touches memory it
+/// does not own.
+#[test]
+fn the_largest_memory_never_overflows_its_size_arithmetic() {
+    let memory = match SharedLinearMemory::new(1, slotarena::linear::MAX_PAGES) {
+        Ok(memory) => memory,
+        Err(error) => {
+            assert_eq!(error, LinearMemoryError::OutOfMemory);
+            return;
+        }
+    };
+    assert_eq!(memory.max_pages(), 65_536);
+    assert_eq!(memory.size_bytes(), u64::from(PAGE_SIZE));
+    let mut controller = LinearMemoryController::new(&memory);
+    let ptr = controller.alloc(1000).unwrap();
+    controller.mut_mem(ptr, 1000).unwrap().fill(0xa5);
+    assert!(
+        controller
+            .mut_mem(ptr, 1000)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0xa5)
+    );
+    assert_eq!(
+        controller.mut_mem(u32::MAX, 2).err(),
+        Some(LinearMemoryError::UnknownPointer)
+    );
+    controller.free(ptr, 1000).unwrap();
+}
+
 #[test]
 fn pointers_are_never_zero_and_always_aligned() {
     let (_memory, mut c) = setup(1, 64);
