@@ -31,11 +31,14 @@ loom_prepare() {
     local stamp
     stamp="$src/.patched-$(sha256sum "$patch" | cut -c1-16)"
     if [[ ! -e "$stamp" ]]; then
-        # The registry client puts loom's .crate (a tar.gz) in its cache.
-        cargo fetch --quiet
-        local crate
-        crate=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/cache" \
-            -name "loom-$LOOM_VERSION.crate" -print -quit)
+        # The registry client keeps loom's .crate (a tar.gz) in its cache;
+        # `cargo fetch` puts it there if no build has yet.
+        local cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache" crate
+        crate=$(find "$cache" -name "loom-$LOOM_VERSION.crate" -print -quit 2>/dev/null || true)
+        if [[ -z "$crate" ]]; then
+            cargo fetch --quiet
+            crate=$(find "$cache" -name "loom-$LOOM_VERSION.crate" -print -quit)
+        fi
         [[ -n "$crate" ]] || { echo "loom-$LOOM_VERSION.crate not in the cargo cache" >&2; return 1; }
         rm -rf "$src"
         mkdir -p target/loom-src

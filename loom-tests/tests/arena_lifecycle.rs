@@ -315,3 +315,56 @@ fn a_take_racing_a_remove_lets_exactly_one_win() {
         insert_into_free_slot(&arena, 2);
     });
 }
+
+#[test]
+fn the_last_of_two_readers_on_other_threads_reclaims_a_removed_value() {
+    model(|| {
+        let arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let arena = arena.clone();
+                thread::spawn(move || {
+                    if let Ok(guard) = arena.get(token) {
+                        assert_eq!(guard.read(), 1);
+                    }
+                })
+            })
+            .collect();
+        arena.remove(token).unwrap();
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
+        insert_into_free_slot(&arena, 2);
+    });
+}
+
+#[test]
+fn a_reader_a_writer_and_a_remove_race_without_overlap_or_loss() {
+    model(|| {
+        let arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let writer = {
+            let arena = arena.clone();
+            thread::spawn(move || match arena.get_mut(token) {
+                Ok(mut guard) => assert_eq!(guard.write(), 1),
+                Err(e) => assert_eq!(e, MemoryError::NotAllocated),
+            })
+        };
+        let reader = {
+            let arena = arena.clone();
+            thread::spawn(move || match arena.get(token) {
+                Ok(guard) => assert_eq!(guard.read(), 1),
+                Err(e) => assert_eq!(e, MemoryError::NotAllocated),
+            })
+        };
+        arena.remove(token).unwrap();
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
+        insert_into_free_slot(&arena, 2);
+    });
+}

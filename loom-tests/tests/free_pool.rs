@@ -88,3 +88,34 @@ fn two_threads_stealing_from_a_third_threads_shard_never_share_an_index() {
         assert_eq!(arena.get(theirs).unwrap().read(), 2);
     });
 }
+
+#[test]
+fn a_thread_churning_twice_never_starves_another_of_the_free_slot() {
+    // As above, with two rounds on each side: main's slots go back to
+    // shard 0, thread 1's to shard 1, and at every moment one of the two
+    // slots is free for whoever stores.
+    model(|| {
+        let arena = SlotArena::new(2);
+        let churner = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                for id in [10, 11] {
+                    let (value, _) = Probe::new(id);
+                    let token = arena
+                        .insert(value)
+                        .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
+                    arena.remove(token).unwrap();
+                }
+            })
+        };
+        for id in [1, 2] {
+            let (value, _) = Probe::new(id);
+            let token = arena
+                .insert(value)
+                .unwrap_or_else(|_| panic!("main refused with a slot free"));
+            assert_eq!(arena.take(token).unwrap().read(), id);
+        }
+        churner.join().unwrap();
+        assert_eq!(arena.len(), 0);
+    });
+}
