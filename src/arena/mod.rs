@@ -975,6 +975,15 @@ impl<T> InsertError<T> {
     }
 
     /// The error without the value: always [`MemoryError::NoFreeSlots`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(0);
+    /// assert_eq!(arena.insert(4).unwrap_err().error(), MemoryError::NoFreeSlots);
+    /// ```
     pub fn error(&self) -> MemoryError {
         MemoryError::NoFreeSlots
     }

@@ -79,6 +79,17 @@ impl<T> OwnedReadGuard<T> {
 
 impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     /// Narrows the guard to a part of the value, keeping the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedReadGuard};
+    ///
+    /// let arena = SlotArena::new(1);
+    /// let token = arena.insert((7u8, String::from("name"))).unwrap();
+    /// let name = OwnedReadGuard::map(arena.get_owned(token).unwrap(), |pair| &pair.1);
+    /// assert_eq!(*name, "name");
+    /// ```
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> OwnedReadGuard<T, V> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops and unlocks as usual.
@@ -91,6 +102,18 @@ impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     }
 
     /// The arena the guard keeps alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedReadGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// let guard = arena.get_owned(token).unwrap();
+    /// drop(arena); // the guard still holds the arena
+    /// assert!(OwnedReadGuard::arena(&guard).contains(token));
+    /// ```
     pub fn arena(this: &Self) -> &SlotArena<T> {
         &this.lease.arena
     }
@@ -197,6 +220,19 @@ impl<T> OwnedWriteGuard<T> {
 
 impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     /// Narrows the guard to a part of the value, keeping the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedWriteGuard};
+    ///
+    /// let arena = SlotArena::new(1);
+    /// let token = arena.insert((0u8, vec![1u8])).unwrap();
+    /// let mut list = OwnedWriteGuard::map(arena.get_mut_owned(token).unwrap(), |pair| &mut pair.1);
+    /// list.push(2);
+    /// drop(list);
+    /// assert_eq!(arena.get(token).unwrap().1, [1, 2]);
+    /// ```
     pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> OwnedWriteGuard<T, V> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops as usual: it unlocks, and poisons the value.
@@ -215,6 +251,18 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     }
 
     /// The arena the guard keeps alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena, arena::OwnedWriteGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// let guard = arena.get_mut_owned(token).unwrap();
+    /// let held = OwnedWriteGuard::arena(&guard).try_get(token).err();
+    /// assert_eq!(held, Some(MemoryError::AlreadyBorrowed));
+    /// ```
     pub fn arena(this: &Self) -> &SlotArena<T> {
         &this.lease.arena
     }

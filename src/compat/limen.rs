@@ -168,6 +168,17 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// # Panics
     ///
     /// If `capacity` exceeds [`SlotArena::MAX_CAPACITY`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::memory::MemoryClass;
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(16);
+    /// assert_eq!((manager.capacity(), manager.available()), (16, 16));
+    /// assert_eq!(manager.memory_class(), MemoryClass::Host);
+    /// ```
     #[track_caller]
     pub fn new(capacity: usize) -> Self {
         Self::with_memory_class(capacity, LimenClass::Host)
@@ -178,6 +189,16 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// # Panics
     ///
     /// If `capacity` exceeds [`SlotArena::MAX_CAPACITY`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::memory::MemoryClass;
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::with_memory_class(8, MemoryClass::PinnedHost);
+    /// assert_eq!(manager.memory_class(), MemoryClass::PinnedHost);
+    /// ```
     #[track_caller]
     pub fn with_memory_class(capacity: usize, class: LimenClass) -> Self {
         LimenConcurrentManager {
@@ -210,6 +231,20 @@ impl<P: Payload> LimenConcurrentManager<P> {
     ///
     /// `NoFreeSlots` when every slot holds a message (or a freed message
     /// that a guard still holds); `value` is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::errors::MemoryError;
+    /// use limen_core::message::{Message, MessageHeader};
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(1);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 7)).unwrap();
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 7);
+    /// let full = manager.store_shared(Message::new(MessageHeader::empty(), 8));
+    /// assert_eq!(full.err(), Some(MemoryError::NoFreeSlots));
+    /// ```
     pub fn store_shared(&self, value: Message<P>) -> Result<LimenToken, LimenError> {
         match self.arena.insert(value) {
             Ok(token) => Ok(self.layout.pack(token)),
@@ -225,6 +260,20 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// `BadToken` for a token of no slot or of an older message of a slot
     /// now reused, `NotAllocated` once the message is freed and before its
     /// slot is reused, `Poisoned` if a writer panicked while holding it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::errors::MemoryError;
+    /// use limen_core::message::{Message, MessageHeader};
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 7)).unwrap();
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 7);
+    /// manager.free_shared(token).unwrap();
+    /// assert_eq!(manager.read_shared(token).err(), Some(MemoryError::NotAllocated));
+    /// ```
     pub fn read_shared(&self, token: LimenToken) -> Result<ReadGuard<'_, P>, LimenError> {
         Ok(self.arena.get(self.resolve(token)?)?)
     }
@@ -235,6 +284,18 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// # Errors
     ///
     /// As for [`read_shared`](Self::read_shared).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::message::{Message, MessageHeader};
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 7)).unwrap();
+    /// *manager.read_mut_shared(token).unwrap().payload_mut() += 1;
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 8);
+    /// ```
     pub fn read_mut_shared(&self, token: LimenToken) -> Result<WriteGuard<'_, P>, LimenError> {
         Ok(self.arena.get_mut(self.resolve(token)?)?)
     }
@@ -248,6 +309,23 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// `BadToken` and `NotAllocated` as for [`read_shared`](Self::read_shared),
     /// so a second free of the same token answers `NotAllocated` (or
     /// `BadToken` once the slot is reused). A poisoned message is freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::errors::MemoryError;
+    /// use limen_core::message::{Message, MessageHeader};
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 7)).unwrap();
+    /// let reader = manager.read_shared(token).unwrap();
+    /// manager.free_shared(token).unwrap(); // never waits for the reader
+    /// assert_eq!((*reader.payload(), manager.available()), (7, 1));
+    /// drop(reader); // the last guard gives the slot back
+    /// assert_eq!(manager.available(), 2);
+    /// assert_eq!(manager.free_shared(token).err(), Some(MemoryError::NotAllocated));
+    /// ```
     pub fn free_shared(&self, token: LimenToken) -> Result<(), LimenError> {
         Ok(self.arena.remove(self.resolve(token)?)?)
     }
@@ -255,16 +333,45 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// Slots free right now: exact when no operation is in flight. A freed
     /// message that a guard still holds keeps its slot until that guard
     /// drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::message::{Message, MessageHeader};
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::new(4);
+    /// manager.store_shared(Message::new(MessageHeader::empty(), 7)).unwrap();
+    /// assert_eq!(manager.available(), 3);
+    /// ```
     pub fn available(&self) -> usize {
         self.arena.capacity() - self.arena.len()
     }
 
     /// The number of slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// assert_eq!(LimenConcurrentManager::<u32>::new(10).capacity(), 10);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.arena.capacity()
     }
 
     /// The memory class this manager reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use limen_core::memory::MemoryClass;
+    /// use slotarena::compat::limen::LimenConcurrentManager;
+    ///
+    /// let manager = LimenConcurrentManager::<u32>::with_memory_class(2, MemoryClass::Device(3));
+    /// assert_eq!(manager.memory_class(), MemoryClass::Device(3));
+    /// ```
     pub fn memory_class(&self) -> LimenClass {
         self.class
     }

@@ -189,11 +189,29 @@ impl<P> ConcurrentMemoryManager<P> {
     }
 
     /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::growable(0, 64);
+    /// assert_eq!(manager.capacity(), 0);
+    /// manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
+    /// assert_eq!(manager.capacity(), 32); // the first segment: at least 32 slots
+    /// ```
     pub fn capacity(&self) -> usize {
         self.shared.core.capacity()
     }
 
     /// The most slots the manager may grow to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = slotarena::ConcurrentMemoryManager::<u8>::growable(4, 100);
+    /// assert_eq!((manager.capacity(), manager.max_capacity()), (4, 100));
+    /// ```
     pub fn max_capacity(&self) -> usize {
         self.shared.core.max_capacity()
     }
@@ -204,12 +222,32 @@ impl<P> ConcurrentMemoryManager<P> {
     /// This counts the slots (O(capacity)) rather than keeping a shared
     /// counter that every store and free would have to update: it is meant
     /// for monitoring, not for a hot loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(4);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
+    /// assert_eq!(manager.available(), 3);
+    /// manager.free_shared(token).unwrap();
+    /// assert_eq!(manager.available(), 4);
+    /// ```
     pub fn available(&self) -> usize {
         let core = &self.shared.core;
         core.capacity().saturating_sub(core.len())
     }
 
     /// The memory class this manager reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryClass};
+    ///
+    /// assert_eq!(ConcurrentMemoryManager::<u8>::new(1).memory_class(), MemoryClass::Host);
+    /// ```
     pub fn memory_class(&self) -> MemoryClass {
         self.shared.class
     }
@@ -221,6 +259,18 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// `NoFreeSlots` when full at the maximum capacity; the message is
     /// dropped (use [`try_store_shared`](Self::try_store_shared) to keep it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(1);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 1u8)).unwrap();
+    /// assert_eq!(*manager.read_shared(token).unwrap().payload(), 1);
+    /// let full = manager.store_shared(Message::new(MessageHeader::empty(), 2u8));
+    /// assert_eq!(full, Err(MemoryError::NoFreeSlots));
+    /// ```
     #[inline]
     pub fn store_shared(&self, message: Message<P>) -> Result<MessageToken, MemoryError> {
         self.try_store_shared(message)
@@ -340,6 +390,17 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap();
+    /// let (first, second) = (manager.read_shared(token).unwrap(), manager.read_shared(token).unwrap());
+    /// assert_eq!(*first.payload() + *second.payload(), 10); // readers share the message
+    /// ```
     #[inline]
     pub fn read_shared(&self, token: MessageToken) -> Result<ReadGuard<'_, P>, MemoryError> {
         self.shared.core.read(token, true)
@@ -351,6 +412,19 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (a writer
     /// holds it), `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap();
+    /// let writer = manager.read_mut_shared(token).unwrap();
+    /// assert_eq!(manager.try_read_shared(token).err(), Some(MemoryError::AlreadyBorrowed));
+    /// drop(writer);
+    /// assert!(manager.try_read_shared(token).is_ok());
+    /// ```
     pub fn try_read_shared(&self, token: MessageToken) -> Result<ReadGuard<'_, P>, MemoryError> {
         self.shared.core.read(token, false)
     }
@@ -360,6 +434,18 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let mut header = MessageHeader::empty();
+    /// header.set_trace_id(42);
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(header, [0u8; 16])).unwrap();
+    /// assert_eq!(manager.peek_header_shared(token).unwrap().trace_id(), 42);
+    /// ```
     pub fn peek_header_shared(
         &self,
         token: MessageToken,
@@ -373,6 +459,17 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), vec![1u8])).unwrap();
+    /// manager.read_mut_shared(token).unwrap().payload_mut().push(2);
+    /// assert_eq!(manager.read_shared(token).unwrap().payload(), &[1, 2]);
+    /// ```
     #[inline]
     pub fn read_mut_shared(&self, token: MessageToken) -> Result<WriteGuard<'_, P>, MemoryError> {
         self.shared.core.write(token, true)
@@ -384,6 +481,19 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (any
     /// guard holds it), `Poisoned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap();
+    /// let reader = manager.read_shared(token).unwrap();
+    /// assert_eq!(manager.try_read_mut_shared(token).err(), Some(MemoryError::AlreadyBorrowed));
+    /// drop(reader);
+    /// assert!(manager.try_read_mut_shared(token).is_ok());
+    /// ```
     pub fn try_read_mut_shared(
         &self,
         token: MessageToken,
@@ -399,6 +509,20 @@ impl<P> ConcurrentMemoryManager<P> {
     /// `BadToken`, `NotAllocated` (double free), `StaleToken`,
     /// `BorrowActive` (a guard is live, on any thread), `QueueOwned`
     /// (shares outstanding).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap();
+    /// let reader = manager.read_shared(token).unwrap();
+    /// assert_eq!(manager.free_shared(token), Err(MemoryError::BorrowActive));
+    /// drop(reader);
+    /// assert_eq!(manager.free_shared(token), Ok(()));
+    /// assert_eq!(manager.free_shared(token), Err(MemoryError::NotAllocated));
+    /// ```
     #[inline]
     pub fn free_shared(&self, token: MessageToken) -> Result<(), MemoryError> {
         self.shared.core.free(token, false)
@@ -464,6 +588,19 @@ impl<P> ConcurrentMemoryManager<P> {
     /// `BadToken`, `NotAllocated`, `StaleToken`; `NotShared` if no share
     /// is outstanding; for the last share, `BorrowActive` if a guard is
     /// live (nothing changes: drop the guard and release again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader};
+    ///
+    /// let manager = ConcurrentMemoryManager::new(2);
+    /// let token = manager.store_shared(Message::new(MessageHeader::empty(), 5u8)).unwrap();
+    /// assert_eq!(manager.release_shared(token), Err(MemoryError::NotShared));
+    /// manager.retain_shared(token, 1).unwrap();
+    /// assert_eq!(manager.release_shared(token), Ok(0)); // the last share frees the message
+    /// assert_eq!(manager.available(), 2);
+    /// ```
     pub fn release_shared(&self, token: MessageToken) -> Result<u32, MemoryError> {
         shares::release(&self.shared.core, token)
     }
