@@ -84,6 +84,18 @@ impl core::fmt::Debug for LinearMemoryController {
 
 impl LinearMemoryController {
     /// A handle on `memory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryController, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = LinearMemoryController::new(&memory);
+    /// let ptr = controller.alloc(8).unwrap();
+    /// assert_eq!(memory.allocated_bytes(), 8);
+    /// controller.free(ptr, 8).unwrap();
+    /// ```
     pub fn new(memory: &SharedLinearMemory) -> LinearMemoryController {
         LinearMemoryController {
             memory: memory.clone(),
@@ -94,6 +106,16 @@ impl LinearMemoryController {
     }
 
     /// This handle with `policy` for its [`AsyncMemoryController`] methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{SharedLinearMemory, WaitPolicy};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// let controller = memory.controller().with_wait_policy(WaitPolicy::Wait);
+    /// assert_eq!(controller.wait_policy(), WaitPolicy::Wait);
+    /// ```
     pub fn with_wait_policy(mut self, policy: WaitPolicy) -> LinearMemoryController {
         self.policy = policy;
         self
@@ -116,6 +138,15 @@ impl LinearMemoryController {
     }
 
     /// The policy of this handle's [`AsyncMemoryController`] methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{SharedLinearMemory, WaitPolicy};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 1).unwrap();
+    /// assert_eq!(memory.controller().wait_policy(), WaitPolicy::Immediate); // the default
+    /// ```
     pub fn wait_policy(&self) -> WaitPolicy {
         self.policy
     }
@@ -299,6 +330,15 @@ impl LinearMemoryController {
     }
 
     /// The memory this handle works on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let controller = memory.controller();
+    /// controller.memory().grow(1).unwrap(); // the same memory, shared
+    /// assert_eq!(memory.size_pages(), 2);
+    /// ```
     pub fn memory(&self) -> &SharedLinearMemory {
         &self.memory
     }
@@ -309,6 +349,18 @@ impl LinearMemoryController {
 
     /// Gives up the claim left by the last `mut_mem`, if any, so that other
     /// handles can reach that allocation before this one's next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let (mut guest, mut host) = (memory.controller(), memory.controller());
+    /// let ptr = guest.alloc(4).unwrap();
+    /// guest.mut_mem(ptr, 4).unwrap().copy_from_slice(b"ping");
+    /// assert!(host.mut_mem(ptr, 4).is_err()); // Busy: the guest still claims it
+    /// guest.release();
+    /// assert_eq!(host.mut_mem(ptr, 4).unwrap(), b"ping");
+    /// ```
     pub fn release(&mut self) {
         if let Some(claim) = self.held.take() {
             self.memory.allocator.release(claim);
@@ -321,6 +373,17 @@ impl LinearMemoryController {
     /// # Errors
     ///
     /// `ZeroLength`, `BadAlignment`, `LengthTooLarge`, `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// assert_eq!(controller.alloc_aligned(10, 256).unwrap() % 256, 0);
+    /// assert_eq!(controller.alloc_aligned(10, 3), Err(LinearMemoryError::BadAlignment));
+    /// ```
     pub fn alloc_aligned(&mut self, len: u32, align: u32) -> Result<u32, LinearMemoryError> {
         self.release();
         self.memory.allocator.alloc(&mut self.spans, len, align)
@@ -333,6 +396,18 @@ impl LinearMemoryController {
     /// # Errors
     ///
     /// `UnknownPointer`, `OutOfBounds`, `Busy`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let (mut guest, mut host) = (memory.controller(), memory.controller());
+    /// let ptr = guest.alloc(4).unwrap();
+    /// let mut bytes = guest.lock(ptr, 4).unwrap();
+    /// bytes.copy_from_slice(b"abcd");
+    /// drop(bytes); // the claim ends with the guard
+    /// assert_eq!(&*host.lock(ptr, 4).unwrap(), b"abcd");
+    /// ```
     pub fn lock(&mut self, ptr: u32, len: u32) -> Result<BytesGuard<'_>, LinearMemoryError> {
         self.release();
         let claim = self
@@ -351,6 +426,15 @@ impl LinearMemoryController {
     /// # Errors
     ///
     /// `LengthTooLarge`, `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut host = memory.controller();
+    /// let ptr = host.transfer(b"hi").unwrap();
+    /// assert_eq!(host.mut_mem(ptr, 6).unwrap(), [2, 0, 0, 0, b'h', b'i']);
+    /// ```
     pub fn transfer(&mut self, bytes: &[u8]) -> Result<u32, LinearMemoryError> {
         let len = u32::try_from(bytes.len()).map_err(|_| LinearMemoryError::LengthTooLarge)?;
         let total = len
@@ -371,6 +455,18 @@ impl LinearMemoryController {
     /// `UnknownPointer`, `OutOfBounds` (the prefix claims more bytes than
     /// the allocation holds), `Busy`, `LengthMismatch` (the allocation is
     /// longer than the prefix says; nothing is freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut host = memory.controller();
+    /// let ptr = host.transfer(b"value").unwrap();
+    /// assert_eq!(host.receive(ptr).unwrap(), b"value");
+    /// assert_eq!(host.receive(ptr), Err(LinearMemoryError::UnknownPointer)); // freed
+    /// ```
     pub fn receive(&mut self, ptr: u32) -> Result<Vec<u8>, LinearMemoryError> {
         let len = {
             let prefix = self.lock(ptr, PREFIX)?;
@@ -391,6 +487,18 @@ impl LinearMemoryController {
     /// # Errors
     ///
     /// `ZeroLength`, `LengthTooLarge`, `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(12).unwrap();
+    /// assert!(ptr > 0 && ptr % 8 == 0);
+    /// assert_eq!(controller.alloc(0), Err(LinearMemoryError::ZeroLength));
+    /// ```
     pub fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
         self.alloc_aligned(len, 8)
     }
@@ -402,6 +510,19 @@ impl LinearMemoryController {
     ///
     /// `UnknownPointer`, `LengthMismatch`, `DoubleFree`, `Busy` (another
     /// handle holds it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(12).unwrap();
+    /// assert_eq!(controller.free(ptr, 13), Err(LinearMemoryError::LengthMismatch));
+    /// controller.free(ptr, 12).unwrap();
+    /// assert_eq!(memory.allocated_bytes(), 0);
+    /// ```
     pub fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.release();
         self.allocator().free(ptr, len)
@@ -415,6 +536,19 @@ impl LinearMemoryController {
     ///
     /// `UnknownPointer`, `OutOfBounds` (also when `ptr + len` overflows),
     /// `Busy` (another handle holds the allocation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(4).unwrap();
+    /// controller.mut_mem(ptr, 4).unwrap().copy_from_slice(&[1, 2, 3, 4]);
+    /// assert_eq!(controller.mut_mem(ptr + 2, 2).unwrap(), [3, 4]);
+    /// assert_eq!(controller.mut_mem(ptr, 5).err(), Some(LinearMemoryError::OutOfBounds));
+    /// ```
     pub fn mut_mem(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], LinearMemoryError> {
         self.release();
         let claim = self

@@ -57,6 +57,16 @@ impl SharedLinearMemory {
     /// `InvalidPageCount` if `initial_pages > max_pages` or
     /// `max_pages > MAX_PAGES`; `OutOfMemory` if the address space for
     /// `max_pages` cannot be reserved (on 32-bit targets, 4 GiB never can).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(2, 8).unwrap();
+    /// assert_eq!((memory.size_pages(), memory.max_pages()), (2, 8));
+    /// assert_eq!(SharedLinearMemory::new(9, 8).err(), Some(LinearMemoryError::InvalidPageCount));
+    /// ```
     pub fn new(
         initial_pages: u32,
         max_pages: u32,
@@ -71,6 +81,16 @@ impl SharedLinearMemory {
 
     /// A new controller on this memory: the same as
     /// [`LinearMemoryController::new(&memory)`](LinearMemoryController::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(16).unwrap();
+    /// assert_eq!(memory.allocated_bytes(), 16);
+    /// controller.free(ptr, 16).unwrap();
+    /// ```
     pub fn controller(&self) -> LinearMemoryController {
         LinearMemoryController::new(self)
     }
@@ -84,26 +104,74 @@ impl SharedLinearMemory {
     /// `GrowBeyondMaximum` if the new size would pass `max_pages`;
     /// `OutOfMemory` if the OS refuses the pages. The size is then
     /// unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// assert_eq!(memory.grow(2), Ok(1)); // the old size in pages
+    /// assert_eq!(memory.size_pages(), 3);
+    /// assert_eq!(memory.grow(2), Err(LinearMemoryError::GrowBeyondMaximum));
+    /// assert_eq!(memory.size_pages(), 3);
+    /// ```
     pub fn grow(&self, delta_pages: u32) -> Result<u32, LinearMemoryError> {
         self.allocator.grow(delta_pages)
     }
 
     /// Current size in pages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// memory.grow(1).unwrap();
+    /// assert_eq!(memory.size_pages(), 2);
+    /// ```
     pub fn size_pages(&self) -> u32 {
         self.allocator.size_pages()
     }
 
     /// Current size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{PAGE_SIZE, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(2, 4).unwrap();
+    /// assert_eq!(memory.size_bytes(), 2 * u64::from(PAGE_SIZE));
+    /// ```
     pub fn size_bytes(&self) -> u64 {
         u64::from(self.size_pages()) * u64::from(PAGE_SIZE)
     }
 
     /// Maximum size in pages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 16).unwrap();
+    /// assert_eq!(memory.max_pages(), 16);
+    /// assert!(memory.grow(16).is_err()); // 17 pages would pass it
+    /// ```
     pub fn max_pages(&self) -> u32 {
         self.allocator.max_pages()
     }
 
     /// Bytes of live allocations, as requested (not rounded to blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(100).unwrap();
+    /// assert_eq!(memory.allocated_bytes(), 100); // as requested, not rounded up
+    /// controller.free(ptr, 100).unwrap();
+    /// assert_eq!(memory.allocated_bytes(), 0);
+    /// ```
     pub fn allocated_bytes(&self) -> u64 {
         self.allocator.allocated_bytes()
     }
@@ -111,6 +179,16 @@ impl SharedLinearMemory {
     /// The highest end of anything ever handed out (blocks, or spans that
     /// hold small blocks), in bytes: how much of the memory its use has
     /// spread over. Never shrinks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memory = slotarena::linear::SharedLinearMemory::new(1, 4).unwrap();
+    /// let mut controller = memory.controller();
+    /// let ptr = controller.alloc(100).unwrap();
+    /// controller.free(ptr, 100).unwrap();
+    /// assert!(memory.high_water_bytes() >= u64::from(ptr) + 100); // never shrinks
+    /// ```
     pub fn high_water_bytes(&self) -> u64 {
         self.allocator.high_water_bytes()
     }
