@@ -82,8 +82,9 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `alloc` | yes (via `std`) | `HeapMemoryManager` |
-//! | `std` | yes | the concurrent arena and manager, `linear` memory |
+//! | `std` | yes | `SlotArena`, the concurrent manager, the `linear` memory, the waiting forms |
 //! | `limen` | no | `compat::limen`: a memory manager for limen-core 0.1.0-alpha.1 graphs and runtimes |
+//! | `surrealism` | no | surrealism-types 0.1.1's own `MemoryController`/`AsyncMemoryController` for `LinearMemoryController` |
 //!
 //! With no features the crate is `no_std` and allocation-free.
 
