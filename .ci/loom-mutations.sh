@@ -44,7 +44,7 @@ CHECKS=(
     "unlock_write_relaxed|arena_lifecycle|a_writer_and_a_reader_never_overlap|Causality violation"
     "unlock_write_relaxed|arena_lifecycle|take_waits_for_a_writer_and_is_woken_by_its_drop|Causality violation"
     "check_accepts_dying_value|arena_lifecycle|racing_takes_of_one_token_hand_the_value_out_once|deadlock|dropped twice"
-    "check_accepts_dying_value|arena_lifecycle|a_take_racing_a_remove_lets_exactly_one_win|both or neither won"
+    "check_accepts_dying_value|arena_lifecycle|a_take_racing_a_remove_lets_exactly_one_win|both or neither won|maximum number of branches"
     "unlock_read_skips_reclaim|arena_lifecycle|a_deferred_removal_is_dropped_once_by_whichever_thread_is_last|the removed value was not dropped"
     "unlock_read_skips_reclaim|arena_lifecycle|an_owned_read_guard_dropped_on_another_thread_reclaims_a_removed_value|the removed value was not dropped"
     "unlock_read_skips_reclaim|arena_lifecycle|the_last_of_two_readers_on_other_threads_reclaims_a_removed_value|the removed value was not dropped"

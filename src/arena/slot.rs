@@ -229,7 +229,11 @@ impl<T> Slot<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => return Ok(()),
-                    Err(now) => word = now,
+                    Err(now) => {
+                        // Look at the fresh word from the top.
+                        word = now;
+                        continue;
+                    }
                 }
             }
             if cfg!(slotarena_mutation = "lock_read_skips_generation") {
@@ -274,7 +278,11 @@ impl<T> Slot<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => return Ok(()),
-                    Err(now) => word = now,
+                    Err(now) => {
+                        // Look at the fresh word from the top.
+                        word = now;
+                        continue;
+                    }
                 }
             }
             check(word, token)?;
@@ -420,6 +428,9 @@ impl<T> Slot<T> {
                 }
             } else {
                 check(word, token)?;
+                // Unreachable unless `check` is broken (a loom mutation):
+                // look again rather than spin on a stale copy.
+                word = self.word();
             }
         }
     }
