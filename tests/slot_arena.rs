@@ -66,6 +66,19 @@ fn errors_come_in_the_contract_order() {
     assert_eq!(new.index(), old.index(), "LIFO reuse");
     assert_ne!(new.generation(), old.generation());
     assert_eq!(arena.get(old).err(), Some(MemoryError::StaleToken));
+    // Every locking form checks the generation in the CAS that locks, the
+    // write forms too (a stale write lock once slipped through a retry).
+    assert_eq!(arena.get_mut(old).err(), Some(MemoryError::StaleToken));
+    assert_eq!(arena.try_get_mut(old).err(), Some(MemoryError::StaleToken));
+    assert_eq!(
+        arena.get_mut_owned(old).err(),
+        Some(MemoryError::StaleToken)
+    );
+    assert_eq!(arena.try_get(old).err(), Some(MemoryError::StaleToken));
+    assert!(
+        arena.try_get_mut(new).is_ok(),
+        "the stale calls took no lock"
+    );
     assert_eq!(arena.remove(old), Err(MemoryError::StaleToken));
     assert_eq!(
         *arena.get(new).unwrap(),

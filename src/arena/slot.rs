@@ -268,6 +268,7 @@ impl<T> Slot<T> {
         loop {
             // Mutation `lock_write_ignores_guards`: write beside any guard.
             if word & (POISONED | STATE_MASK) == PRESENT
+                && generation(word) == token.generation()
                 && (!guarded(word) || cfg!(slotarena_mutation = "lock_write_ignores_guards"))
             {
                 // Acquire pairs with the Release of the last unlock.
