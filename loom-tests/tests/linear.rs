@@ -2,18 +2,22 @@
 //! blocks, exclusive `mut_mem`, free racing `mut_mem`, growth racing alloc.
 //!
 //! Most models use 1100-byte blocks, just above the size classes, which
-//! take a few granules from the memory's pool directly (best fit); one
-//! model runs small blocks through the size classes' spans: pinning,
-//! freeing from another controller, unpinning and retiring. Sizes are
+//! take a few granules from the memory's pool directly (best fit); the
+//! others run small blocks through the size classes' spans: pinning,
+//! freeing from another controller, unpinning and retiring, and the claim
+//! racing a free on a span's block word. Sizes are
 //! chosen so that a block covers few granules: every granule's directory
 //! word is an atomic that loom must schedule around.
 #![cfg(loom)]
 
+use loom::sync::Arc;
+use loom::sync::atomic::AtomicBool;
+use loom::sync::atomic::Ordering::SeqCst;
 use loom::thread;
 use slotarena::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
 
 /// `slotarena_loom_tests::model` with room for more branches: a memory's
-/// set-up (directory leaves, the record arena's first segment, descriptors)
+/// set-up (directory leaves, descriptors and their block words)
 /// is a few hundred atomic operations before the threads even start, as in
 /// tokio's loom runs (`LOOM_MAX_BRANCHES=10000`).
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -26,9 +30,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 const LEN: u32 = 1100;
-/// The 1 KiB size class: two blocks per span, so spans fill, list and
+/// The 448-byte size class: two blocks per span, so spans fill, list and
 /// retire within a few operations.
-const SMALL: u32 = 1000;
+const SMALL: u32 = 400;
 
 #[test]
 fn concurrent_allocs_never_overlap_or_repeat() {
@@ -125,18 +129,32 @@ fn mut_mem_is_exclusive_across_handles() {
 
 #[test]
 fn free_racing_mut_mem_never_frees_claimed_bytes() {
-    model(|| {
+    free_racing_mut_mem(LEN);
+}
+
+#[test]
+fn free_racing_mut_mem_never_frees_claimed_bytes_of_a_small_block() {
+    free_racing_mut_mem(SMALL);
+}
+
+fn free_racing_mut_mem(len: u32) {
+    model(move || {
         let memory = SharedLinearMemory::new(1, 1).unwrap();
-        let ptr = LinearMemoryController::new(&memory).alloc(LEN).unwrap();
+        let ptr = LinearMemoryController::new(&memory).alloc(len).unwrap();
+        // Set once the free succeeded: a reader still holding its slice
+        // must never see it.
+        let freed_flag = Arc::new(AtomicBool::new(false));
         let reader = {
             let memory = memory.clone();
+            let freed_flag = freed_flag.clone();
             thread::spawn(move || {
                 let mut c = LinearMemoryController::new(&memory);
-                match c.mut_mem(ptr, LEN) {
+                match c.mut_mem(ptr, len) {
                     Ok(bytes) => {
                         bytes.fill(9);
                         thread::yield_now(); // let the free race the live slice
                         assert!(bytes.iter().all(|&b| b == 9));
+                        assert!(!freed_flag.load(SeqCst), "a claimed block was freed");
                         true
                     }
                     Err(e) => {
@@ -147,15 +165,16 @@ fn free_racing_mut_mem_never_frees_claimed_bytes() {
             })
         };
         let mut freer = LinearMemoryController::new(&memory);
-        let freed = freer.free(ptr, LEN);
+        let freed = freer.free(ptr, len);
+        if freed.is_ok() {
+            freed_flag.store(true, SeqCst);
+        }
         let claimed = reader.join().unwrap();
-        match freed {
-            Ok(()) => assert!(!claimed, "a claimed block was freed"),
-            Err(e) => {
-                assert_eq!(e, LinearMemoryError::Busy);
-                assert!(claimed);
-                freer.free(ptr, LEN).unwrap(); // the reader's handle is gone
-            }
+        if let Err(e) = freed {
+            // Refused only while the reader held its claim.
+            assert_eq!(e, LinearMemoryError::Busy);
+            assert!(claimed);
+            freer.free(ptr, len).unwrap(); // the reader's handle is gone
         }
         assert_eq!(memory.allocated_bytes(), 0);
     });

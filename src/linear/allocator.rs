@@ -1,82 +1,85 @@
-//! The allocator of a linear memory, layered on [`SlotArena`].
+//! The allocator of a linear memory.
 //!
 //! # Design
 //!
-//! - **Records.** Every live allocation is one [`Record`] (start, length,
-//!   where its block lives, claim flag) in a `SlotArena<Record>`: inserting
-//!   it is the allocation's commit point, removing it the free's.
-//! - **Small blocks** (up to 1 KiB) come in 24 size classes, four per power
-//!   of two (`classes.rs`). A class's blocks live in *spans*: runs of a few
-//!   granules (about 1 KiB, at most 64 blocks) taken from the common pool.
-//!   A span's free blocks are one bitmap word. Each controller *pins* one
-//!   span per class and allocates from it alone, lock-free; any thread may
-//!   free into any span. A span that empties goes back to the pool at once
-//!   (unless a controller has it pinned; those go when unpinned, or when the
-//!   pool runs dry). Spans with free blocks that nobody pins wait on their
-//!   class's partial list.
-//! - **Large blocks** (over 1 KiB, or aligned beyond 8 bytes) take whole
+//! - **Block words.** Every block (a place in a span, or a large block)
+//!   has one lifecycle word (`block.rs`): its allocation's start, length,
+//!   and live and claimed flags. Publishing the word is an allocation's
+//!   commit point, the compare-and-swap that marks it freed the free's,
+//!   and a claim is one more compare-and-swap on it, so alloc, free,
+//!   claim and release each touch one word of the block, like a slot of
+//!   the crate's arenas. The word describes itself, so no record or token
+//!   is needed to check a stale lookup.
+//! - **Small blocks** (up to 4 KiB) come in 32 size classes, four per power
+//!   of two (`classes.rs`). A class's blocks live in *spans*: runs of
+//!   granules (about 2 KiB, 4 to 32 blocks) taken from the common pool. A
+//!   span's free blocks are a bitmap in its state word, so taking or
+//!   returning a block is one compare-and-swap on it. Each controller
+//!   *pins* one span per class and allocates from it; any thread may free
+//!   into any span. A span that empties goes back to the pool at once
+//!   (unless a controller has it pinned; those go when unpinned, or when
+//!   the pool runs dry). Spans with free blocks that nobody pins wait on
+//!   their class's partial list.
+//! - **Large blocks** (over 4 KiB, or aligned beyond 8 bytes) take whole
 //!   granules from the pool directly: best fit with coalescing, behind a
 //!   mutex (`pool.rs`).
-//! - **Metadata is out of band**: records, the granule directory, the span
-//!   and large-block descriptors live in the heap, grow with the memory's
-//!   use, and nothing a guest writes into a block can reach them.
+//! - **Metadata is out of band**: the block words, the granule directory,
+//!   the span and large-block descriptors live in the heap, grow with the
+//!   memory's use, and nothing a guest writes into a block can reach them.
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
 //! # Span states
 //!
-//! A span descriptor's `state` word is `generation << 32 | flags | used`.
-//! The generation changes each time the descriptor starts a new span, so a
-//! controller's cached `(descriptor, generation)` can never reach the next
-//! span that reuses the descriptor.
+//! A span descriptor's `state` word is `generation << 40 | flags | free`,
+//! where bit `i` of `free` says block `i` is free. The generation changes
+//! each time the descriptor starts a new span, so a controller's pin
+//! `(descriptor, generation)` does not reach the next span that reuses the
+//! descriptor (a pin is only a preference: two controllers allocating from
+//! one span would still take distinct bits).
 //!
-//! - S1: only the controller that pinned a span (`PINNED`) clears bits of
-//!   its bitmap, and it first raises `used` by a compare-and-swap on the
-//!   current generation. A free sets its block's bit *before* lowering
-//!   `used`, so a raise that succeeded always finds a set bit.
+//! - S1: a block is taken by the compare-and-swap that clears its bit, and
+//!   given back by the one that sets it, after its word was marked freed.
 //! - S2: a span is retired (`RETIRED`, its granules back in the pool) only
-//!   by the compare-and-swap that sees `used == 0`; nothing raises `used`
-//!   on a retired span, so its granules hold no live block.
+//!   by the compare-and-swap that sees every block free; nothing takes a
+//!   block of a retired span, so its granules hold no live block.
 //!
 //! # Claims (exclusive `mut_mem`)
 //!
-//! - C1: a claim sets its record's `claimed` flag with a compare-and-swap
-//!   made under the record's read lock, only on a live record; one claim at
-//!   a time per allocation.
-//! - C2: `free` runs under the record's write lock and refuses (`Busy`)
-//!   while `claimed` is set, so a claimed allocation is never freed and its
-//!   bytes never go to another allocation.
+//! - C1: a claim sets the `claimed` flag of a live block's word with a
+//!   compare-and-swap from a word whose range holds the claimed bytes; one
+//!   claim at a time per allocation.
+//! - C2: a free is a compare-and-swap from a live, unclaimed word, so a
+//!   claimed allocation is never freed and its bytes never go to another
+//!   allocation (S1, S2) until the claim ends.
 //! - C3: live allocations never overlap (spans and large blocks are
 //!   disjoint runs of granules, blocks within a span disjoint), so two
 //!   claims never cover the same byte.
 //!
-//! Claims are a flag rather than a write guard held in the controller so
-//! that a panic unwinding through a controller cannot poison the record
-//! (the record is never written through a claim; poisoning would only make
-//! the allocation unfreeable), and so that taking one touches no shared
-//! reference count.
-//!
 //! # Lookups
 //!
 //! - L1: the directory maps each granule to the span or large block that
-//!   last took it, and a descriptor maps a block to its record's token;
-//!   tokens of freed blocks stay until their place is reused, so freeing
-//!   one again answers `DoubleFree`, and a place never allocated has no
-//!   token (`UnknownPointer`).
-//! - L2: a lookup that raced a reuse reads a stale but well-formed token;
-//!   every answer is decided by the record the token names (its start and
-//!   length), read under its lock.
+//!   last took it; the descriptor gives the block word of the place that
+//!   holds a byte. Words of freed blocks keep their range until their place
+//!   is remade, so freeing one again answers `DoubleFree`, and a place never
+//!   allocated has a `NEVER` word (`UnknownPointer`).
+//! - L2: a lookup that raced a reuse may read a stale descriptor and land
+//!   on the wrong word; every answer is decided by the word it read, which
+//!   names its own range: a live word always describes the one live
+//!   allocation at that range (a live block's span cannot be retired), and
+//!   every transition is a compare-and-swap from the exact word read.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use super::block::{Block, BlockId, BlockWord};
 use super::classes::{
-    CLASS_COUNT, GRANULE, SMALL_MAX, block_size, class_of, span_blocks, span_granules,
+    CLASS_COUNT, GRANULE, SMALL_MAX, block_size, class_of, granules_for, span_blocks,
 };
 use super::directory::{Directory, Owner, Stable};
 use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hint};
+use crate::sync::{AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hint};
 use crate::wait_queue::{Look, Patience, WaitQueue};
 
 /// `Err(())` for an answer worth waiting on (another handle's claim).
@@ -86,53 +89,25 @@ fn not_busy<R>(answer: Result<R, LinearMemoryError>) -> Result<Result<R, LinearM
         done => Ok(done),
     }
 }
-use crate::{MemoryError, MessageToken, SlotArena};
-
-/// A token slot that names no record.
-const NO_TOKEN: u64 = MessageToken::INVALID.to_bits();
-
-/// Where a live allocation's block lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// Block `index` of span descriptor `desc` of `class`.
-    Span { class: u8, desc: u32, index: u8 },
-    /// Large-block descriptor `desc`, `granules` granules long.
-    Large { desc: u32, granules: u32 },
-}
-
-/// The record of one live allocation.
-#[derive(Debug)]
-pub(super) struct Record {
-    start: u32,
-    /// Requested length; `free` must name it exactly.
-    len: u32,
-    place: Place,
-    /// Set while a controller hands out this allocation's bytes (C1, C2).
-    claimed: AtomicBool,
-}
-
-impl Record {
-    fn end(&self) -> u64 {
-        u64::from(self.start) + u64::from(self.len)
-    }
-}
 
 // === span descriptors ===
 
-const USED_MASK: u64 = 0xffff;
+/// The free-block bitmap in a span's state word.
+const FREE_MASK: u64 = 0xffff_ffff;
 /// On its class's partial list (has free blocks, nobody pins it).
-const LISTED: u64 = 1 << 29;
-/// A controller allocates from it (S1).
-const PINNED: u64 = 1 << 30;
+const LISTED: u64 = 1 << 32;
+/// A controller allocates from it.
+const PINNED: u64 = 1 << 33;
 /// Its granules went back to the pool (S2).
-const RETIRED: u64 = 1 << 31;
+const RETIRED: u64 = 1 << 34;
+const GENERATION_SHIFT: u32 = 40;
 
 fn generation(state: u64) -> u32 {
-    (state >> 32) as u32
+    (state >> GENERATION_SHIFT) as u32
 }
 
-fn used(state: u64) -> u32 {
-    (state & USED_MASK) as u32
+fn free_bits(state: u64) -> u64 {
+    state & FREE_MASK
 }
 
 /// One span of a size class (or a retired one, waiting for reuse).
@@ -140,10 +115,11 @@ struct SpanDesc {
     state: AtomicU64,
     /// Byte offset of the span's first block.
     start: AtomicU32,
-    /// Bit `i` set: block `i` is free.
-    free: AtomicU64,
-    /// Token of the record of each block's latest allocation (L1).
-    tokens: Box<[AtomicU64]>,
+    /// The free bits of this span when empty: one per block it holds (a
+    /// span may hold fewer blocks than its class's whole span).
+    all_free: AtomicU64,
+    /// Each block's word (L1).
+    blocks: Box<[BlockWord]>,
 }
 
 impl SpanDesc {
@@ -151,9 +127,16 @@ impl SpanDesc {
         SpanDesc {
             state: AtomicU64::new(0),
             start: AtomicU32::new(0),
-            free: AtomicU64::new(0),
-            tokens: (0..blocks).map(|_| AtomicU64::new(NO_TOKEN)).collect(),
+            all_free: AtomicU64::new(0),
+            blocks: (0..blocks).map(|_| BlockWord::default()).collect(),
         }
+    }
+
+    /// Whether `state` has every block of this span free. Relaxed: written
+    /// before the span was published, and read by whoever got its state
+    /// with an Acquire or under its class's lock.
+    fn is_empty(&self, state: u64) -> bool {
+        free_bits(state) == self.all_free.load(Ordering::Relaxed)
     }
 }
 
@@ -169,10 +152,10 @@ pub(super) struct SpanRef {
 #[derive(Debug)]
 pub(super) struct SpanCache {
     pinned: [Option<SpanRef>; CLASS_COUNT],
-    /// Start and record of the latest allocation made through this cache:
+    /// Start and block of the latest allocation made through this cache:
     /// a hint that lets the usual `mut_mem` right after `alloc` skip the
-    /// directory. Only a hint: the record decides (L2).
-    last: Option<(u32, MessageToken)>,
+    /// directory. Only a hint: the block's word decides (L2).
+    last: Option<(u32, BlockId)>,
 }
 
 impl Default for SpanCache {
@@ -185,12 +168,12 @@ impl Default for SpanCache {
 }
 
 impl SpanCache {
-    /// The record of the latest allocation, if it started at `ptr`.
+    /// The block of the latest allocation, if it started at `ptr`.
     #[inline]
-    pub(super) fn hint(&self, ptr: u32) -> Option<MessageToken> {
+    pub(super) fn hint(&self, ptr: u32) -> Option<BlockId> {
         self.last
             .filter(|&(start, _)| start == ptr)
-            .map(|(_, token)| token)
+            .map(|(_, block)| block)
     }
 }
 
@@ -220,7 +203,7 @@ enum Take {
     Gone,
 }
 
-/// What a free must do after lowering a span's count.
+/// What a free must do after giving its block back.
 enum AfterFree {
     Nothing,
     List(u32),
@@ -232,8 +215,7 @@ enum AfterFree {
 /// One large block (or a freed one, waiting for reuse).
 #[derive(Default)]
 struct LargeDesc {
-    start: AtomicU32,
-    token: AtomicU64,
+    word: BlockWord,
 }
 
 /// What is under the pool's lock.
@@ -255,7 +237,6 @@ pub(super) struct Allocator {
     directory: Directory,
     classes: Box<[Class]>,
     large: Stable<LargeDesc>,
-    records: SlotArena<Record>,
     /// Bytes of live allocations, per thread shard: a shared counter would
     /// be one more contended cache line on every alloc and free.
     allocated: Box<[CachePadded<AtomicU64>]>,
@@ -263,8 +244,8 @@ pub(super) struct Allocator {
     /// free ends with an AcqRel update of an `allocated` shard).
     bytes_room: WaitQueue,
     /// Claims (and frees) waiting for another handle's claim to end (Q1:
-    /// every claim attempt and every release is a read-modify-write of the
-    /// record's `claimed` flag).
+    /// every claim attempt ends with a read-modify-write of the block's
+    /// word, and so does every release).
     claims_room: WaitQueue,
 }
 
@@ -295,7 +276,6 @@ impl Allocator {
                 })
                 .collect(),
             large: Stable::new(),
-            records: SlotArena::growable(0, SlotArena::<Record>::MAX_CAPACITY),
             allocated: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
@@ -528,12 +508,12 @@ impl Allocator {
         if u64::from(len) > u64::from(self.max_pages) * u64::from(PAGE_SIZE) {
             return Err(LinearMemoryError::LengthTooLarge);
         }
-        let (start, token) = if len <= SMALL_MAX && align <= 8 {
+        let (start, block) = if len <= SMALL_MAX && align <= 8 {
             self.alloc_small(cache, class_of(len), len)?
         } else {
             self.alloc_large(len, align)?
         };
-        cache.last = Some((start, token));
+        cache.last = Some((start, block));
         self.count_allocated(u64::from(len), true);
         Ok(start)
     }
@@ -544,7 +524,7 @@ impl Allocator {
         cache: &mut SpanCache,
         class: usize,
         len: u32,
-    ) -> Result<(u32, MessageToken), LinearMemoryError> {
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
         let (span, index) = loop {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span) {
@@ -559,27 +539,13 @@ impl Allocator {
         let desc = self.span_desc(class, span.desc);
         // Relaxed: set before the span was published to us (its pin).
         let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
-        let record = Record {
-            start,
-            len,
-            place: Place::Span {
-                class: class as u8,
-                desc: span.desc,
-                index: index as u8,
-            },
-            claimed: AtomicBool::new(false),
+        desc.blocks[index as usize].publish(Block::live(start, len));
+        let block = BlockId::Small {
+            class: class as u8,
+            desc: span.desc,
+            index: index as u8,
         };
-        match self.records.insert(record) {
-            Ok(token) => {
-                // Release pairs with `lookup`'s Acquire (L1).
-                desc.tokens[index as usize].store(token.to_bits(), Ordering::Release);
-                Ok((start, token))
-            }
-            Err(_) => {
-                self.put_block(class, span.desc, index);
-                Err(LinearMemoryError::OutOfMemory)
-            }
-        }
+        Ok((start, block))
     }
 
     fn span_desc(&self, class: usize, desc: u32) -> &SpanDesc {
@@ -593,35 +559,29 @@ impl Allocator {
     #[inline]
     fn take_block(&self, class: usize, span: SpanRef) -> Take {
         let desc = self.span_desc(class, span.desc);
-        let capacity = span_blocks(class);
-        // Acquire pairs with the Release of frees that lowered the count, so
-        // the bits they set are visible below.
-        let mut state = desc.state.load(Ordering::Acquire);
+        // Relaxed: the compare-and-swap below decides, with Acquire.
+        let mut state = desc.state.load(Ordering::Relaxed);
         loop {
             if generation(state) != span.generation || state & RETIRED != 0 {
                 return Take::Gone;
             }
-            if used(state) >= capacity {
+            let free = free_bits(state);
+            if free == 0 {
                 return Take::Full;
             }
+            let index = free.trailing_zeros();
+            // Acquire pairs with the Release of the free that set the bit:
+            // its accesses to the block happen before ours.
             match desc.state.compare_exchange_weak(
                 state,
-                state + 1,
+                state & !(1u64 << index),
                 Ordering::Acquire,
-                Ordering::Acquire,
+                Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Take::Block(index),
                 Err(now) => state = now,
             }
         }
-        // Acquire pairs with the freeing thread's Release `fetch_or`: its
-        // accesses to the block happen before ours.
-        let free = desc.free.load(Ordering::Acquire);
-        debug_assert!(free != 0, "S1: a raised count finds a free block");
-        let index = free.trailing_zeros();
-        // Only we clear bits of this span (S1), so the bit is still set.
-        desc.free.fetch_and(!(1u64 << index), Ordering::Relaxed);
-        Take::Block(index)
     }
 
     /// Pins a span of `class` for the caller: one from the partial list, or
@@ -659,8 +619,8 @@ impl Allocator {
                 }
             }
         }
-        let granules = span_granules(class);
-        let start = self.take_granules(granules, 1)?;
+        let (start, blocks) = self.take_span_granules(class)?;
+        let granules = granules_for(class, blocks);
         let mut lists = class_state.lists.lock();
         let desc = match lists.spare.pop() {
             Some(desc) => desc,
@@ -672,30 +632,32 @@ impl Allocator {
                 desc
             }
         };
-        let blocks = span_blocks(class);
         let Some(span_desc) = class_state
             .descs
-            .get_or_make(desc, || SpanDesc::new(blocks))
+            .get_or_make(desc, || SpanDesc::new(span_blocks(class)))
         else {
             drop(lists);
             self.give_granules(start, granules);
             return Err(LinearMemoryError::OutOfMemory);
         };
         // Nobody else writes a retired or fresh descriptor (S2); stale
-        // readers only read (L2).
-        let generation = generation(span_desc.state.load(Ordering::Relaxed)).wrapping_add(1);
+        // readers only read, and every word they act on names its own
+        // range (L2).
+        let generation = generation(span_desc.state.load(Ordering::Relaxed)).wrapping_add(1)
+            & (u32::MAX >> GENERATION_SHIFT.saturating_sub(32));
+        let all_free = u64::MAX >> (u64::BITS - blocks);
         span_desc.start.store(start * GRANULE, Ordering::Relaxed);
-        for token in &span_desc.tokens {
-            token.store(NO_TOKEN, Ordering::Relaxed);
+        span_desc.all_free.store(all_free, Ordering::Relaxed);
+        for word in &span_desc.blocks {
+            word.reset();
         }
-        span_desc
-            .free
-            .store(u64::MAX >> (u64::BITS - blocks), Ordering::Relaxed);
         // Release publishes the fields above to whoever acquires the state.
-        span_desc
-            .state
-            .store((u64::from(generation) << 32) | PINNED, Ordering::Release);
+        span_desc.state.store(
+            (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
+            Ordering::Release,
+        );
         drop(lists);
+        // The directory's Release publishes them to lookups (L1).
         self.directory.assign(
             start,
             granules,
@@ -707,20 +669,33 @@ impl Allocator {
         Ok(SpanRef { desc, generation })
     }
 
+    /// Granules for a new span of `class`, and how many blocks it holds: a
+    /// whole span if the memory has room for one, else the most blocks
+    /// (halving) that fit, so a small memory can still use its last bytes.
+    fn take_span_granules(&self, class: usize) -> Result<(u32, u32), LinearMemoryError> {
+        let mut blocks = span_blocks(class);
+        loop {
+            match self.take_granules(granules_for(class, blocks), 1) {
+                Ok(start) => return Ok((start, blocks)),
+                Err(LinearMemoryError::OutOfMemory) if blocks > 1 => blocks /= 2,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Gives up the pin on `span`: it goes back to the pool if empty, on
     /// the partial list if it has free blocks.
     fn unpin(&self, class: usize, span: SpanRef) {
         let desc = self.span_desc(class, span.desc);
-        let capacity = span_blocks(class);
         let mut state = desc.state.load(Ordering::Relaxed);
         loop {
             if generation(state) != span.generation || state & RETIRED != 0 {
                 return; // taken back by `reclaim_empty_spans`
             }
             let mut next = state & !PINNED;
-            if used(state) == 0 {
+            if desc.is_empty(state) {
                 next |= RETIRED;
-            } else if used(state) < capacity {
+            } else if free_bits(state) != 0 {
                 next |= LISTED;
             }
             // Release: our allocations' effects before whoever takes it next.
@@ -762,7 +737,8 @@ impl Allocator {
         let span_desc = self.span_desc(class, desc);
         // Relaxed: written before the span was published; we retired it.
         let start = span_desc.start.load(Ordering::Relaxed) / GRANULE;
-        self.give_granules(start, span_granules(class));
+        let blocks = span_desc.all_free.load(Ordering::Relaxed).count_ones();
+        self.give_granules(start, granules_for(class, blocks));
         self.classes[class].lists.lock().spare.push(desc);
     }
 
@@ -779,13 +755,14 @@ impl Allocator {
                 let Some(span_desc) = class_state.descs.get(desc) else {
                     continue;
                 };
-                let mut state = span_desc.state.load(Ordering::Relaxed);
-                while used(state) == 0 && state & RETIRED == 0 && generation(state) != 0 {
+                // Acquire: `is_empty` reads the span's fields.
+                let mut state = span_desc.state.load(Ordering::Acquire);
+                while generation(state) != 0 && state & RETIRED == 0 && span_desc.is_empty(state) {
                     match span_desc.state.compare_exchange_weak(
                         state,
                         state | RETIRED,
                         Ordering::AcqRel,
-                        Ordering::Relaxed,
+                        Ordering::Acquire,
                     ) {
                         Ok(_) => {
                             self.retire(class, desc);
@@ -800,19 +777,18 @@ impl Allocator {
         reclaimed
     }
 
-    /// Puts block `index` of span `desc` back and lowers its count, listing
-    /// or retiring the span as needed (S1, S2).
+    /// Gives block `index` of span `desc` back (its word already says
+    /// freed), listing or retiring the span as needed (S1, S2).
     fn put_block(&self, class: usize, desc: u32, index: u32) {
         let span_desc = self.span_desc(class, desc);
-        // Release pairs with `take_block`'s Acquire load of the bitmap.
-        span_desc.free.fetch_or(1u64 << index, Ordering::Release);
+        let bit = 1u64 << index;
         let mut state = span_desc.state.load(Ordering::Relaxed);
         loop {
-            debug_assert!(used(state) > 0, "S1: a live block is counted");
-            let mut next = state - 1;
+            debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
+            let mut next = state | bit;
             let mut after = AfterFree::Nothing;
             if state & (PINNED | RETIRED) == 0 {
-                if used(next) == 0 {
+                if span_desc.is_empty(next) {
                     next |= RETIRED;
                     after = AfterFree::Retire;
                 } else if state & LISTED == 0 {
@@ -820,7 +796,7 @@ impl Allocator {
                     after = AfterFree::List(generation(state));
                 }
             }
-            // Release pairs with `take_block`'s Acquire on the state.
+            // Release pairs with `take_block`'s Acquire.
             match span_desc.state.compare_exchange_weak(
                 state,
                 next,
@@ -845,7 +821,7 @@ impl Allocator {
     }
 
     #[cold]
-    fn alloc_large(&self, len: u32, align: u32) -> Result<(u32, MessageToken), LinearMemoryError> {
+    fn alloc_large(&self, len: u32, align: u32) -> Result<(u32, BlockId), LinearMemoryError> {
         let granules = len.div_ceil(GRANULE);
         let start = self.take_granules(granules, (align / GRANULE).max(1))?;
         let offset = start * GRANULE;
@@ -863,64 +839,52 @@ impl Allocator {
             }
             desc
         };
-        let record = Record {
-            start: offset,
-            len,
-            place: Place::Large { desc, granules },
-            claimed: AtomicBool::new(false),
-        };
-        let Ok(token) = self.records.insert(record) else {
-            self.free_large_place(start, granules, desc);
-            return Err(LinearMemoryError::OutOfMemory);
-        };
         let large = self.large.get(desc).expect("made above");
-        // Relaxed: published by the directory's Release store below.
-        large.start.store(offset, Ordering::Relaxed);
-        large.token.store(token.to_bits(), Ordering::Relaxed);
+        large.word.publish(Block::live(offset, len));
+        // The directory's Release publishes the word to lookups (L1).
         self.directory
             .assign(start, granules, Owner::Large { desc });
-        Ok((offset, token))
-    }
-
-    fn free_large_place(&self, start: u32, granules: u32, desc: u32) {
-        let mut state = self.pool.lock();
-        state.large_spare.push(desc);
-        self.region
-            .decommit_clean(state.pool.give_back(start, granules));
+        Ok((offset, BlockId::Large { desc }))
     }
 
     // === lookups, free, claims ===
 
-    /// The token of the latest allocation of the block that holds byte
-    /// `ptr`, and that block's start (L1); to be checked against the record.
+    /// The block whose place holds byte `ptr` (L1); its word decides (L2).
     #[inline]
-    fn lookup(&self, ptr: u32) -> Option<(MessageToken, u32)> {
-        let (token, start) = match self.directory.owner_of(ptr) {
-            Owner::Nobody => return None,
+    fn lookup(&self, ptr: u32) -> Option<BlockId> {
+        match self.directory.owner_of(ptr) {
+            Owner::Nobody => None,
             Owner::Span { class, desc } => {
-                let class = class as usize;
-                let span_desc = self.classes.get(class)?.descs.get(desc)?;
+                let span_desc = self.classes.get(usize::from(class))?.descs.get(desc)?;
                 // Relaxed: the directory's Acquire ordered it (L2 covers
                 // a racing reuse).
                 let span_start = span_desc.start.load(Ordering::Relaxed);
-                let index = ptr.checked_sub(span_start)? / block_size(class);
-                // Acquire pairs with `alloc_small`'s Release.
-                let token = span_desc
-                    .tokens
-                    .get(index as usize)?
-                    .load(Ordering::Acquire);
-                (token, span_start + index * block_size(class))
+                let index = ptr.checked_sub(span_start)? / block_size(usize::from(class));
+                span_desc.blocks.get(index as usize)?;
+                Some(BlockId::Small {
+                    class,
+                    desc,
+                    index: index as u8,
+                })
             }
-            Owner::Large { desc } => {
-                let large = self.large.get(desc)?;
-                // Relaxed: ordered by the directory's Acquire.
-                (
-                    large.token.load(Ordering::Relaxed),
-                    large.start.load(Ordering::Relaxed),
-                )
-            }
-        };
-        (token != NO_TOKEN).then_some((MessageToken::from_bits(token), start))
+            Owner::Large { desc } => Some(BlockId::Large { desc }),
+        }
+    }
+
+    /// The word of `block`; `None` only for a lookup's descriptor that
+    /// does not exist (never for a block someone allocated).
+    #[inline]
+    fn word(&self, block: BlockId) -> Option<&BlockWord> {
+        match block {
+            BlockId::Small { class, desc, index } => self
+                .classes
+                .get(usize::from(class))?
+                .descs
+                .get(desc)?
+                .blocks
+                .get(usize::from(index)),
+            BlockId::Large { desc } => Some(&self.large.get(desc)?.word),
+        }
     }
 
     /// Frees the allocation that starts at `ptr` and is `len` bytes long.
@@ -928,52 +892,46 @@ impl Allocator {
         self.free_checked(ptr, len, false)
     }
 
-    /// [`free`](Self::free) for a registered claim waiter: reads the claim
-    /// flag with a read-modify-write (Q1) instead of a load.
+    /// [`free`](Self::free) for a registered claim waiter: reads the block's
+    /// word with a read-modify-write (Q1) instead of a load.
     pub(super) fn free_touching(&self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.free_checked(ptr, len, true)
     }
 
     fn free_checked(&self, ptr: u32, len: u32, touch: bool) -> Result<(), LinearMemoryError> {
-        let (token, start) = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
-        if start != ptr {
-            return Err(LinearMemoryError::UnknownPointer); // inside a block, not its start
-        }
-        // Waits only for another thread's momentary read lock (a claim being
-        // taken or given up): no lock on a record is held across user code.
-        let record = self.records.get_mut(token).map_err(|error| match error {
-            MemoryError::NotAllocated | MemoryError::StaleToken => LinearMemoryError::DoubleFree,
-            _ => LinearMemoryError::UnknownPointer,
-        })?;
-        if record.start != ptr {
-            // The place was reused by a block that starts elsewhere (L2).
-            return Err(LinearMemoryError::UnknownPointer);
-        }
-        if record.len != len {
-            return Err(LinearMemoryError::LengthMismatch);
-        }
-        // Acquire pairs with `release`'s Release: the last holder's writes
-        // happen before the block's next owner gets it (C2).
-        let claimed = if touch {
-            record.claimed.fetch_or(false, Ordering::AcqRel)
-        } else {
-            record.claimed.load(Ordering::Acquire)
-        };
-        if claimed {
-            return Err(LinearMemoryError::Busy);
-        }
-        let place = record.place;
-        // We hold the write lock, so the record is ours to remove; it is
-        // dropped with our guard.
-        let removed = self.records.remove(token);
-        debug_assert_eq!(removed, Ok(()));
-        drop(record);
-        match place {
-            Place::Span { class, desc, index } => {
-                self.put_block(class as usize, desc, u32::from(index));
+        let block = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
+        let word = self.word(block).ok_or(LinearMemoryError::UnknownPointer)?;
+        let mut seen = if touch { word.touch() } else { word.load() };
+        loop {
+            if !seen.was_allocated() || seen.start() != ptr {
+                // Never allocated here, or inside a block, not its start.
+                return Err(LinearMemoryError::UnknownPointer);
             }
-            Place::Large { desc, granules } => {
-                self.free_large_place(ptr / GRANULE, granules, desc);
+            if !seen.is_live() {
+                return Err(LinearMemoryError::DoubleFree);
+            }
+            if seen.len() != len {
+                return Err(LinearMemoryError::LengthMismatch);
+            }
+            if seen.is_claimed() {
+                return Err(LinearMemoryError::Busy);
+            }
+            match word.free(seen) {
+                Ok(()) => break,
+                Err(now) => seen = now,
+            }
+        }
+        // The word was live, so its place is the block we looked up (L2)
+        // and its span or descriptor is still this block's (S2).
+        match block {
+            BlockId::Small { class, desc, index } => {
+                self.put_block(usize::from(class), desc, u32::from(index));
+            }
+            BlockId::Large { desc } => {
+                let mut state = self.pool.lock();
+                state.large_spare.push(desc);
+                self.region
+                    .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
             }
         }
         self.count_allocated(u64::from(len), false);
@@ -995,76 +953,78 @@ impl Allocator {
         }
     }
 
-    /// [`claim`](Self::claim), trying first the record `hint` names (the
-    /// caller's latest allocation); the answer is the same, since a live
-    /// record that holds `ptr` is the one the directory would name (C3).
+    /// [`claim`](Self::claim), trying first `hint` (the caller's latest
+    /// allocation); the answer is the same, since a live word that holds
+    /// `ptr` describes the one allocation the directory would lead to (C3).
     #[inline]
     pub(super) fn claim_hinted(
         &self,
         ptr: u32,
         len: u32,
-        hint: Option<MessageToken>,
+        hint: Option<BlockId>,
     ) -> Result<Claim, LinearMemoryError> {
-        if let Some(token) = hint {
+        if let Some(block) = hint {
             let end = u64::from(ptr) + u64::from(len);
-            if let Some(claim) = self.claim_record(token, ptr, end)? {
+            if let Some(claim) = self.claim_block(block, ptr, end)? {
                 return Ok(claim);
             }
         }
         self.claim(ptr, len)
     }
 
-    /// Claims `ptr..end` in the allocation whose block holds byte `probe`;
+    /// Claims `ptr..end` in the allocation whose place holds byte `probe`;
     /// `None` if no live allocation there holds `ptr`.
     fn claim_in(&self, probe: u32, ptr: u32, end: u64) -> Result<Option<Claim>, LinearMemoryError> {
-        let Some((token, _)) = self.lookup(probe) else {
-            return Ok(None);
-        };
-        self.claim_record(token, ptr, end)
+        match self.lookup(probe) {
+            Some(block) => self.claim_block(block, ptr, end),
+            None => Ok(None),
+        }
     }
 
-    /// Claims `ptr..end` in the allocation of record `token`; `None` if
-    /// that record is gone or does not hold `ptr`.
+    /// Claims `ptr..end` in the allocation of `block`; `None` if that
+    /// block is not live or does not hold `ptr`.
     #[inline]
-    fn claim_record(
+    fn claim_block(
         &self,
-        token: MessageToken,
+        block: BlockId,
         ptr: u32,
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
-        // Waits only for a momentary write lock (a free deciding).
-        let Ok(record) = self.records.get(token) else {
+        let Some(word) = self.word(block) else {
             return Ok(None);
         };
-        let inside = record.start <= ptr
-            && (u64::from(ptr) < record.end() || (end == u64::from(ptr) && end == record.end()));
-        if !inside {
-            return Ok(None);
+        let mut seen = word.load();
+        loop {
+            if !seen.is_live() || !seen.holds(ptr, end) {
+                return Ok(None);
+            }
+            if end > seen.end() {
+                return Err(LinearMemoryError::OutOfBounds);
+            }
+            if seen.is_claimed() {
+                // A read-modify-write before answering, so a claim
+                // waiter's last look never misses a release (Q1).
+                let now = word.touch();
+                if now == seen {
+                    return Err(LinearMemoryError::Busy);
+                }
+                seen = now;
+                continue;
+            }
+            match word.claim(seen) {
+                // C1 holds: we set the flag on a live word that holds the range.
+                Ok(()) => return Ok(Some(Claim::new(block, ptr, (end - u64::from(ptr)) as u32))),
+                Err(now) => seen = now,
+            }
         }
-        if end > record.end() {
-            return Err(LinearMemoryError::OutOfBounds);
-        }
-        // Acquire pairs with `release`'s Release (the previous holder's
-        // writes are visible to us). A read-modify-write even when it finds
-        // the flag set (then it changes nothing), so a claim waiter's last
-        // look never misses a release (Q1).
-        if record.claimed.fetch_or(true, Ordering::AcqRel) {
-            return Err(LinearMemoryError::Busy);
-        }
-        // C1 holds: we just set the flag on a live record that holds the range.
-        Ok(Some(Claim::new(token, ptr, (end - u64::from(ptr)) as u32)))
     }
 
     /// Gives a claim up; its bytes must no longer be referenced.
     pub(super) fn release(&self, claim: Claim) {
-        // A claimed record cannot be freed (C2); this waits only for a free
-        // that is deciding to refuse.
-        if let Ok(record) = self.records.get(claim.token()) {
-            // Release pairs with the Acquire of the next claim or free; a
-            // read-modify-write so that claim waiters see it (Q1).
-            record.claimed.swap(false, Ordering::AcqRel);
-        } else {
-            debug_assert!(false, "claimed record {:?} vanished", claim.token());
+        // A claimed block cannot be freed (C2), so its word is still there.
+        match self.word(claim.block()) {
+            Some(word) => word.release(),
+            None => debug_assert!(false, "claimed block {:?} vanished", claim.block()),
         }
         self.claims_room.notify_all();
     }

@@ -53,6 +53,7 @@
 //! ```
 
 mod allocator;
+mod block;
 mod classes;
 mod controller;
 mod directory;

@@ -27,31 +27,31 @@
 
 use core::ptr::NonNull;
 
+use super::block::BlockId;
 use super::pool::CleanPages;
 use super::{LinearMemoryError, PAGE_SIZE};
-use crate::MessageToken;
 
 /// Proof that the holder has an allocation's bytes `start..start + len`
-/// exclusively (R3): made only by `Allocator::claim_in` right after it set
-/// the allocation's claim flag (`allocator.rs`, C1), given back only through
+/// exclusively (R3): made only by `Allocator::claim_block` right after it
+/// set the claim flag of the allocation's block word (`allocator.rs`, C1), given back only through
 /// `Allocator::release`. Deliberately neither `Clone` nor `Copy`: one
 /// claim, one user.
 #[derive(Debug)]
 pub(super) struct Claim {
-    token: MessageToken,
+    block: BlockId,
     start: u32,
     len: u32,
 }
 
 impl Claim {
     /// See the type's docs for the one place that may call this.
-    pub(super) fn new(token: MessageToken, start: u32, len: u32) -> Claim {
-        Claim { token, start, len }
+    pub(super) fn new(block: BlockId, start: u32, len: u32) -> Claim {
+        Claim { block, start, len }
     }
 
-    /// The claimed allocation's record.
-    pub(super) fn token(&self) -> MessageToken {
-        self.token
+    /// The claimed allocation's block.
+    pub(super) fn block(&self) -> BlockId {
+        self.block
     }
 }
 
