@@ -147,8 +147,8 @@ pub(super) struct SpanRef {
     generation: u32,
 }
 
-/// The spans one controller pins, one per class at most, and its latest
-/// allocation.
+/// The spans one controller pins, one per class at most, its latest
+/// allocation, and the shard of the byte counters it updates.
 #[derive(Debug)]
 pub(super) struct SpanCache {
     pinned: [Option<SpanRef>; CLASS_COUNT],
@@ -156,18 +156,27 @@ pub(super) struct SpanCache {
     /// a hint that lets the usual `mut_mem` right after `alloc` skip the
     /// directory. Only a hint: the block's word decides (L2).
     last: Option<(u32, BlockId)>,
-}
-
-impl Default for SpanCache {
-    fn default() -> Self {
-        SpanCache {
-            pinned: [None; CLASS_COUNT],
-            last: None,
-        }
-    }
+    /// Index into `Allocator::allocated`, chosen once from the creating
+    /// thread (looking the thread up on every call costs more than the
+    /// rare sharing of a shard by two controllers).
+    shard: usize,
 }
 
 impl SpanCache {
+    /// A cache with nothing pinned, for a controller of `allocator`.
+    pub(super) fn new(allocator: &Allocator) -> SpanCache {
+        SpanCache {
+            pinned: [None; CLASS_COUNT],
+            last: None,
+            shard: thread_hint() % allocator.allocated.len(),
+        }
+    }
+
+    /// The shard of the byte counters this controller updates.
+    pub(super) fn shard(&self) -> usize {
+        self.shard
+    }
+
     /// The block of the latest allocation, if it started at `ptr`.
     #[inline]
     pub(super) fn hint(&self, ptr: u32) -> Option<BlockId> {
@@ -201,6 +210,35 @@ enum Take {
     Full,
     /// Retired or reused since it was pinned.
     Gone,
+}
+
+/// What a lookup found: the block's word, and where the block lives.
+struct Found<'a> {
+    word: &'a BlockWord,
+    place: FoundPlace<'a>,
+}
+
+enum FoundPlace<'a> {
+    /// Block `index` of `span`, span descriptor `desc` of `class`.
+    Small {
+        class: u8,
+        desc: u32,
+        span: &'a SpanDesc,
+        index: u8,
+    },
+    /// Large-block descriptor `desc`.
+    Large { desc: u32 },
+}
+
+impl Found<'_> {
+    fn block(&self) -> BlockId {
+        match self.place {
+            FoundPlace::Small {
+                class, desc, index, ..
+            } => BlockId::Small { class, desc, index },
+            FoundPlace::Large { desc } => BlockId::Large { desc },
+        }
+    }
 }
 
 /// What a free must do after giving its block back.
@@ -309,8 +347,8 @@ impl Allocator {
         })
     }
 
-    fn count_allocated(&self, delta: u64, add: bool) {
-        let shard = &self.allocated[thread_hint() % self.allocated.len()];
+    fn count_allocated(&self, shard: usize, delta: u64, add: bool) {
+        let shard = &self.allocated[shard];
         if add {
             // Relaxed: a statistic.
             shard.fetch_add(delta, Ordering::Relaxed);
@@ -391,7 +429,7 @@ impl Allocator {
 
     /// Retries `attempt` while it answers `Busy` (another handle's claim),
     /// waiting as long as `patience` allows for a claim to end. `attempt`
-    /// must end in a read-modify-write of the record's claim flag when the
+    /// must end in a read-modify-write of the block's word when the
     /// look is `Registered` (Q1).
     pub(super) fn wait_for_claims<R>(
         &self,
@@ -514,7 +552,7 @@ impl Allocator {
             self.alloc_large(len, align)?
         };
         cache.last = Some((start, block));
-        self.count_allocated(u64::from(len), true);
+        self.count_allocated(cache.shard, u64::from(len), true);
         Ok(start)
     }
 
@@ -777,10 +815,9 @@ impl Allocator {
         reclaimed
     }
 
-    /// Gives block `index` of span `desc` back (its word already says
-    /// freed), listing or retiring the span as needed (S1, S2).
-    fn put_block(&self, class: usize, desc: u32, index: u32) {
-        let span_desc = self.span_desc(class, desc);
+    /// Gives block `index` of span `desc` (`span_desc`) back (its word
+    /// already says freed), listing or retiring the span as needed (S1, S2).
+    fn put_block(&self, class: usize, desc: u32, span_desc: &SpanDesc, index: u32) {
         let bit = 1u64 << index;
         let mut state = span_desc.state.load(Ordering::Relaxed);
         loop {
@@ -849,25 +886,33 @@ impl Allocator {
 
     // === lookups, free, claims ===
 
-    /// The block whose place holds byte `ptr` (L1); its word decides (L2).
+    /// The block whose place holds byte `ptr` (L1), and its word, which
+    /// decides (L2).
     #[inline]
-    fn lookup(&self, ptr: u32) -> Option<BlockId> {
+    fn lookup(&self, ptr: u32) -> Option<Found<'_>> {
         match self.directory.owner_of(ptr) {
             Owner::Nobody => None,
             Owner::Span { class, desc } => {
-                let span_desc = self.classes.get(usize::from(class))?.descs.get(desc)?;
+                let span = self.classes.get(usize::from(class))?.descs.get(desc)?;
                 // Relaxed: the directory's Acquire ordered it (L2 covers
                 // a racing reuse).
-                let span_start = span_desc.start.load(Ordering::Relaxed);
+                let span_start = span.start.load(Ordering::Relaxed);
                 let index = ptr.checked_sub(span_start)? / block_size(usize::from(class));
-                span_desc.blocks.get(index as usize)?;
-                Some(BlockId::Small {
-                    class,
-                    desc,
-                    index: index as u8,
+                let word = span.blocks.get(index as usize)?;
+                Some(Found {
+                    word,
+                    place: FoundPlace::Small {
+                        class,
+                        desc,
+                        span,
+                        index: index as u8,
+                    },
                 })
             }
-            Owner::Large { desc } => Some(BlockId::Large { desc }),
+            Owner::Large { desc } => Some(Found {
+                word: &self.large.get(desc)?.word,
+                place: FoundPlace::Large { desc },
+            }),
         }
     }
 
@@ -887,20 +932,31 @@ impl Allocator {
         }
     }
 
-    /// Frees the allocation that starts at `ptr` and is `len` bytes long.
-    pub(super) fn free(&self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
-        self.free_checked(ptr, len, false)
+    /// Frees the allocation that starts at `ptr` and is `len` bytes long,
+    /// counting it on byte-counter `shard`.
+    pub(super) fn free(&self, shard: usize, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.free_checked(shard, ptr, len, false)
     }
 
     /// [`free`](Self::free) for a registered claim waiter: reads the block's
     /// word with a read-modify-write (Q1) instead of a load.
-    pub(super) fn free_touching(&self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
-        self.free_checked(ptr, len, true)
+    pub(super) fn free_touching(
+        &self,
+        shard: usize,
+        ptr: u32,
+        len: u32,
+    ) -> Result<(), LinearMemoryError> {
+        self.free_checked(shard, ptr, len, true)
     }
 
-    fn free_checked(&self, ptr: u32, len: u32, touch: bool) -> Result<(), LinearMemoryError> {
-        let block = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
-        let word = self.word(block).ok_or(LinearMemoryError::UnknownPointer)?;
+    fn free_checked(
+        &self,
+        shard: usize,
+        ptr: u32,
+        len: u32,
+        touch: bool,
+    ) -> Result<(), LinearMemoryError> {
+        let Found { word, place } = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
         let mut seen = if touch { word.touch() } else { word.load() };
         loop {
             if !seen.was_allocated() || seen.start() != ptr {
@@ -923,18 +979,23 @@ impl Allocator {
         }
         // The word was live, so its place is the block we looked up (L2)
         // and its span or descriptor is still this block's (S2).
-        match block {
-            BlockId::Small { class, desc, index } => {
-                self.put_block(usize::from(class), desc, u32::from(index));
+        match place {
+            FoundPlace::Small {
+                class,
+                desc,
+                span,
+                index,
+            } => {
+                self.put_block(usize::from(class), desc, span, u32::from(index));
             }
-            BlockId::Large { desc } => {
+            FoundPlace::Large { desc } => {
                 let mut state = self.pool.lock();
                 state.large_spare.push(desc);
                 self.region
                     .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
             }
         }
-        self.count_allocated(u64::from(len), false);
+        self.count_allocated(shard, u64::from(len), false);
         self.bytes_room.notify_all();
         Ok(())
     }
@@ -976,7 +1037,7 @@ impl Allocator {
     /// `None` if no live allocation there holds `ptr`.
     fn claim_in(&self, probe: u32, ptr: u32, end: u64) -> Result<Option<Claim>, LinearMemoryError> {
         match self.lookup(probe) {
-            Some(block) => self.claim_block(block, ptr, end),
+            Some(found) => Self::claim_word(found.block(), found.word, ptr, end),
             None => Ok(None),
         }
     }
@@ -990,9 +1051,20 @@ impl Allocator {
         ptr: u32,
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
-        let Some(word) = self.word(block) else {
-            return Ok(None);
-        };
+        match self.word(block) {
+            Some(word) => Self::claim_word(block, word, ptr, end),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims `ptr..end` in the allocation of `block`, whose word is `word`.
+    #[inline]
+    fn claim_word(
+        block: BlockId,
+        word: &BlockWord,
+        ptr: u32,
+        end: u64,
+    ) -> Result<Option<Claim>, LinearMemoryError> {
         let mut seen = word.load();
         loop {
             if !seen.is_live() || !seen.holds(ptr, end) {

@@ -41,7 +41,10 @@ impl Block {
     /// A live, unclaimed allocation of `len` bytes at `start` (a multiple
     /// of 8).
     pub(super) fn live(start: u32, len: u32) -> Block {
-        debug_assert!(start.is_multiple_of(8), "block start {start} is 8-byte aligned");
+        debug_assert!(
+            start.is_multiple_of(8),
+            "block start {start} is 8-byte aligned"
+        );
         Block((u64::from(start >> 3) << START_SHIFT) | (u64::from(len) << LEN_SHIFT) | LIVE | EVER)
     }
 

@@ -100,7 +100,7 @@ impl LinearMemoryController {
         LinearMemoryController {
             memory: memory.clone(),
             held: None,
-            spans: SpanCache::default(),
+            spans: SpanCache::new(&memory.allocator),
             policy: WaitPolicy::Immediate,
         }
     }
@@ -318,13 +318,14 @@ impl LinearMemoryController {
     /// ```
     pub async fn free_async(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.release();
+        let shard = self.spans.shard();
         let allocator = self.allocator();
         allocator
             .wait_for_claims_async(|look| match look {
-                Look::First => allocator.free(ptr, len),
-                // A registered waiter reads the claim flag with a
+                Look::First => allocator.free(shard, ptr, len),
+                // A registered waiter reads the block's word with a
                 // read-modify-write (Q1).
-                Look::Registered => allocator.free_touching(ptr, len),
+                Look::Registered => allocator.free_touching(shard, ptr, len),
             })
             .await
     }
@@ -525,7 +526,7 @@ impl LinearMemoryController {
     /// ```
     pub fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
         self.release();
-        self.allocator().free(ptr, len)
+        self.memory.allocator.free(self.spans.shard(), ptr, len)
     }
 
     /// Exclusive access to `ptr..ptr + len` inside one live allocation
