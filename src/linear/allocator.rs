@@ -491,27 +491,46 @@ impl Allocator {
     /// Takes `granules` granules aligned to `align` granules from the pool,
     /// growing the memory, then taking back empty pinned spans, if needed.
     fn take_granules(&self, granules: u32, align: u32) -> Result<u32, LinearMemoryError> {
-        loop {
+        self.take_granules_then(granules, align, |_, _| Ok(()))
+            .map(|(start, ())| start)
+    }
+
+    /// [`take_granules`](Self::take_granules), then `then` on the granules
+    /// taken under the same hold of the pool's lock (one lock a large
+    /// allocation instead of two). If `then` fails, the granules go back.
+    fn take_granules_then<R>(
+        &self,
+        granules: u32,
+        align: u32,
+        then: impl FnOnce(&mut PoolState, u32) -> Result<R, LinearMemoryError>,
+    ) -> Result<(u32, R), LinearMemoryError> {
+        let taken = loop {
             {
                 let mut state = self.pool.lock();
-                if let Some(start) = state.pool.take(granules, align) {
-                    self.note_high_water(&state);
-                    return Ok(start);
-                }
-                if let Some(target) = state.pool.growth_for(granules, align) {
+                let mut start = state.pool.take(granules, align);
+                if start.is_none()
+                    && let Some(target) = state.pool.growth_for(granules, align)
+                {
                     self.grow_locked(&mut state, target)?;
-                    let start = state.pool.take(granules, align);
+                    start = state.pool.take(granules, align);
                     debug_assert!(start.is_some(), "grew for {granules} granules");
-                    if let Some(start) = start {
-                        self.note_high_water(&state);
-                        return Ok(start);
-                    }
+                }
+                if let Some(start) = start {
+                    self.note_high_water(&state);
+                    break then(&mut state, start)
+                        .map(|done| (start, done))
+                        .map_err(|error| {
+                            self.region
+                                .decommit_clean(state.pool.give_back(start, granules));
+                            error
+                        });
                 }
             }
             if self.reclaim_empty_spans() == 0 {
                 return Err(LinearMemoryError::OutOfMemory);
             }
-        }
+        };
+        taken
     }
 
     fn note_high_water(&self, state: &PoolState) {
@@ -860,23 +879,21 @@ impl Allocator {
     #[cold]
     fn alloc_large(&self, len: u32, align: u32) -> Result<(u32, BlockId), LinearMemoryError> {
         let granules = len.div_ceil(GRANULE);
-        let start = self.take_granules(granules, (align / GRANULE).max(1))?;
+        let (start, (desc, large)) =
+            self.take_granules_then(granules, (align / GRANULE).max(1), |state, _| {
+                // A spare descriptor, else a new one; taken only once it exists.
+                let desc = state.large_spare.last().copied();
+                let desc = desc.unwrap_or(state.large_made);
+                let large = self
+                    .large
+                    .get_or_make(desc, LargeDesc::default)
+                    .ok_or(LinearMemoryError::OutOfMemory)?;
+                if state.large_spare.pop().is_none() {
+                    state.large_made += 1;
+                }
+                Ok((desc, large))
+            })?;
         let offset = start * GRANULE;
-        let desc = {
-            let mut state = self.pool.lock();
-            let desc = state.large_spare.pop().unwrap_or_else(|| {
-                state.large_made += 1;
-                state.large_made - 1
-            });
-            if self.large.get_or_make(desc, LargeDesc::default).is_none() {
-                state.large_spare.push(desc);
-                self.region
-                    .decommit_clean(state.pool.give_back(start, granules));
-                return Err(LinearMemoryError::OutOfMemory);
-            }
-            desc
-        };
-        let large = self.large.get(desc).expect("made above");
         large.word.publish(Block::live(offset, len));
         // The directory's Release publishes the word to lookups (L1).
         self.directory

@@ -7,7 +7,7 @@
 //! anything before the memory drops, so a reference into them stays valid
 //! for the memory's life and readers need no reclamation scheme: a reader
 //! that raced a reuse reads a consistent but stale descriptor, which the
-//! allocation's record then rejects (`allocator.rs`, L2).
+//! block word then rejects (`allocator.rs`, L2).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
