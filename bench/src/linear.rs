@@ -269,6 +269,9 @@ pub struct Working<A: Allocator> {
     handle: A::Handle,
     live: Vec<(A::Block, u32)>,
     rng: XorShift,
+    /// Requested bytes live now, and the most ever live at once.
+    live_bytes: u64,
+    peak_live_bytes: u64,
 }
 
 impl<A: Allocator> Working<A> {
@@ -281,8 +284,15 @@ impl<A: Allocator> Working<A> {
                 let len = size(&mut rng);
                 (A::alloc(&mut handle, len), len)
             })
-            .collect();
-        Working { handle, live, rng }
+            .collect::<Vec<_>>();
+        let live_bytes = live.iter().map(|&(_, len)| u64::from(len)).sum();
+        Working {
+            handle,
+            live,
+            rng,
+            live_bytes,
+            peak_live_bytes: live_bytes,
+        }
     }
 
     /// `iters` steps of free-one, allocate-one.
@@ -290,16 +300,19 @@ impl<A: Allocator> Working<A> {
     pub fn steps(&mut self, iters: u64) {
         for _ in 0..iters {
             let victim = self.rng.below(LIVE);
-            let (block, len) = self.live[victim];
-            A::free(&mut self.handle, block, len);
+            let (block, freed) = self.live[victim];
+            A::free(&mut self.handle, block, freed);
             let len = size(&mut self.rng);
             self.live[victim] = (A::alloc(&mut self.handle, len), len);
+            self.live_bytes = self.live_bytes - u64::from(freed) + u64::from(len);
+            self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
         }
     }
 
-    /// Requested bytes currently live.
-    pub fn live_bytes(&self) -> u64 {
-        self.live.iter().map(|&(_, len)| len as u64).sum()
+    /// The most requested bytes ever live at once: what a perfect
+    /// allocator's highest end would be, the denominator of fragmentation.
+    pub fn peak_live_bytes(&self) -> u64 {
+        self.peak_live_bytes
     }
 
     /// Frees everything.
