@@ -504,7 +504,7 @@ impl Allocator {
         align: u32,
         then: impl FnOnce(&mut PoolState, u32) -> Result<R, LinearMemoryError>,
     ) -> Result<(u32, R), LinearMemoryError> {
-        let taken = loop {
+        loop {
             {
                 let mut state = self.pool.lock();
                 let mut start = state.pool.take(granules, align);
@@ -517,20 +517,18 @@ impl Allocator {
                 }
                 if let Some(start) = start {
                     self.note_high_water(&state);
-                    break then(&mut state, start)
-                        .map(|done| (start, done))
-                        .map_err(|error| {
-                            self.region
-                                .decommit_clean(state.pool.give_back(start, granules));
-                            error
-                        });
+                    let done = then(&mut state, start);
+                    if done.is_err() {
+                        self.region
+                            .decommit_clean(state.pool.give_back(start, granules));
+                    }
+                    return done.map(|done| (start, done));
                 }
             }
             if self.reclaim_empty_spans() == 0 {
                 return Err(LinearMemoryError::OutOfMemory);
             }
-        };
-        taken
+        }
     }
 
     fn note_high_water(&self, state: &PoolState) {

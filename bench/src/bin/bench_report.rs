@@ -75,7 +75,9 @@ fn linear_runs<A: Allocator>(workload: &str, space: Arc<parking_lot::Mutex<Vec<f
             Box::new(move || {
                 let ns = per_op(lin::l1(&mut working, STEPS), STEPS);
                 if let Some(span) = allocator.span() {
-                    space.lock().push(span as f64 / working.peak_live_bytes() as f64);
+                    space
+                        .lock()
+                        .push(span as f64 / working.peak_live_bytes() as f64);
                 }
                 ns
             })
