@@ -10,9 +10,9 @@
 //!   claim and release each touch one word of the block, like a slot of
 //!   the crate's arenas. The word describes itself, so no record or token
 //!   is needed to check a stale lookup.
-//! - **Small blocks** (up to 4 KiB) come in 32 size classes, four per power
-//!   of two (`classes.rs`). A class's blocks live in *spans*: runs of
-//!   granules (about 2 KiB, 4 to 32 blocks) taken from the common pool. A
+//! - **Small blocks** (up to 512 bytes) come in 20 size classes, four per
+//!   power of two (`classes.rs`). A class's blocks live in *spans*: runs of
+//!   granules (about 1 KiB, 2 to 32 blocks) taken from the common pool. A
 //!   span's free blocks are a bitmap in its state word, so taking or
 //!   returning a block is one compare-and-swap on it. Each controller
 //!   *pins* one span per class and allocates from it; any thread may free
@@ -20,7 +20,7 @@
 //!   (unless a controller has it pinned; those go when unpinned, or when
 //!   the pool runs dry). Spans with free blocks that nobody pins wait on
 //!   their class's partial list.
-//! - **Large blocks** (over 4 KiB, or aligned beyond 8 bytes) take whole
+//! - **Large blocks** (over 512 bytes, or aligned beyond 8 bytes) take whole
 //!   granules from the pool directly: best fit with coalescing, behind a
 //!   mutex (`pool.rs`).
 //! - **Metadata is out of band**: the block words, the granule directory,
@@ -291,6 +291,9 @@ impl Allocator {
     pub(super) fn new(initial_pages: u32, max_pages: u32) -> Result<Allocator, LinearMemoryError> {
         let bytes = u64::from(max_pages) * u64::from(PAGE_SIZE);
         let region = Region::reserve(bytes)?;
+        // Every span and large block holds at least one granule: at most
+        // this many descriptors of each kind (2^24 for a 4 GiB memory).
+        let max_granules = max_pages.saturating_mul(PAGE_GRANULES);
         let allocator = Allocator {
             region,
             max_pages,
@@ -301,10 +304,10 @@ impl Allocator {
                 large_spare: Vec::new(),
                 large_made: 0,
             }),
-            directory: Directory::new(u64::from(max_pages) * u64::from(PAGE_GRANULES)),
+            directory: Directory::new(u64::from(max_granules)),
             classes: (0..CLASS_COUNT)
                 .map(|_| Class {
-                    descs: Stable::new(),
+                    descs: Stable::new(max_granules),
                     lists: Mutex::new(ClassLists {
                         partial: Vec::new(),
                         spare: Vec::new(),
@@ -313,7 +316,7 @@ impl Allocator {
                     made: AtomicU32::new(0),
                 })
                 .collect(),
-            large: Stable::new(),
+            large: Stable::new(max_granules),
             allocated: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),

@@ -1,7 +1,7 @@
 //! Size classes of small blocks and the geometry of their spans.
 //!
 //! Classes step by 8 bytes up to 64, then four per power of two up to
-//! [`SMALL_MAX`] (80, 96, 112, 128, 160, …, 1024), so rounding a request up
+//! [`SMALL_MAX`] (80, 96, 112, 128, 160, …, 512), so rounding a request up
 //! to its class wastes at most 20% (about 8% on average). A span of a class
 //! is a run of whole granules from the pool holding at most 32 blocks,
 //! about [`SPAN_TARGET`] bytes: small, so that a class with few live blocks
@@ -9,10 +9,13 @@
 //! its state word. A span may hold fewer blocks when the memory has no
 //! room for a whole one (`allocator.rs`).
 //!
+//! Classes stop at 512 bytes, the largest whose span holds two blocks: a
+//! one-block span costs a descriptor and a trip to the pool per block,
+//! which a large block does more cheaply (with the same rounding).
 //! Larger classes or spans would take fewer trips to the pool but spread a
 //! churning memory further: with classes up to 4 KiB on 2 KiB spans, the
 //! churn test of `tests/linear_contract.rs` spreads to 1.5x its peak live
-//! bytes instead of 1.23x.
+//! bytes instead of 1.24x.
 
 /// The pool's unit: spans and large blocks are whole granules, aligned to
 /// a granule.
@@ -21,14 +24,14 @@ pub(super) const GRANULE: u32 = 256;
 pub(super) const GRANULE_SHIFT: u32 = 8;
 /// Largest request served by a size class; larger ones take granules from
 /// the pool directly (best fit).
-pub(super) const SMALL_MAX: u32 = 1024;
+pub(super) const SMALL_MAX: u32 = 512;
 /// Bytes a span aims for.
 const SPAN_TARGET: u32 = 1024;
 /// Most blocks in one span: one bit each in the low half of a `u64`.
 pub(super) const MAX_BLOCKS: u32 = 32;
 
 /// Number of size classes.
-pub(super) const CLASS_COUNT: usize = 24;
+pub(super) const CLASS_COUNT: usize = 20;
 
 /// Block size of each class.
 const SIZES: [u32; CLASS_COUNT] = {
@@ -119,16 +122,18 @@ mod tests {
     }
 
     #[test]
-    fn spans_hold_at_most_one_bitmap_word_and_little_slack() {
+    fn spans_hold_two_to_thirty_two_blocks_and_little_slack() {
         for class in 0..CLASS_COUNT {
             let blocks = span_blocks(class);
             let bytes = span_granules(class) * GRANULE;
-            assert!((1..=MAX_BLOCKS).contains(&blocks), "{class}");
+            assert!((2..=MAX_BLOCKS).contains(&blocks), "{class}");
             assert!(blocks * block_size(class) <= bytes);
             assert!(
                 bytes - blocks * block_size(class) < GRANULE.max(bytes / 8),
                 "class {class}: {blocks} blocks in {bytes}"
             );
         }
+        // The next class up would get one-block spans.
+        assert_eq!(SPAN_TARGET / (SMALL_MAX + SMALL_MAX / 4), 1);
     }
 }

@@ -76,6 +76,9 @@ impl Owner {
 /// One owner word per granule, in lazily made leaves.
 pub(super) struct Directory {
     leaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// Words per leaf: [`LEAF`], or fewer for a memory smaller than one
+    /// leaf (a 1-page memory needs 256 words, not 4096).
+    leaf_len: usize,
 }
 
 impl Directory {
@@ -84,6 +87,7 @@ impl Directory {
         let leaves = max_granules.div_ceil(LEAF as u64) as usize;
         Directory {
             leaves: (0..leaves).map(|_| OnceLock::new()).collect(),
+            leaf_len: max_granules.min(LEAF as u64) as usize,
         }
     }
 
@@ -93,13 +97,13 @@ impl Directory {
     pub(super) fn cover(&self, end: u64) {
         let leaves = end.div_ceil(LEAF as u64) as usize;
         for leaf in &self.leaves[..leaves.min(self.leaves.len())] {
-            leaf.get_or_init(|| (0..LEAF).map(|_| AtomicU32::new(0)).collect());
+            leaf.get_or_init(|| (0..self.leaf_len).map(|_| AtomicU32::new(0)).collect());
         }
     }
 
     fn word(&self, granule: u32) -> Option<&AtomicU32> {
         let leaf = self.leaves.get((granule >> LEAF_SHIFT) as usize)?.get()?;
-        Some(&leaf[granule as usize & (LEAF - 1)])
+        leaf.get(granule as usize & (LEAF - 1))
     }
 
     /// The owner of the granule that holds byte `offset`.
@@ -129,7 +133,7 @@ impl Directory {
                 return;
             };
             let first = granule & (LEAF - 1);
-            let last = (end - (granule - first)).min(LEAF);
+            let last = (end - (granule - first)).min(leaf.len());
             for word in &leaf[first..last] {
                 // Release pairs with `owner_of`'s Acquire.
                 word.store(packed, Ordering::Release);
@@ -148,9 +152,12 @@ pub(super) struct Stable<T> {
 const FIRST_SEGMENT_SHIFT: u32 = 4;
 
 impl<T> Stable<T> {
-    pub(super) fn new() -> Stable<T> {
+    /// Room for up to `max_items` items (at least one segment); allocates
+    /// only the table of segments, a few words each.
+    pub(super) fn new(max_items: u32) -> Stable<T> {
+        let segments = Self::locate(max_items.saturating_sub(1)).0 + 1;
         Stable {
-            segments: (0..29).map(|_| OnceLock::new()).collect(),
+            segments: (0..segments).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -211,7 +218,7 @@ mod tests {
             assert_eq!(segment, expected, "{index}");
             assert!(offset < 16 << segment);
         }
-        let stable = Stable::<u32>::new();
+        let stable = Stable::<u32>::new(u32::MAX);
         assert!(stable.get(40).is_none());
         assert_eq!(stable.get_or_make(40, || 5), Some(&5));
         assert_eq!(stable.get(41), Some(&5));

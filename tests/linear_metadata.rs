@@ -1,0 +1,78 @@
+//! The linear memory's bookkeeping lives in the heap and grows with the
+//! pages in use, never with the maximum (issue 10): a counting global
+//! allocator measures what a memory takes up front and after use.
+//! Prints the figures (`cargo test --test linear_metadata -- --nocapture`).
+#![cfg(not(miri))]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+
+use slotarena::linear::{LinearMemoryController, SharedLinearMemory};
+
+/// Live heap bytes of the whole process.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Relaxed);
+        // SAFETY: the caller's obligations, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        // SAFETY: the caller's obligations, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap bytes `make` leaves allocated, and its value.
+fn heap_of<T>(make: impl FnOnce() -> T) -> (isize, T) {
+    let before = LIVE.load(Relaxed);
+    let value = make();
+    (LIVE.load(Relaxed) - before, value)
+}
+
+// One test only: the counter is process-wide, and tests run in parallel.
+#[test]
+fn bookkeeping_follows_the_pages_in_use_not_the_maximum() {
+    let (one_page, small) = heap_of(|| SharedLinearMemory::new(1, 1).unwrap());
+    let (largest, large) = heap_of(|| SharedLinearMemory::new(1, 65_536).unwrap());
+    println!("up front: new(1, 1) {one_page} bytes, new(1, 65536) {largest} bytes");
+    assert!(
+        one_page <= 16 << 10,
+        "a 1-page memory took {one_page} bytes"
+    );
+    assert!(largest <= 256 << 10, "a 4 GiB maximum took {largest} bytes");
+
+    // A page full of 64-byte blocks, then 1 MiB of 1 KiB ones.
+    let (in_use, live) = heap_of(|| {
+        let mut c = LinearMemoryController::new(&large);
+        let mut live: Vec<(u32, u32)> = Vec::with_capacity(2048);
+        for len in std::iter::repeat_n(64, 900).chain(std::iter::repeat_n(1024, 1024)) {
+            live.push((c.alloc(len).unwrap(), len));
+        }
+        (c, live)
+    });
+    let used = large.high_water_bytes();
+    // Subtract the test's own vector of blocks.
+    let bookkeeping = in_use - (live.1.capacity() * size_of::<(u32, u32)>()) as isize;
+    println!(
+        "after use: {bookkeeping} bytes of bookkeeping for {used} bytes handed out ({:.1}%)",
+        bookkeeping as f64 * 100.0 / used as f64
+    );
+    assert!(
+        (bookkeeping as f64) < 0.1 * used as f64,
+        "{bookkeeping} bytes of bookkeeping for {used} bytes in use"
+    );
+    let (mut c, blocks) = live;
+    for (ptr, len) in blocks {
+        c.free(ptr, len).unwrap();
+    }
+    drop((c, small, large));
+}
