@@ -237,3 +237,54 @@ fn small_blocks_from_two_controllers_never_overlap_and_spans_go_back() {
         c.free(big, 60_000).unwrap();
     });
 }
+
+/// Granule of the pool (`classes.rs`).
+const GRANULE: u32 = 256;
+
+/// Regression (review): `acquire_span` published a fresh (empty, pinned)
+/// span's state before it assigned the span's granules in the directory. A
+/// pool that ran dry in between made another thread's `reclaim_empty_spans` retire that span,
+/// take its granules for its own block and assign them; the late
+/// `directory.assign` of the first thread then pointed those granules back
+/// at the retired span's descriptor, and the other thread's live block was
+/// lost: `mut_mem` and `free` answered `UnknownPointer` for it.
+#[test]
+fn a_reclaimed_fresh_span_never_takes_over_another_blocks_granules() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut filler = LinearMemoryController::new(&memory);
+        // Granule 0 is never handed out: leave exactly 4 granules free.
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = filler.alloc(fill_len).unwrap();
+        let small = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                if let Ok(ptr) = c.alloc(SMALL) {
+                    c.free(ptr, SMALL).unwrap();
+                }
+            })
+        };
+        let mut large = LinearMemoryController::new(&memory);
+        // Large (aligned beyond 8): 4 granules from the pool directly.
+        let got = large.alloc_aligned(1000, 16);
+        small.join().unwrap();
+        if let Ok(ptr) = got {
+            // A fresh handle: no hint, so the lookup goes through the directory.
+            let mut reader = LinearMemoryController::new(&memory);
+            assert_eq!(
+                reader.mut_mem(ptr, 1000).map(|bytes| bytes.len()),
+                Ok(1000),
+                "the live large block at {ptr} is reachable"
+            );
+            drop(reader);
+            assert_eq!(large.free(ptr, 1000), Ok(()));
+        } else {
+            assert_eq!(got, Err(LinearMemoryError::OutOfMemory));
+        }
+        filler.free(fill, fill_len).unwrap();
+        drop(large);
+        drop(filler);
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

@@ -58,7 +58,9 @@
 //! # Lookups
 //!
 //! - L1: the directory maps each granule to the span or large block that
-//!   last took it; the descriptor gives the block word of the place that
+//!   last took it (a new span's entries are written before its state is
+//!   published, so nothing can retire it and hand its granules on before
+//!   they name it); the descriptor gives the block word of the place that
 //!   holds a byte. Words of freed blocks keep their range until their place
 //!   is remade, so freeing one again answers `DoubleFree`, and a place never
 //!   allocated has a `NEVER` word (`UnknownPointer`).
@@ -698,9 +700,11 @@ impl Allocator {
             self.give_granules(start, granules);
             return Err(LinearMemoryError::OutOfMemory);
         };
-        // Nobody else writes a retired or fresh descriptor (S2); stale
-        // readers only read, and every word they act on names its own
-        // range (L2).
+        drop(lists);
+        // Nobody else writes a retired or fresh descriptor (S2): its state
+        // says retired (or was never published), so no free, unpin,
+        // reclaim or partial-list entry acts on it; stale readers only
+        // read, and every word they act on names its own range (L2).
         let generation = generation(span_desc.state.load(Ordering::Relaxed)).wrapping_add(1)
             & (u32::MAX >> GENERATION_SHIFT.saturating_sub(32));
         let all_free = u64::MAX >> (u64::BITS - blocks);
@@ -709,13 +713,12 @@ impl Allocator {
         for word in &span_desc.blocks {
             word.reset();
         }
-        // Release publishes the fields above to whoever acquires the state.
-        span_desc.state.store(
-            (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
-            Ordering::Release,
-        );
-        drop(lists);
-        // The directory's Release publishes them to lookups (L1).
+        // L1: the directory names the span before its state is published.
+        // Published first, the empty span could be retired by another
+        // thread's `reclaim_empty_spans` and its granules handed to another
+        // block before this assign, which would then point that block's
+        // granules back at this descriptor (its lookups lost for good).
+        // The directory's Release publishes the fields above to lookups.
         self.directory.assign(
             start,
             granules,
@@ -723,6 +726,11 @@ impl Allocator {
                 class: class as u8,
                 desc,
             },
+        );
+        // Release publishes them to whoever acquires the state.
+        span_desc.state.store(
+            (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
+            Ordering::Release,
         );
         Ok(SpanRef { desc, generation })
     }
