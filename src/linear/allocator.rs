@@ -61,9 +61,13 @@
 //!   last took it (a new span's entries are written before its state is
 //!   published, so nothing can retire it and hand its granules on before
 //!   they name it); the descriptor gives the block word of the place that
-//!   holds a byte. Words of freed blocks keep their range until their place
-//!   is remade, so freeing one again answers `DoubleFree`, and a place never
-//!   allocated has a `NEVER` word (`UnknownPointer`).
+//!   holds a byte. Words of freed blocks keep their range until their
+//!   descriptor is remade, so freeing one again answers `DoubleFree`, and a
+//!   place never allocated has a `NEVER` word (`UnknownPointer`). A
+//!   descriptor is remade for the next span of its class or large block
+//!   wherever that lands, so a freed block whose place is still free can
+//!   be forgotten (`UnknownPointer`) sooner than its place is reused;
+//!   keeping it would take descriptors keyed by place.
 //! - L2: a lookup that raced a reuse may read a stale descriptor and land
 //!   on the wrong word; every answer is decided by the word it read, which
 //!   names its own range: a live word always describes the one live
