@@ -288,3 +288,33 @@ fn a_reclaimed_fresh_span_never_takes_over_another_blocks_granules() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// `transfer` allocates and writes its block without a window in which
+/// another handle can claim it: a handle that guessed the pointer and
+/// claims it at any moment never makes the transfer fail (and leak its
+/// block); it gets the bytes only once they are written.
+#[test]
+fn transfer_never_loses_its_block_to_a_guessing_claim() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        // Where the next 12-byte block lands: the same place again.
+        let mut host = LinearMemoryController::new(&memory);
+        let guess = host.alloc(12).unwrap();
+        host.free(guess, 12).unwrap();
+        let intruder = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                if let Ok(bytes) = c.mut_mem(guess, 12) {
+                    assert_eq!(bytes[..4], 8u32.to_le_bytes(), "only a written value");
+                }
+            })
+        };
+        let sent = host.transfer(b"8 bytes!");
+        intruder.join().unwrap();
+        let ptr = sent.expect("a transfer never fails because of another handle");
+        assert_eq!(ptr, guess);
+        assert_eq!(host.receive(ptr).unwrap(), b"8 bytes!");
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

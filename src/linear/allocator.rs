@@ -563,6 +563,30 @@ impl Allocator {
         len: u32,
         align: u32,
     ) -> Result<u32, LinearMemoryError> {
+        self.alloc_block(cache, len, align, false)
+            .map(|(start, _)| start)
+    }
+
+    /// [`alloc`](Self::alloc), and the claim of the whole new allocation,
+    /// taken in the same store that publishes it: no other handle can
+    /// claim (or free) it before the caller has written it (C1).
+    pub(super) fn alloc_claimed(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+    ) -> Result<Claim, LinearMemoryError> {
+        self.alloc_block(cache, len, align, true)
+            .map(|(start, block)| Claim::new(block, start, len))
+    }
+
+    fn alloc_block(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
         if len == 0 {
             return Err(LinearMemoryError::ZeroLength);
         }
@@ -573,13 +597,13 @@ impl Allocator {
             return Err(LinearMemoryError::LengthTooLarge);
         }
         let (start, block) = if len <= SMALL_MAX && align <= 8 {
-            self.alloc_small(cache, class_of(len), len)?
+            self.alloc_small(cache, class_of(len), len, claimed)?
         } else {
-            self.alloc_large(len, align)?
+            self.alloc_large(len, align, claimed)?
         };
         cache.last = Some((start, block));
         self.count_allocated(cache.shard, u64::from(len), true);
-        Ok(start)
+        Ok((start, block))
     }
 
     #[inline]
@@ -588,6 +612,7 @@ impl Allocator {
         cache: &mut SpanCache,
         class: usize,
         len: u32,
+        claimed: bool,
     ) -> Result<(u32, BlockId), LinearMemoryError> {
         let (span, index) = loop {
             if let Some(span) = cache.pinned[class] {
@@ -603,7 +628,7 @@ impl Allocator {
         let desc = self.span_desc(class, span.desc);
         // Relaxed: set before the span was published to us (its pin).
         let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
-        desc.blocks[index as usize].publish(Block::live(start, len));
+        desc.blocks[index as usize].publish(Block::live(start, len).claimed_if(claimed));
         let block = BlockId::Small {
             class: class as u8,
             desc: span.desc,
@@ -890,7 +915,12 @@ impl Allocator {
     }
 
     #[cold]
-    fn alloc_large(&self, len: u32, align: u32) -> Result<(u32, BlockId), LinearMemoryError> {
+    fn alloc_large(
+        &self,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
         let granules = len.div_ceil(GRANULE);
         let (start, (desc, large)) =
             self.take_granules_then(granules, (align / GRANULE).max(1), |state, _| {
@@ -907,7 +937,9 @@ impl Allocator {
                 Ok((desc, large))
             })?;
         let offset = start * GRANULE;
-        large.word.publish(Block::live(offset, len));
+        large
+            .word
+            .publish(Block::live(offset, len).claimed_if(claimed));
         // The directory's Release publishes the word to lookups (L1).
         self.directory
             .assign(start, granules, Owner::Large { desc });

@@ -78,6 +78,12 @@ impl Block {
         Block(self.0 | CLAIMED)
     }
 
+    /// This word, claimed if `claimed`: a new allocation published with
+    /// its first claim already taken (`Allocator::alloc_claimed`).
+    pub(super) fn claimed_if(self, claimed: bool) -> Block {
+        if claimed { self.claimed() } else { self }
+    }
+
     /// The same allocation, freed: start and length stay (for `DoubleFree`).
     fn freed(self) -> Block {
         Block(self.0 & !(LIVE | CLAIMED))

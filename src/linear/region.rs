@@ -32,8 +32,9 @@ use super::pool::CleanPages;
 use super::{LinearMemoryError, PAGE_SIZE};
 
 /// Proof that the holder has an allocation's bytes `start..start + len`
-/// exclusively (R3): made only by `Allocator::claim_block` right after it
-/// set the claim flag of the allocation's block word (`allocator.rs`, C1), given back only through
+/// exclusively (R3): made only by `Allocator::claim_word` right after it
+/// set the claim flag of the allocation's block word, or by
+/// `Allocator::alloc_claimed` for the allocation it published claimed (`allocator.rs`, C1), given back only through
 /// `Allocator::release`. Deliberately neither `Clone` nor `Copy`: one
 /// claim, one user.
 #[derive(Debug)]
@@ -52,6 +53,11 @@ impl Claim {
     /// The claimed allocation's block.
     pub(super) fn block(&self) -> BlockId {
         self.block
+    }
+
+    /// The first claimed byte.
+    pub(super) fn start(&self) -> u32 {
+        self.start
     }
 }
 
