@@ -77,7 +77,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::block::{Block, BlockId, BlockWord};
+use super::block::{Block, BlockId, BlockWord, Place};
 use super::classes::{
     CLASS_COUNT, GRANULE, SMALL_MAX, block_size, class_of, granules_for, span_blocks,
 };
@@ -241,8 +241,8 @@ impl Found<'_> {
         match self.place {
             FoundPlace::Small {
                 class, desc, index, ..
-            } => BlockId::Small { class, desc, index },
-            FoundPlace::Large { desc } => BlockId::Large { desc },
+            } => BlockId::small(class, desc, index),
+            FoundPlace::Large { desc } => BlockId::large(desc),
         }
     }
 }
@@ -629,11 +629,7 @@ impl Allocator {
         // Relaxed: set before the span was published to us (its pin).
         let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
         desc.blocks[index as usize].publish(Block::live(start, len).claimed_if(claimed));
-        let block = BlockId::Small {
-            class: class as u8,
-            desc: span.desc,
-            index: index as u8,
-        };
+        let block = BlockId::small(class as u8, span.desc, index as u8);
         Ok((start, block))
     }
 
@@ -943,7 +939,7 @@ impl Allocator {
         // The directory's Release publishes the word to lookups (L1).
         self.directory
             .assign(start, granules, Owner::Large { desc });
-        Ok((offset, BlockId::Large { desc }))
+        Ok((offset, BlockId::large(desc)))
     }
 
     // === lookups, free, claims ===
@@ -982,15 +978,15 @@ impl Allocator {
     /// does not exist (never for a block someone allocated).
     #[inline]
     fn word(&self, block: BlockId) -> Option<&BlockWord> {
-        match block {
-            BlockId::Small { class, desc, index } => self
+        match block.place() {
+            Place::Small { class, desc, index } => self
                 .classes
                 .get(usize::from(class))?
                 .descs
                 .get(desc)?
                 .blocks
                 .get(usize::from(index)),
-            BlockId::Large { desc } => Some(&self.large.get(desc)?.word),
+            Place::Large { desc } => Some(&self.large.get(desc)?.word),
         }
     }
 

@@ -13,6 +13,8 @@
 //! Layout (high to low): start ÷ 8 (29 bits; every block starts 8-byte
 //! aligned) | length (32 bits) | `CLAIMED` | `LIVE` | `EVER`.
 
+use core::num::NonZeroU64;
+
 use crate::sync::{AtomicU64, Ordering};
 
 const EVER: u64 = 1;
@@ -21,13 +23,56 @@ const CLAIMED: u64 = 1 << 2;
 const LEN_SHIFT: u32 = 3;
 const START_SHIFT: u32 = 35;
 
-/// Which block word: a place in a span, or a large block's descriptor.
+/// Which block word: a place in a span, or a large block's descriptor,
+/// packed in one non-zero `u64` so that a claim (and `Option` of one) is
+/// two aligned words: the controller stores its claim on every `mut_mem`
+/// and loads it at its next call, and a claim of odd-sized fields made
+/// that load wait for the stores it straddled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct BlockId(NonZeroU64);
+
+/// A [`BlockId`] unpacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BlockId {
+pub(super) enum Place {
     /// Block `index` of span descriptor `desc` of `class`.
     Small { class: u8, desc: u32, index: u8 },
     /// Large-block descriptor `desc`.
     Large { desc: u32 },
+}
+
+/// `BlockId` layout: descriptor in bits 0–31, index 32–39, class 40–47,
+/// and one of the two kind bits (so the value is never zero).
+const ID_SMALL: NonZeroU64 = NonZeroU64::new(1 << 48).unwrap();
+const ID_LARGE: NonZeroU64 = NonZeroU64::new(1 << 49).unwrap();
+
+impl BlockId {
+    pub(super) fn small(class: u8, desc: u32, index: u8) -> BlockId {
+        BlockId(ID_SMALL | (u64::from(class) << 40) | (u64::from(index) << 32) | u64::from(desc))
+    }
+
+    pub(super) fn large(desc: u32) -> BlockId {
+        BlockId(ID_LARGE | u64::from(desc))
+    }
+
+    #[inline]
+    pub(super) fn place(self) -> Place {
+        let bits = self.0.get();
+        if bits & ID_SMALL.get() != 0 {
+            Place::Small {
+                class: (bits >> 40) as u8,
+                desc: bits as u32,
+                index: (bits >> 32) as u8,
+            }
+        } else {
+            Place::Large { desc: bits as u32 }
+        }
+    }
+}
+
+impl core::fmt::Debug for BlockId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.place().fmt(f)
+    }
 }
 
 /// A decoded block word.
@@ -188,6 +233,31 @@ mod tests {
             assert!(!freed.is_live() && freed.was_allocated() && !freed.is_claimed());
         }
         assert!(!Block::NEVER.was_allocated());
+    }
+
+    #[test]
+    fn block_ids_round_trip_and_a_claim_is_two_words() {
+        for place in [
+            Place::Small {
+                class: 19,
+                desc: u32::MAX,
+                index: 31,
+            },
+            Place::Small {
+                class: 0,
+                desc: 0,
+                index: 0,
+            },
+            Place::Large { desc: 0 },
+            Place::Large { desc: u32::MAX },
+        ] {
+            let id = match place {
+                Place::Small { class, desc, index } => BlockId::small(class, desc, index),
+                Place::Large { desc } => BlockId::large(desc),
+            };
+            assert_eq!(id.place(), place);
+        }
+        assert_eq!(size_of::<Option<super::super::region::Claim>>(), 16);
     }
 
     #[test]
