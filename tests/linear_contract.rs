@@ -394,6 +394,38 @@ fn a_one_page_memory_holds_any_mix_of_sizes() {
     assert_eq!(memory.allocated_bytes(), 0);
 }
 
+/// A full memory still serves a small request from the free blocks of a
+/// span another handle pins (a pin is a preference, not an ownership).
+#[test]
+fn a_small_block_fits_in_another_handles_pinned_span_when_the_memory_is_full() {
+    let (memory, mut owner) = setup(1, 1);
+    let pinned = owner.alloc(64).unwrap(); // pins a span with free blocks
+    let mut other = memory.controller();
+    // Everything else in the page: granules are 256 bytes, and the span
+    // and granule 0 are not free.
+    let mut fill = Vec::new();
+    for len in [32_768, 16_384, 8_192, 4_096, 2_048, 1_024, 768, 512] {
+        if let Ok(ptr) = other.alloc_aligned(len, 256) {
+            fill.push((ptr, len));
+        }
+    }
+    assert_eq!(
+        other.alloc_aligned(256, 256),
+        Err(LinearMemoryError::OutOfMemory),
+        "the pool is dry"
+    );
+    let mine = other.alloc(64).expect("a free block of the owner's span");
+    assert_ne!(mine, pinned);
+    other.mut_mem(mine, 64).unwrap().fill(1);
+    assert!(owner.mut_mem(pinned, 64).is_ok());
+    other.free(mine, 64).unwrap();
+    for (ptr, len) in fill {
+        other.free(ptr, len).unwrap();
+    }
+    owner.free(pinned, 64).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
 #[test]
 fn never_allocated_pointers_are_unknown_and_freed_ones_double_frees() {
     let (_memory, mut c) = setup(1, 4);

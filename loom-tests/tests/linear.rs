@@ -318,3 +318,35 @@ fn transfer_never_loses_its_block_to_a_guessing_claim() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// In a full memory, a handle takes a free block from a span another
+/// handle pins while that handle allocates from it: exactly one of them
+/// gets the span's last free block.
+#[test]
+fn a_pinned_spans_last_block_goes_to_exactly_one_handle() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let first = owner.alloc(SMALL).unwrap(); // pins a 2-block span (4 granules)
+        let mut other = LinearMemoryController::new(&memory);
+        // Granule 0 and the span aside, the page is one large block.
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, 256).unwrap();
+        let owner_thread = thread::spawn(move || {
+            let got = owner.alloc(SMALL).ok();
+            (owner, got)
+        });
+        let theirs = other.alloc(SMALL).ok();
+        let (mut owner, ours) = owner_thread.join().unwrap();
+        assert!(
+            ours.is_some() != theirs.is_some(),
+            "one block, one taker: {ours:?} {theirs:?}"
+        );
+        let second = ours.or(theirs).unwrap();
+        assert_ne!(second, first);
+        owner.free(first, SMALL).unwrap();
+        owner.free(second, SMALL).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

@@ -614,22 +614,31 @@ impl Allocator {
         len: u32,
         claimed: bool,
     ) -> Result<(u32, BlockId), LinearMemoryError> {
-        let (span, index) = loop {
+        let (desc_index, index) = loop {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span) {
-                    Take::Block(index) => break (span, index),
+                    Take::Block(index) => break (span.desc, index),
                     Take::Full => self.unpin(class, span),
                     Take::Gone => {}
                 }
                 cache.pinned[class] = None;
             }
-            cache.pinned[class] = Some(self.acquire_span(class)?);
+            match self.acquire_span(class) {
+                Ok(span) => cache.pinned[class] = Some(span),
+                Err(LinearMemoryError::OutOfMemory) => {
+                    break self
+                        .take_any_block(class)
+                        .ok_or(LinearMemoryError::OutOfMemory)?;
+                }
+                Err(error) => return Err(error),
+            }
         };
-        let desc = self.span_desc(class, span.desc);
-        // Relaxed: set before the span was published to us (its pin).
+        let desc = self.span_desc(class, desc_index);
+        // Relaxed: set before the span was published, which the Acquire of
+        // the CAS that took the block ordered before us.
         let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
         desc.blocks[index as usize].publish(Block::live(start, len).claimed_if(claimed));
-        let block = BlockId::small(class as u8, span.desc, index as u8);
+        let block = BlockId::small(class as u8, desc_index, index as u8);
         Ok((start, block))
     }
 
@@ -667,6 +676,39 @@ impl Allocator {
                 Err(now) => state = now,
             }
         }
+    }
+
+    /// For a memory out of granules: a free block of `class` in any span,
+    /// pinned by another controller or not, as `(descriptor, index)`. A pin
+    /// is only a preference; the compare-and-swap that clears the block's
+    /// bit decides who gets it (S1), and a retired span is never taken
+    /// from (S2). Without this, free blocks in spans other controllers pin
+    /// could not serve this one until they unpinned.
+    #[cold]
+    fn take_any_block(&self, class: usize) -> Option<(u32, u32)> {
+        let class_state = &self.classes[class];
+        // Acquire pairs with `acquire_span`'s Release.
+        let made = class_state.made.load(Ordering::Acquire);
+        for desc in 0..made {
+            let Some(span) = class_state.descs.get(desc) else {
+                continue;
+            };
+            let mut state = span.state.load(Ordering::Relaxed);
+            while generation(state) != 0 && state & RETIRED == 0 && free_bits(state) != 0 {
+                let index = free_bits(state).trailing_zeros();
+                // Acquire as in `take_block`.
+                match span.state.compare_exchange_weak(
+                    state,
+                    state & !(1u64 << index),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some((desc, index)),
+                    Err(now) => state = now,
+                }
+            }
+        }
+        None
     }
 
     /// Pins a span of `class` for the caller: one from the partial list, or
