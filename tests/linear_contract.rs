@@ -394,6 +394,24 @@ fn a_one_page_memory_holds_any_mix_of_sizes() {
     assert_eq!(memory.allocated_bytes(), 0);
 }
 
+/// The empty range where one allocation ends and the next begins belongs
+/// to both: another handle's claim on the next one does not make it `Busy`.
+#[test]
+fn an_empty_range_between_two_blocks_is_free_while_the_second_is_claimed() {
+    let (memory, mut c) = setup(1, 1);
+    let first = c.alloc(8).unwrap();
+    let second = c.alloc(8).unwrap();
+    assert_eq!(second, first + 8, "neighbours in one span");
+    let mut other = memory.controller();
+    other.mut_mem(second, 8).unwrap().fill(1); // claimed until other's next call
+    assert_eq!(c.mut_mem(second, 0).map(|bytes| bytes.len()), Ok(0));
+    assert_eq!(c.mut_mem(second, 1), Err(LinearMemoryError::Busy));
+    other.release();
+    c.free(first, 8).unwrap();
+    c.free(second, 8).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
 /// A full memory still serves a small request from the free blocks of a
 /// span another handle pins (a pin is a preference, not an ownership).
 #[test]

@@ -1104,14 +1104,19 @@ impl Allocator {
     /// also accepts the empty range at an allocation's end.
     pub(super) fn claim(&self, ptr: u32, len: u32) -> Result<Claim, LinearMemoryError> {
         let end = u64::from(ptr) + u64::from(len);
-        match self.claim_in(ptr, ptr, end)? {
-            Some(claim) => Ok(claim),
-            // The empty range at the end of the allocation before `ptr`.
-            None if len == 0 && ptr > 0 => self
-                .claim_in(ptr - 1, ptr, end)?
-                .ok_or(LinearMemoryError::UnknownPointer),
-            None => Err(LinearMemoryError::UnknownPointer),
+        let at = self.claim_in(ptr, ptr, end);
+        if let Ok(Some(claim)) = at {
+            return Ok(claim);
         }
+        // An empty range is also the end of the allocation before `ptr`,
+        // which serves when the one starting at `ptr` is missing or claimed.
+        if len == 0
+            && ptr > 0
+            && let Some(claim) = self.claim_in(ptr - 1, ptr, end)?
+        {
+            return Ok(claim);
+        }
+        at?.ok_or(LinearMemoryError::UnknownPointer)
     }
 
     /// [`claim`](Self::claim), trying first `hint` (the caller's latest
@@ -1126,7 +1131,9 @@ impl Allocator {
     ) -> Result<Claim, LinearMemoryError> {
         if let Some(block) = hint {
             let end = u64::from(ptr) + u64::from(len);
-            if let Some(claim) = self.claim_block(block, ptr, end)? {
+            // Any other answer is the full lookup's to give (an empty
+            // range may belong to the allocation before `ptr`).
+            if let Ok(Some(claim)) = self.claim_block(block, ptr, end) {
                 return Ok(claim);
             }
         }
