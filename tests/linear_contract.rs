@@ -604,3 +604,77 @@ fn churn_spreads_little_beyond_the_live_bytes() {
         c.free(ptr, len).unwrap();
     }
 }
+
+/// Granule of the pool (`classes.rs`): 256 bytes.
+const GRANULE: u32 = 256;
+
+/// A freed large block answers `DoubleFree` until another allocation takes
+/// its place, also after the next large block lands elsewhere (regression:
+/// its descriptor was remade for that block while the directory still
+/// sent the freed one's granules to it, and the answer became
+/// `UnknownPointer`).
+#[test]
+fn a_freed_large_block_stays_a_double_free_when_its_descriptor_moves() {
+    let memory = SharedLinearMemory::new(4, 4).unwrap();
+    let mut c = LinearMemoryController::new(&memory);
+    let a = c.alloc(5000).unwrap();
+    let b = c.alloc(5000).unwrap(); // keeps `a`'s run from merging forward
+    c.free(a, 5000).unwrap();
+    assert_eq!(c.free(a, 5000), Err(LinearMemoryError::DoubleFree));
+    // Too big for `a`'s 20 granules: lands elsewhere, on `a`'s descriptor.
+    let big = c.alloc(15_000).unwrap();
+    assert!(
+        u64::from(big) >= u64::from(a) + 5120 || u64::from(big) + 15_000 <= u64::from(a),
+        "`a`'s place was not reused"
+    );
+    assert_eq!(
+        c.free(a, 5000),
+        Err(LinearMemoryError::DoubleFree),
+        "`a` was allocated and freed, and nothing reused its place"
+    );
+    c.free(big, 15_000).unwrap();
+    c.free(b, 5000).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+/// The same for a small block whose span retired and whose class made a
+/// new span elsewhere while the block's granule stayed free.
+#[test]
+fn a_freed_small_block_stays_a_double_free_when_its_span_descriptor_moves() {
+    let memory = SharedLinearMemory::new(4, 4).unwrap();
+    // 24-byte class: 32 blocks in a 3-granule span.
+    let mut a = LinearMemoryController::new(&memory);
+    let ptrs: Vec<u32> = (0..20).map(|_| a.alloc(24).unwrap()).collect();
+    let span_start = ptrs[0];
+    assert_eq!(span_start % GRANULE, 0);
+    // Block 11 starts in the span's second granule.
+    let victim = ptrs[11];
+    assert_eq!((victim - span_start) / GRANULE, 1);
+    // A one-granule large block right after the span keeps its granules
+    // from merging with the rest of the free space when it retires.
+    let mut other = LinearMemoryController::new(&memory);
+    let fence = other.alloc_aligned(8, 16).unwrap();
+    assert_eq!(fence, span_start + 3 * GRANULE);
+    for &ptr in &ptrs {
+        a.free(ptr, 24).unwrap();
+    }
+    drop(a); // unpins the empty span: it retires
+    assert_eq!(other.free(victim, 24), Err(LinearMemoryError::DoubleFree));
+    // Take the first granule of the retired span (best fit), leaving two.
+    let plug = other.alloc_aligned(8, 16).unwrap();
+    assert_eq!(plug, span_start);
+    // A new span of the class cannot fit in the two granules left: it goes
+    // elsewhere, on the retired span's (spare) descriptor.
+    let mut d = LinearMemoryController::new(&memory);
+    let fresh = d.alloc(24).unwrap();
+    assert!(fresh > fence, "the new span is elsewhere");
+    assert_eq!(
+        other.free(victim, 24),
+        Err(LinearMemoryError::DoubleFree),
+        "`victim` was allocated and freed, and nothing reused its granule"
+    );
+    d.free(fresh, 24).unwrap();
+    other.free(plug, 8).unwrap();
+    other.free(fence, 8).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}

@@ -350,3 +350,48 @@ fn a_pinned_spans_last_block_goes_to_exactly_one_handle() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// A span retiring races the large block that takes its granules over:
+/// whichever of the two finishes last makes the span's descriptor spare,
+/// exactly once (a second listing would give two spans one descriptor;
+/// debug assertions check it).
+#[test]
+fn a_retiring_span_and_the_block_taking_its_granules_make_it_spare_once() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut c = LinearMemoryController::new(&memory);
+        let small = c.alloc(SMALL).unwrap(); // a 4-granule span
+        let mut other = LinearMemoryController::new(&memory);
+        // Granule 0 and the span aside, the page is one large block.
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, 256).unwrap();
+        let retirer = thread::spawn(move || {
+            c.free(small, SMALL).unwrap();
+            drop(c); // unpins the empty span: it retires
+        });
+        // Takes the span's granules once they are back in the pool.
+        let big = loop {
+            match other.alloc_aligned(4 * GRANULE, 256) {
+                Ok(ptr) => break ptr,
+                Err(e) => {
+                    assert_eq!(e, LinearMemoryError::OutOfMemory);
+                    thread::yield_now();
+                }
+            }
+        };
+        retirer.join().unwrap();
+        // The large block took the small one's place: its start is now the
+        // large block's, which `SMALL` bytes do not describe.
+        assert_eq!(big, small);
+        assert_eq!(
+            other.free(small, SMALL),
+            Err(LinearMemoryError::LengthMismatch)
+        );
+        other.free(big, 4 * GRANULE).unwrap();
+        // A new span of the class reuses the spare descriptor.
+        let again = other.alloc(SMALL).unwrap();
+        other.free(again, SMALL).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

@@ -62,12 +62,13 @@
 //!   published, so nothing can retire it and hand its granules on before
 //!   they name it); the descriptor gives the block word of the place that
 //!   holds a byte. Words of freed blocks keep their range until their
-//!   descriptor is remade, so freeing one again answers `DoubleFree`, and a
-//!   place never allocated has a `NEVER` word (`UnknownPointer`). A
-//!   descriptor is remade for the next span of its class or large block
-//!   wherever that lands, so a freed block whose place is still free can
-//!   be forgotten (`UnknownPointer`) sooner than its place is reused;
-//!   keeping it would take descriptors keyed by place.
+//!   descriptor is remade (L3), so freeing one again answers `DoubleFree`,
+//!   and a place never allocated has a `NEVER` word (`UnknownPointer`).
+//! - L3: a descriptor is remade only once its span or block is gone and
+//!   no granule of the directory names it any more (`Names`: the assign
+//!   that takes a granule over counts the previous owner down), so a freed
+//!   block answers `DoubleFree` until its place is taken by another
+//!   allocation.
 //! - L2: a lookup that raced a reuse may read a stale descriptor and land
 //!   on the wrong word; every answer is decided by the word it read, which
 //!   names its own range: a live word always describes the one live
@@ -126,6 +127,8 @@ struct SpanDesc {
     all_free: AtomicU64,
     /// Each block's word (L1).
     blocks: Box<[BlockWord]>,
+    /// Which granules still name it in the directory (L3).
+    names: Names,
 }
 
 impl SpanDesc {
@@ -135,6 +138,7 @@ impl SpanDesc {
             start: AtomicU32::new(0),
             all_free: AtomicU64::new(0),
             blocks: (0..blocks).map(|_| BlockWord::default()).collect(),
+            names: Names::default(),
         }
     }
 
@@ -203,6 +207,14 @@ struct ClassLists {
     made: u32,
 }
 
+impl ClassLists {
+    /// Lists a retired descriptor for reuse (L3: exactly once).
+    fn make_spare(&mut self, desc: u32) {
+        debug_assert!(!self.spare.contains(&desc), "L3: {desc} made spare twice");
+        self.spare.push(desc);
+    }
+}
+
 struct Class {
     descs: Stable<SpanDesc>,
     lists: Mutex<ClassLists>,
@@ -260,6 +272,43 @@ enum AfterFree {
 #[derive(Default)]
 struct LargeDesc {
     word: BlockWord,
+    /// Which granules still name it in the directory (L3).
+    names: Names,
+}
+
+/// How many granules the directory maps to a descriptor, and whether its
+/// span or block is gone (retired, freed): `granules << 1 | GONE`. The
+/// descriptor can be remade only when both say so (L3), and exactly one
+/// thread sees that happen: the one whose read-modify-write completes it.
+#[derive(Default)]
+struct Names(AtomicU32);
+
+const GONE: u32 = 1;
+const NAMED: u32 = 2;
+
+impl Names {
+    /// A descriptor taken for a new span or block of `granules` granules;
+    /// only its taker writes it now (it came from no list, or from the
+    /// spare list, which only unnamed, gone descriptors reach).
+    fn taken(&self, granules: u32) {
+        self.0.store(granules * NAMED, Ordering::Relaxed);
+    }
+
+    /// Its span or block is gone; true if no granule names it any more
+    /// (the caller makes it spare).
+    fn gone(&self) -> bool {
+        // AcqRel: ordered with `unnamed` on other threads (one of the two
+        // sees both facts).
+        self.0.fetch_or(GONE, Ordering::AcqRel) == 0
+    }
+
+    /// `granules` granules name another owner now; true if none names it
+    /// any more and it is gone (the caller makes it spare).
+    fn unnamed(&self, granules: u32) -> bool {
+        let before = self.0.fetch_sub(granules * NAMED, Ordering::AcqRel);
+        debug_assert!(before >= granules * NAMED, "L3: every naming is counted");
+        before == (granules * NAMED) | GONE
+    }
 }
 
 /// What is under the pool's lock.
@@ -267,6 +316,17 @@ struct PoolState {
     pool: Pool,
     large_spare: Vec<u32>,
     large_made: u32,
+}
+
+impl PoolState {
+    /// Lists a freed large block's descriptor for reuse (L3: exactly once).
+    fn make_spare(&mut self, desc: u32) {
+        debug_assert!(
+            !self.large_spare.contains(&desc),
+            "L3: {desc} made spare twice"
+        );
+        self.large_spare.push(desc);
+    }
 }
 
 /// The whole allocator state of one memory.
@@ -785,8 +845,9 @@ impl Allocator {
         // thread's `reclaim_empty_spans` and its granules handed to another
         // block before this assign, which would then point that block's
         // granules back at this descriptor (its lookups lost for good).
+        span_desc.names.taken(granules);
         // The directory's Release publishes the fields above to lookups.
-        self.directory.assign(
+        self.assign(
             start,
             granules,
             Owner::Span {
@@ -872,7 +933,31 @@ impl Allocator {
         let start = span_desc.start.load(Ordering::Relaxed) / GRANULE;
         let blocks = span_desc.all_free.load(Ordering::Relaxed).count_ones();
         self.give_granules(start, granules_for(class, blocks));
-        self.classes[class].lists.lock().spare.push(desc);
+        if span_desc.names.gone() {
+            self.classes[class].lists.lock().make_spare(desc);
+        }
+    }
+
+    /// Makes `owner` the owner of granules `start..start + granules` in the
+    /// directory, and makes spare every gone descriptor that no granule
+    /// names any more (L3).
+    fn assign(&self, start: u32, granules: u32, owner: Owner) {
+        self.directory
+            .assign(start, granules, owner, |previous, count| match previous {
+                Owner::Nobody => {}
+                Owner::Span { class, desc } => {
+                    let class = usize::from(class);
+                    if self.span_desc(class, desc).names.unnamed(count) {
+                        self.classes[class].lists.lock().make_spare(desc);
+                    }
+                }
+                Owner::Large { desc } => {
+                    let large = self.large.get(desc).expect("a named descriptor exists");
+                    if large.names.unnamed(count) {
+                        self.pool.lock().make_spare(desc);
+                    }
+                }
+            });
     }
 
     /// Retires every empty span, pinned or not, for a pool that ran dry;
@@ -972,6 +1057,7 @@ impl Allocator {
                 if state.large_spare.pop().is_none() {
                     state.large_made += 1;
                 }
+                large.names.taken(granules);
                 Ok((desc, large))
             })?;
         let offset = start * GRANULE;
@@ -979,8 +1065,7 @@ impl Allocator {
             .word
             .publish(Block::live(offset, len).claimed_if(claimed));
         // The directory's Release publishes the word to lookups (L1).
-        self.directory
-            .assign(start, granules, Owner::Large { desc });
+        self.assign(start, granules, Owner::Large { desc });
         Ok((offset, BlockId::large(desc)))
     }
 
@@ -1090,9 +1175,12 @@ impl Allocator {
             }
             FoundPlace::Large { desc } => {
                 let mut state = self.pool.lock();
-                state.large_spare.push(desc);
                 self.region
                     .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
+                let large = self.large.get(desc).expect("a found descriptor exists");
+                if large.names.gone() {
+                    state.make_spare(desc);
+                }
             }
         }
         self.count_allocated(shard, u64::from(len), false);
@@ -1216,5 +1304,56 @@ impl Allocator {
     /// The claimed bytes, read-only.
     pub(super) fn bytes<'a>(&'a self, claim: &'a Claim) -> &'a [u8] {
         self.region.bytes(claim)
+    }
+}
+
+/// L3 at the end of a memory's life, in debug builds: every descriptor's
+/// count of naming granules matches the directory, and every descriptor
+/// that no granule names and whose span or block is gone was made spare
+/// exactly once (none lost to a race between the two).
+#[cfg(debug_assertions)]
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // a failing test is already reported
+        }
+        let mut spans: Vec<Vec<u32>> = self
+            .classes
+            .iter()
+            .map(|class| alloc::vec![0; class.lists.lock().made as usize])
+            .collect();
+        let mut large = alloc::vec![0u32; self.pool.lock().large_made as usize];
+        let granules = self.size_pages() * PAGE_GRANULES;
+        for granule in 0..granules {
+            match self.directory.owner_of(granule * GRANULE) {
+                Owner::Nobody => {}
+                Owner::Span { class, desc } => spans[usize::from(class)][desc as usize] += 1,
+                Owner::Large { desc } => large[desc as usize] += 1,
+            }
+        }
+        let check = |names: &Names, named: u32, spare: &[u32], desc: u32| {
+            let value = names.0.load(Ordering::Relaxed);
+            debug_assert_eq!(value / NAMED, named, "L3: descriptor {desc}'s count");
+            let listed = spare.iter().filter(|&&d| d == desc).count();
+            let should = usize::from(value == GONE);
+            debug_assert_eq!(
+                listed, should,
+                "L3: descriptor {desc} listed {listed} times"
+            );
+        };
+        for (class, counts) in spans.iter().enumerate() {
+            let lists = self.classes[class].lists.lock();
+            for (desc, &named) in (0..).zip(counts) {
+                if let Some(span) = self.classes[class].descs.get(desc) {
+                    check(&span.names, named, &lists.spare, desc);
+                }
+            }
+        }
+        let state = self.pool.lock();
+        for (desc, &named) in (0..).zip(&large) {
+            if let Some(block) = self.large.get(desc) {
+                check(&block.names, named, &state.large_spare, desc);
+            }
+        }
     }
 }

@@ -118,10 +118,21 @@ impl Directory {
     }
 
     /// Makes `owner` the owner of granules `start..start + len`, which the
-    /// caller took from the pool (so their leaves exist).
-    pub(super) fn assign(&self, start: u32, len: u32, owner: Owner) {
+    /// caller took from the pool (so their leaves exist, and nobody else
+    /// writes their words until the caller gives them back), and reports
+    /// each previous owner with how many of the granules it had, a run at
+    /// a time (`allocator.rs`: a descriptor is reused only once no granule
+    /// names it).
+    pub(super) fn assign(
+        &self,
+        start: u32,
+        len: u32,
+        owner: Owner,
+        mut previous: impl FnMut(Owner, u32),
+    ) {
         let packed = owner.pack();
         let (mut granule, end) = (start as usize, start as usize + len as usize);
+        let mut run: Option<(u32, u32)> = None;
         // Leaf by leaf: one lookup per leaf, then a run of plain stores.
         while granule < end {
             let Some(leaf) = self
@@ -135,10 +146,24 @@ impl Directory {
             let first = granule & (LEAF - 1);
             let last = (end - (granule - first)).min(leaf.len());
             for word in &leaf[first..last] {
+                // Relaxed: only the caller writes this word now, and every
+                // earlier write happened before the granule reached the pool.
+                let old = word.load(Ordering::Relaxed);
+                match &mut run {
+                    Some((word, count)) if *word == old => *count += 1,
+                    _ => {
+                        if let Some((word, count)) = run.replace((old, 1)) {
+                            previous(Owner::unpack(word), count);
+                        }
+                    }
+                }
                 // Release pairs with `owner_of`'s Acquire.
                 word.store(packed, Ordering::Release);
             }
             granule += last - first;
+        }
+        if let Some((word, count)) = run {
+            previous(Owner::unpack(word), count);
         }
     }
 }
@@ -226,15 +251,28 @@ mod tests {
     }
 
     #[test]
-    fn the_directory_answers_nobody_outside_its_leaves() {
+    fn the_directory_answers_nobody_outside_its_leaves_and_reports_previous_owners() {
         let directory = Directory::new(3 * LEAF as u64);
         assert_eq!(directory.owner_of(0), Owner::Nobody);
         directory.cover(LEAF as u64 + 1);
-        directory.assign(LEAF as u32 - 1, 2, Owner::Large { desc: 3 });
+        let mut previous = Vec::new();
+        directory.assign(
+            LEAF as u32 - 1,
+            2,
+            Owner::Large { desc: 3 },
+            |owner, count| {
+                previous.push((owner, count));
+            },
+        );
+        assert_eq!(previous, [(Owner::Nobody, 2)]);
+        directory.assign(LEAF as u32, 1, Owner::Large { desc: 4 }, |owner, count| {
+            previous.push((owner, count));
+        });
+        assert_eq!(previous[1..], [(Owner::Large { desc: 3 }, 1)]);
         let offset = |granule: u32| granule << GRANULE_SHIFT;
         assert_eq!(
             directory.owner_of(offset(LEAF as u32)),
-            Owner::Large { desc: 3 }
+            Owner::Large { desc: 4 }
         );
         assert_eq!(directory.owner_of(offset(LEAF as u32 + 1)), Owner::Nobody);
         assert_eq!(directory.owner_of(u32::MAX), Owner::Nobody);

@@ -19,11 +19,8 @@
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers
-//!   `DoubleFree` while the memory still remembers the freed block, which
-//!   lasts until its place or the bookkeeping that held it (its span's or
-//!   large block's descriptor) is reused for another allocation, and
-//!   `UnknownPointer` after; a wrong length answers `LengthMismatch`. A
-//!   refused call changes nothing.
+//!   `DoubleFree` until another allocation takes its place; a wrong length
+//!   answers `LengthMismatch`. A refused call changes nothing.
 //! - `mut_mem` accepts any sub-range of one live allocation, including the
 //!   empty range at its end (`ptr + len, 0`); anything else (an overflowing
 //!   `ptr + len` included) is refused. Its slice is exclusive: no other
