@@ -142,6 +142,33 @@ impl SpanDesc {
         }
     }
 
+    /// Takes the lowest free block with the compare-and-swap that clears
+    /// its bit (S1), as long as `usable` accepts the span's state; else
+    /// the state that stopped it (no free block, or not usable).
+    #[inline]
+    fn take_free_block(&self, usable: impl Fn(u64) -> bool) -> Result<u32, u64> {
+        // Relaxed: the compare-and-swap below decides, with Acquire.
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let free = free_bits(state);
+            if free == 0 || !usable(state) {
+                return Err(state);
+            }
+            let index = free.trailing_zeros();
+            // Acquire pairs with the Release of the free that set the bit:
+            // its accesses to the block happen before ours.
+            match self.state.compare_exchange_weak(
+                state,
+                state & !(1u64 << index),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(index),
+                Err(now) => state = now,
+            }
+        }
+    }
+
     /// Whether `state` has every block of this span free. Relaxed: written
     /// before the span was published, and read by whoever got its state
     /// with an Acquire or under its class's lock.
@@ -244,8 +271,8 @@ enum FoundPlace<'a> {
         span: &'a SpanDesc,
         index: u8,
     },
-    /// Large-block descriptor `desc`.
-    Large { desc: u32 },
+    /// Large-block descriptor `desc` (`large`).
+    Large { desc: u32, large: &'a LargeDesc },
 }
 
 impl Found<'_> {
@@ -254,7 +281,7 @@ impl Found<'_> {
             FoundPlace::Small {
                 class, desc, index, ..
             } => BlockId::small(class, desc, index),
-            FoundPlace::Large { desc } => BlockId::large(desc),
+            FoundPlace::Large { desc, .. } => BlockId::large(desc),
         }
     }
 }
@@ -712,29 +739,11 @@ impl Allocator {
     /// Takes a free block of the pinned `span` (S1).
     #[inline]
     fn take_block(&self, class: usize, span: SpanRef) -> Take {
-        let desc = self.span_desc(class, span.desc);
-        // Relaxed: the compare-and-swap below decides, with Acquire.
-        let mut state = desc.state.load(Ordering::Relaxed);
-        loop {
-            if generation(state) != span.generation || state & RETIRED != 0 {
-                return Take::Gone;
-            }
-            let free = free_bits(state);
-            if free == 0 {
-                return Take::Full;
-            }
-            let index = free.trailing_zeros();
-            // Acquire pairs with the Release of the free that set the bit:
-            // its accesses to the block happen before ours.
-            match desc.state.compare_exchange_weak(
-                state,
-                state & !(1u64 << index),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Take::Block(index),
-                Err(now) => state = now,
-            }
+        let pinned = |state: u64| generation(state) == span.generation && state & RETIRED == 0;
+        match self.span_desc(class, span.desc).take_free_block(pinned) {
+            Ok(index) => Take::Block(index),
+            Err(state) if pinned(state) => Take::Full,
+            Err(_) => Take::Gone,
         }
     }
 
@@ -753,19 +762,9 @@ impl Allocator {
             let Some(span) = class_state.descs.get(desc) else {
                 continue;
             };
-            let mut state = span.state.load(Ordering::Relaxed);
-            while generation(state) != 0 && state & RETIRED == 0 && free_bits(state) != 0 {
-                let index = free_bits(state).trailing_zeros();
-                // Acquire as in `take_block`.
-                match span.state.compare_exchange_weak(
-                    state,
-                    state & !(1u64 << index),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return Some((desc, index)),
-                    Err(now) => state = now,
-                }
+            let live = |state: u64| generation(state) != 0 && state & RETIRED == 0;
+            if let Ok(index) = span.take_free_block(live) {
+                return Some((desc, index));
             }
         }
         None
@@ -1094,10 +1093,13 @@ impl Allocator {
                     },
                 })
             }
-            Owner::Large { desc } => Some(Found {
-                word: &self.large.get(desc)?.word,
-                place: FoundPlace::Large { desc },
-            }),
+            Owner::Large { desc } => {
+                let large = self.large.get(desc)?;
+                Some(Found {
+                    word: &large.word,
+                    place: FoundPlace::Large { desc, large },
+                })
+            }
         }
     }
 
@@ -1173,11 +1175,10 @@ impl Allocator {
             } => {
                 self.put_block(usize::from(class), desc, span, u32::from(index));
             }
-            FoundPlace::Large { desc } => {
+            FoundPlace::Large { desc, large } => {
                 let mut state = self.pool.lock();
                 self.region
                     .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
-                let large = self.large.get(desc).expect("a found descriptor exists");
                 if large.names.gone() {
                     state.make_spare(desc);
                 }

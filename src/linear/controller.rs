@@ -444,13 +444,17 @@ impl LinearMemoryController {
         self.release();
         // Claimed as it is published: no other handle can see the block
         // before the value is in it (or make this fail and leak it).
-        let allocator = &self.memory.allocator;
-        let mut claim = allocator.alloc_claimed(&mut self.spans, total, 8)?;
+        let claim = self
+            .memory
+            .allocator
+            .alloc_claimed(&mut self.spans, total, 8)?;
         let ptr = claim.start();
-        let block = allocator.bytes_mut(&mut claim);
-        block[..PREFIX as usize].copy_from_slice(&len.to_le_bytes());
-        block[PREFIX as usize..].copy_from_slice(bytes);
-        allocator.release(claim);
+        let mut guard = BytesGuard {
+            allocator: self.allocator(),
+            claim: Some(claim),
+        };
+        guard[..PREFIX as usize].copy_from_slice(&len.to_le_bytes());
+        guard[PREFIX as usize..].copy_from_slice(bytes);
         Ok(ptr)
     }
 
