@@ -678,3 +678,64 @@ fn a_freed_small_block_stays_a_double_free_when_its_span_descriptor_moves() {
     other.free(fence, 8).unwrap();
     assert_eq!(memory.allocated_bytes(), 0);
 }
+
+/// DESIGN: `DoubleFree` is for a pointer that was allocated and already
+/// freed, whatever happened to its bytes since. Here a large block takes
+/// over the freed small block's granule (and is freed in turn), so the
+/// directory no longer leads to the small block's word at all.
+#[test]
+fn a_freed_small_block_is_a_double_free_after_another_block_took_its_place() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut c = LinearMemoryController::new(&memory);
+    let first = c.alloc(64).unwrap();
+    let small = c.alloc(64).unwrap(); // not at a granule's start
+    assert_ne!(small % GRANULE, 0);
+    c.free(first, 64).unwrap();
+    c.free(small, 64).unwrap();
+    drop(c); // unpins the empty span: its granules go back to the pool
+    let mut c = LinearMemoryController::new(&memory);
+    // Most of the page: certainly over the small block's bytes.
+    let big = c.alloc(60_000).unwrap();
+    assert!(
+        big < small && small < big + 60_000,
+        "the large block covers it"
+    );
+    assert_eq!(
+        c.free(small, 64),
+        Err(LinearMemoryError::DoubleFree),
+        "inside a live block, but once allocated and freed"
+    );
+    c.free(big, 60_000).unwrap();
+    assert_eq!(c.free(small, 64), Err(LinearMemoryError::DoubleFree));
+    assert_eq!(c.free(big, 60_000), Err(LinearMemoryError::DoubleFree));
+    // Never handed out: still unknown.
+    assert_eq!(
+        c.free(small + 8, 64),
+        Err(LinearMemoryError::UnknownPointer)
+    );
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+/// The same for a large block whose granules went to a larger block that
+/// starts before it.
+#[test]
+fn a_freed_large_block_is_a_double_free_after_a_larger_block_took_its_place() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut c = LinearMemoryController::new(&memory);
+    let a = c.alloc(1000).unwrap();
+    let b = c.alloc(1000).unwrap();
+    assert_eq!(b, a + 4 * GRANULE, "side by side");
+    c.free(a, 1000).unwrap();
+    c.free(b, 1000).unwrap();
+    let both = c.alloc(2000).unwrap();
+    assert_eq!(both, a, "best fit takes the merged run");
+    assert_eq!(
+        c.free(b, 1000),
+        Err(LinearMemoryError::DoubleFree),
+        "inside a live block, but once allocated and freed"
+    );
+    c.free(both, 2000).unwrap();
+    assert_eq!(c.free(b, 1000), Err(LinearMemoryError::DoubleFree));
+    assert_eq!(c.free(b + 8, 1000), Err(LinearMemoryError::UnknownPointer));
+    assert_eq!(memory.allocated_bytes(), 0);
+}

@@ -395,3 +395,47 @@ fn a_retiring_span_and_the_block_taking_its_granules_make_it_spare_once() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// A small block freed on one thread, whose span retires there and whose
+/// granules another thread's large block then takes: that thread's free
+/// of the small block's pointer (now inside its large block) answers
+/// `DoubleFree`, never `UnknownPointer`. The retiring thread marks the
+/// start before its granules reach the pool (`freed_starts.rs`); marked
+/// after, the taker can read the mark before it is set.
+#[test]
+fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_took_its_place() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut c = LinearMemoryController::new(&memory);
+        // Both blocks of one 4-granule span; the second is not at a granule.
+        let first = c.alloc(SMALL).unwrap();
+        let second = c.alloc(SMALL).unwrap();
+        assert_eq!(second, first + 448);
+        let mut other = LinearMemoryController::new(&memory);
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, 256).unwrap();
+        let retirer = thread::spawn(move || {
+            c.free(first, SMALL).unwrap();
+            c.free(second, SMALL).unwrap();
+            drop(c); // unpins the empty span: it retires
+        });
+        let big = loop {
+            match other.alloc_aligned(4 * GRANULE, 256) {
+                Ok(ptr) => break ptr,
+                Err(e) => {
+                    assert_eq!(e, LinearMemoryError::OutOfMemory);
+                    thread::yield_now();
+                }
+            }
+        };
+        assert_eq!(big, first);
+        assert_eq!(
+            other.free(second, SMALL),
+            Err(LinearMemoryError::DoubleFree)
+        );
+        retirer.join().unwrap();
+        other.free(big, 4 * GRANULE).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

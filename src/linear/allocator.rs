@@ -64,11 +64,14 @@
 //!   holds a byte. Words of freed blocks keep their range until their
 //!   descriptor is remade (L3), so freeing one again answers `DoubleFree`,
 //!   and a place never allocated has a `NEVER` word (`UnknownPointer`).
+//!   Before a freed block's granules go back to the pool (its span
+//!   retiring, or it being large), its start is marked in `freed_starts`,
+//!   which answers for it once another owner has its granules.
 //! - L3: a descriptor is remade only once its span or block is gone and
 //!   no granule of the directory names it any more (`Names`: the assign
 //!   that takes a granule over counts the previous owner down), so a freed
-//!   block answers `DoubleFree` until its place is taken by another
-//!   allocation.
+//!   block's own word answers `DoubleFree` until its place is taken by
+//!   another allocation (and `freed_starts` after).
 //! - L2: a lookup that raced a reuse may read a stale descriptor and land
 //!   on the wrong word; every answer is decided by the word it read, which
 //!   names its own range: a live word always describes the one live
@@ -83,6 +86,7 @@ use super::classes::{
     CLASS_COUNT, GRANULE, SMALL_MAX, block_size, class_of, granules_for, span_blocks,
 };
 use super::directory::{Directory, Owner, Stable};
+use super::freed_starts::FreedStarts;
 use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
@@ -368,6 +372,8 @@ pub(super) struct Allocator {
     directory: Directory,
     classes: Box<[Class]>,
     large: Stable<LargeDesc>,
+    /// Starts of freed blocks whose granules went back to the pool (L1).
+    freed_starts: FreedStarts,
     /// Bytes of live allocations, per thread shard: a shared counter would
     /// be one more contended cache line on every alloc and free.
     allocated: Box<[CachePadded<AtomicU64>]>,
@@ -410,6 +416,7 @@ impl Allocator {
                 })
                 .collect(),
             large: Stable::new(max_granules),
+            freed_starts: FreedStarts::new(bytes),
             allocated: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
@@ -931,6 +938,13 @@ impl Allocator {
         // Relaxed: written before the span was published; we retired it.
         let start = span_desc.start.load(Ordering::Relaxed) / GRANULE;
         let blocks = span_desc.all_free.load(Ordering::Relaxed).count_ones();
+        // Every block is free (S2); their starts must outlive the span (L1).
+        for word in &span_desc.blocks[..blocks as usize] {
+            let block = word.load();
+            if block.was_allocated() {
+                self.freed_starts.mark(block.start());
+            }
+        }
         self.give_granules(start, granules_for(class, blocks));
         if span_desc.names.gone() {
             self.classes[class].lists.lock().make_spare(desc);
@@ -1143,12 +1157,15 @@ impl Allocator {
         len: u32,
         touch: bool,
     ) -> Result<(), LinearMemoryError> {
-        let Found { word, place } = self.lookup(ptr).ok_or(LinearMemoryError::UnknownPointer)?;
+        let Some(Found { word, place }) = self.lookup(ptr) else {
+            return Err(self.not_a_start(ptr));
+        };
         let mut seen = if touch { word.touch() } else { word.load() };
         loop {
             if !seen.was_allocated() || seen.start() != ptr {
-                // Never allocated here, or inside a block, not its start.
-                return Err(LinearMemoryError::UnknownPointer);
+                // Never allocated here, inside a block, or a block whose
+                // place went to another owner.
+                return Err(self.not_a_start(ptr));
             }
             if !seen.is_live() {
                 return Err(LinearMemoryError::DoubleFree);
@@ -1176,6 +1193,8 @@ impl Allocator {
                 self.put_block(usize::from(class), desc, span, u32::from(index));
             }
             FoundPlace::Large { desc, large } => {
+                // Its start must outlive its granules (L1).
+                self.freed_starts.mark(ptr);
                 let mut state = self.pool.lock();
                 self.region
                     .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
@@ -1187,6 +1206,18 @@ impl Allocator {
         self.count_allocated(shard, u64::from(len), false);
         self.bytes_room.notify_all();
         Ok(())
+    }
+
+    /// The answer to a free of `ptr`, where no allocation, live or freed,
+    /// starts in the directory's view: `DoubleFree` if one started there
+    /// and was freed before its place went to another owner (L1).
+    #[cold]
+    fn not_a_start(&self, ptr: u32) -> LinearMemoryError {
+        if ptr.is_multiple_of(8) && self.freed_starts.contains(ptr) {
+            LinearMemoryError::DoubleFree
+        } else {
+            LinearMemoryError::UnknownPointer
+        }
     }
 
     /// Claims `ptr..ptr + len` inside one live allocation (C1); `len == 0`

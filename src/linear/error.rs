@@ -24,7 +24,9 @@ pub enum LinearMemoryError {
     /// `free` named a live allocation with a length other than its own.
     #[error("length does not match the allocation; free with the exact length that was allocated")]
     LengthMismatch,
-    /// `free` named a block that is already free.
+    /// `free` named the start of an allocation that was already freed
+    /// (and that no live allocation starts at now), whatever has taken its
+    /// bytes since.
     #[error("double free: the block is already free; drop the pointer")]
     DoubleFree,
     /// The range leaves the allocation that contains its start, or

@@ -19,8 +19,10 @@
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers
-//!   `DoubleFree` until another allocation takes its place; a wrong length
-//!   answers `LengthMismatch`. A refused call changes nothing.
+//!   `DoubleFree`, even once other allocations have taken its bytes
+//!   (unless one of them now starts there: then it is that allocation's
+//!   pointer); a wrong length answers `LengthMismatch`. A refused call
+//!   changes nothing.
 //! - `mut_mem` accepts any sub-range of one live allocation, including the
 //!   empty range at its end (`ptr + len, 0`); anything else (an overflowing
 //!   `ptr + len` included) is refused. Its slice is exclusive: no other
@@ -58,6 +60,7 @@ mod classes;
 mod controller;
 mod directory;
 mod error;
+mod freed_starts;
 mod memory;
 mod pool;
 mod region;
