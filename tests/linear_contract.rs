@@ -608,8 +608,8 @@ fn churn_spreads_little_beyond_the_live_bytes() {
 /// Granule of the pool (`classes.rs`): 256 bytes.
 const GRANULE: u32 = 256;
 
-/// A freed large block answers `DoubleFree` until another allocation takes
-/// its place, also after the next large block lands elsewhere (regression:
+/// A freed large block answers `DoubleFree`, also after the next large
+/// block lands elsewhere (regression:
 /// its descriptor was remade for that block while the directory still
 /// sent the freed one's granules to it, and the answer became
 /// `UnknownPointer`).

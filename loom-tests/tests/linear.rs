@@ -439,3 +439,51 @@ fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_too
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// A free that happens after the block's free, but not after its span's
+/// retirement, racing the span descriptor's remaking for a new span
+/// elsewhere. Its directory load may still name the old descriptor while
+/// its load of the descriptor's `start` (or of a block word the remake
+/// reset) sees the remake: it then answers by the retirer's mark, which the
+/// Release of those stores orders before it (`allocator.rs`, L4; with them
+/// Relaxed the answer was `UnknownPointer`). Found by review.
+#[test]
+fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut c = LinearMemoryController::new(&memory);
+        // Both blocks of a 4-granule span at granule 1.
+        let first = c.alloc(SMALL).unwrap();
+        let second = c.alloc(SMALL).unwrap();
+        assert_eq!((first, second), (GRANULE, GRANULE + 448));
+        let mut other = LinearMemoryController::new(&memory);
+        // Leaves 4 free granules at the page's end for the next span.
+        let fill_len = (255 - 8) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, 256).unwrap();
+        c.free(first, SMALL).unwrap();
+        c.free(second, SMALL).unwrap();
+        // The free happens before the reader's; the retirement does not.
+        let reader = {
+            let memory = memory.clone();
+            thread::spawn(move || LinearMemoryController::new(&memory).free(second, SMALL))
+        };
+        drop(c); // the span retires: marks both starts, gives its granules back
+        let big = other.alloc_aligned(4 * GRANULE, 256).unwrap();
+        assert_eq!(
+            big, first,
+            "takes the span's granules: its descriptor is spare"
+        );
+        // A new span of the class: the spare descriptor, remade elsewhere.
+        let again = other.alloc(SMALL).unwrap();
+        assert!(again > big);
+        assert_eq!(
+            reader.join().unwrap(),
+            Err(LinearMemoryError::DoubleFree),
+            "{second} was allocated and freed before the reader's free"
+        );
+        other.free(again, SMALL).unwrap();
+        other.free(big, 4 * GRANULE).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

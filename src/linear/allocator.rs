@@ -65,18 +65,27 @@
 //!   descriptor is remade (L3), so freeing one again answers `DoubleFree`,
 //!   and a place never allocated has a `NEVER` word (`UnknownPointer`).
 //!   Before a freed block's granules go back to the pool (its span
-//!   retiring, or it being large), its start is marked in `freed_starts`,
-//!   which answers for it once another owner has its granules.
+//!   retiring, or it being large), the directory marks its start, which
+//!   answers for it once another owner has its granules (L4).
 //! - L3: a descriptor is remade only once its span or block is gone and
 //!   no granule of the directory names it any more (`Names`: the assign
 //!   that takes a granule over counts the previous owner down), so a freed
 //!   block's own word answers `DoubleFree` until its place is taken by
-//!   another allocation (and `freed_starts` after).
+//!   another allocation (and its mark after, L4).
 //! - L2: a lookup that raced a reuse may read a stale descriptor and land
-//!   on the wrong word; every answer is decided by the word it read, which
-//!   names its own range: a live word always describes the one live
-//!   allocation at that range (a live block's span cannot be retired), and
-//!   every transition is a compare-and-swap from the exact word read.
+//!   on the wrong word; every answer is decided by the word it read (or by
+//!   a mark, L4), which names its own range: a live word always describes
+//!   the one live allocation at that range (a live block's span cannot be
+//!   retired), and every transition is a compare-and-swap from the exact
+//!   word read.
+//! - L4: a free that finds no allocation, live or freed, starting at its
+//!   pointer answers by the directory's freed-start mark, and whatever led
+//!   it there is ordered after the mark: it read the place's new owner in
+//!   the directory (an assign, Release, by whoever took the granules from
+//!   the pool after the mark), or a descriptor remade since (its `start`
+//!   and block words are stored with Release when remade, after it went
+//!   spare, so after its granules went back to the pool). A start marked
+//!   before the free began is never missed.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -86,7 +95,6 @@ use super::classes::{
     CLASS_COUNT, GRANULE, SMALL_MAX, block_size, class_of, granules_for, span_blocks,
 };
 use super::directory::{Directory, Owner, Stable};
-use super::freed_starts::FreedStarts;
 use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
@@ -372,8 +380,6 @@ pub(super) struct Allocator {
     directory: Directory,
     classes: Box<[Class]>,
     large: Stable<LargeDesc>,
-    /// Starts of freed blocks whose granules went back to the pool (L1).
-    freed_starts: FreedStarts,
     /// Bytes of live allocations, per thread shard: a shared counter would
     /// be one more contended cache line on every alloc and free.
     allocated: Box<[CachePadded<AtomicU64>]>,
@@ -416,7 +422,6 @@ impl Allocator {
                 })
                 .collect(),
             large: Stable::new(max_granules),
-            freed_starts: FreedStarts::new(bytes),
             allocated: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
@@ -841,7 +846,9 @@ impl Allocator {
         let generation = generation(span_desc.state.load(Ordering::Relaxed)).wrapping_add(1)
             & (u32::MAX >> GENERATION_SHIFT.saturating_sub(32));
         let all_free = u64::MAX >> (u64::BITS - blocks);
-        span_desc.start.store(start * GRANULE, Ordering::Relaxed);
+        // Release (and `reset`'s): a lookup that sees the remade span is
+        // ordered after the marks of the blocks it had before (L4).
+        span_desc.start.store(start * GRANULE, Ordering::Release);
         span_desc.all_free.store(all_free, Ordering::Relaxed);
         for word in &span_desc.blocks {
             word.reset();
@@ -942,7 +949,7 @@ impl Allocator {
         for word in &span_desc.blocks[..blocks as usize] {
             let block = word.load();
             if block.was_allocated() {
-                self.freed_starts.mark(block.start());
+                self.directory.mark_freed_start(block.start());
             }
         }
         self.give_granules(start, granules_for(class, blocks));
@@ -1092,9 +1099,10 @@ impl Allocator {
             Owner::Nobody => None,
             Owner::Span { class, desc } => {
                 let span = self.classes.get(usize::from(class))?.descs.get(desc)?;
-                // Relaxed: the directory's Acquire ordered it (L2 covers
-                // a racing reuse).
-                let span_start = span.start.load(Ordering::Relaxed);
+                // Acquire: the directory's Acquire ordered the value it
+                // named (L2 covers a racing reuse), and a remade span's
+                // start comes after the marks of its previous blocks (L4).
+                let span_start = span.start.load(Ordering::Acquire);
                 let index = ptr.checked_sub(span_start)? / block_size(usize::from(class));
                 let word = span.blocks.get(index as usize)?;
                 Some(Found {
@@ -1194,7 +1202,7 @@ impl Allocator {
             }
             FoundPlace::Large { desc, large } => {
                 // Its start must outlive its granules (L1).
-                self.freed_starts.mark(ptr);
+                self.directory.mark_freed_start(ptr);
                 let mut state = self.pool.lock();
                 self.region
                     .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
@@ -1213,7 +1221,7 @@ impl Allocator {
     /// and was freed before its place went to another owner (L1).
     #[cold]
     fn not_a_start(&self, ptr: u32) -> LinearMemoryError {
-        if ptr.is_multiple_of(8) && self.freed_starts.contains(ptr) {
+        if ptr.is_multiple_of(8) && self.directory.is_freed_start(ptr) {
             LinearMemoryError::DoubleFree
         } else {
             LinearMemoryError::UnknownPointer

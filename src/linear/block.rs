@@ -160,7 +160,9 @@ impl BlockWord {
     /// place nobody can allocate from yet (its span or descriptor is being
     /// made, under the owner's exclusive right to it).
     pub(super) fn reset(&self) {
-        self.0.store(Block::NEVER.0, Ordering::Relaxed);
+        // Release: a lookup that reads the new word is ordered after the
+        // marks of the blocks the place had before (`allocator.rs`, L4).
+        self.0.store(Block::NEVER.0, Ordering::Release);
     }
 
     /// Publishes a new allocation in a block the caller took exclusively

@@ -1,19 +1,36 @@
 //! Out-of-band maps: which span or large block owns each granule of the
-//! memory, and never-moving storage for the descriptors they name.
+//! memory, where freed allocations started once their granules changed
+//! hands, and never-moving storage for the descriptors they name.
 //!
-//! Both grow with the memory's use, never with its maximum: the directory
+//! All grow with the memory's use, never with its maximum: the directory
 //! allocates a leaf per 1 MiB of address space the memory has grown over,
-//! and [`Stable`] adds segments as descriptors are needed. Neither frees
+//! a leaf a freed-start bitmap per 64 KiB on its first mark, and
+//! [`Stable`] adds segments as descriptors are needed. None frees
 //! anything before the memory drops, so a reference into them stays valid
 //! for the memory's life and readers need no reclamation scheme: a reader
 //! that raced a reuse reads a consistent but stale descriptor, which the
 //! block word then rejects (`allocator.rs`, L2).
+//!
+//! # Freed starts
+//!
+//! DESIGN: `free` answers `DoubleFree` for a pointer that was allocated and
+//! already freed, and `UnknownPointer` for one never allocated. While a
+//! freed block's span or descriptor still holds its place, the block's word
+//! says so (`allocator.rs`, L1/L3). Once its granules go back to the pool,
+//! another span or block may take them and the directory no longer leads
+//! to that word; a bit per 8-byte offset (every allocation starts 8-byte
+//! aligned) remembers the start instead. Bits are set only where granules
+//! go back to the pool (a span retiring, a large block freed), before they
+//! do, and read only by a `free` that found no allocation starting at its
+//! pointer: the usual alloc/free path never touches them. A memory that
+//! never gives granules back makes no bitmap; one that does pays 1 KiB
+//! (1/64) per 64 KiB it gave granules back in.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::classes::GRANULE_SHIFT;
-use crate::sync::{AtomicU32, OnceLock, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, OnceLock, Ordering};
 
 /// Granules per directory leaf (16 KiB of words): 1 MiB of address space (fewer under loom,
 /// whose atomics are costly to create).
@@ -22,6 +39,28 @@ const LEAF_SHIFT: u32 = 12;
 #[cfg(loom)]
 const LEAF_SHIFT: u32 = 8;
 const LEAF: usize = 1 << LEAF_SHIFT;
+
+/// Granules per freed-start bitmap: 64 KiB of address space, 1 KiB of bits
+/// (4 KiB and 8 words under loom).
+#[cfg(not(loom))]
+const FREED_SHIFT: u32 = 8;
+#[cfg(loom)]
+const FREED_SHIFT: u32 = 4;
+/// Every allocation starts 8-byte aligned: one bit per 8 bytes.
+const START_ALIGN_SHIFT: u32 = 3;
+/// `u64` words of one freed-start bitmap.
+const FREED_WORDS: usize = 1 << (FREED_SHIFT + GRANULE_SHIFT - START_ALIGN_SHIFT - 6);
+
+/// The bits of one stretch of `1 << FREED_SHIFT` granules, made on its
+/// first mark.
+type FreedBitmap = OnceLock<Box<[AtomicU64]>>;
+
+/// One leaf: the owner word of each of its granules, and the freed-start
+/// bitmaps of its stretches.
+struct Leaf {
+    owners: Box<[AtomicU32]>,
+    freed: Box<[FreedBitmap]>,
+}
 
 /// What owns a granule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +114,7 @@ impl Owner {
 
 /// One owner word per granule, in lazily made leaves.
 pub(super) struct Directory {
-    leaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    leaves: Box<[OnceLock<Box<Leaf>>]>,
     /// Words per leaf: [`LEAF`], or fewer for a memory smaller than one
     /// leaf (a 1-page memory needs 256 words, not 4096).
     leaf_len: usize,
@@ -97,13 +136,64 @@ impl Directory {
     pub(super) fn cover(&self, end: u64) {
         let leaves = end.div_ceil(LEAF as u64) as usize;
         for leaf in &self.leaves[..leaves.min(self.leaves.len())] {
-            leaf.get_or_init(|| (0..self.leaf_len).map(|_| AtomicU32::new(0)).collect());
+            leaf.get_or_init(|| {
+                Box::new(Leaf {
+                    owners: (0..self.leaf_len).map(|_| AtomicU32::new(0)).collect(),
+                    freed: (0..self.leaf_len.div_ceil(1 << FREED_SHIFT))
+                        .map(|_| OnceLock::new())
+                        .collect(),
+                })
+            });
         }
     }
 
+    fn leaf(&self, granule: u32) -> Option<&Leaf> {
+        self.leaves
+            .get((granule >> LEAF_SHIFT) as usize)?
+            .get()
+            .map(|leaf| &**leaf)
+    }
+
     fn word(&self, granule: u32) -> Option<&AtomicU32> {
-        let leaf = self.leaves.get((granule >> LEAF_SHIFT) as usize)?.get()?;
-        leaf.get(granule as usize & (LEAF - 1))
+        self.leaf(granule)?
+            .owners
+            .get(granule as usize & (LEAF - 1))
+    }
+
+    /// The bitmap that holds `start`'s bit, the word in it, and the bit.
+    fn freed_bit(&self, start: u32) -> Option<(&FreedBitmap, usize, u64)> {
+        let granule = start >> GRANULE_SHIFT;
+        let bitmap = self
+            .leaf(granule)?
+            .freed
+            .get((granule as usize & (LEAF - 1)) >> FREED_SHIFT)?;
+        let bit = (start >> START_ALIGN_SHIFT) as usize
+            & ((1 << (FREED_SHIFT + GRANULE_SHIFT - START_ALIGN_SHIFT)) - 1);
+        Some((bitmap, bit >> 6, 1 << (bit & 63)))
+    }
+
+    /// Remembers that an allocation started at `start` and was freed. Call
+    /// before its granules go back to the pool: the Release here, then the
+    /// pool's lock, then whatever the next owner publishes with Release
+    /// orders the bit before every read that can see the place changed.
+    pub(super) fn mark_freed_start(&self, start: u32) {
+        debug_assert_eq!(start % (1 << START_ALIGN_SHIFT), 0, "8-byte aligned");
+        let Some((bitmap, word, bit)) = self.freed_bit(start) else {
+            debug_assert!(false, "start {start} beyond the memory's size");
+            return;
+        };
+        let bitmap = bitmap.get_or_init(|| (0..FREED_WORDS).map(|_| AtomicU64::new(0)).collect());
+        // Release: see above.
+        bitmap[word].fetch_or(bit, Ordering::Release);
+    }
+
+    /// Whether an allocation that started at `start` was freed before its
+    /// granules went back to the pool.
+    pub(super) fn is_freed_start(&self, start: u32) -> bool {
+        self.freed_bit(start)
+            .and_then(|(bitmap, word, bit)| Some((bitmap.get()?, word, bit)))
+            // Acquire pairs with `mark_freed_start`'s Release.
+            .is_some_and(|(bitmap, word, bit)| bitmap[word].load(Ordering::Acquire) & bit != 0)
     }
 
     /// The owner of the granule that holds byte `offset`.
@@ -139,6 +229,7 @@ impl Directory {
                 .leaves
                 .get(granule >> LEAF_SHIFT)
                 .and_then(OnceLock::get)
+                .map(|leaf| &leaf.owners)
             else {
                 debug_assert!(false, "granule {granule} has no leaf");
                 return;
@@ -248,6 +339,66 @@ mod tests {
         assert_eq!(stable.get_or_make(40, || 5), Some(&5));
         assert_eq!(stable.get(41), Some(&5));
         assert_eq!(Stable::<u8>::locate(u32::MAX).0, 28);
+    }
+
+    /// Bitmaps made so far.
+    fn freed_bitmaps(directory: &Directory) -> usize {
+        directory
+            .leaves
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|leaf| leaf.freed.iter())
+            .filter(|bitmap| bitmap.get().is_some())
+            .count()
+    }
+
+    #[test]
+    fn freed_starts_are_exact_and_make_a_bitmap_only_where_marked() {
+        let granules = 3 * LEAF as u32;
+        let directory = Directory::new(u64::from(granules));
+        directory.cover(u64::from(granules));
+        assert_eq!(freed_bitmaps(&directory), 0);
+        let bytes_per_bitmap = 1u32 << (FREED_SHIFT + GRANULE_SHIFT);
+        let end = granules << GRANULE_SHIFT;
+        let marked = [
+            8,
+            16,
+            504,
+            512,
+            bytes_per_bitmap - 8,
+            bytes_per_bitmap + 8,
+            end - 8,
+        ];
+        for start in marked {
+            directory.mark_freed_start(start);
+            assert!(directory.is_freed_start(start), "{start}");
+        }
+        for start in [
+            0,
+            24,
+            496,
+            520,
+            bytes_per_bitmap,
+            end - 16,
+            end,
+            u32::MAX - 7,
+        ] {
+            assert!(!directory.is_freed_start(start), "{start}");
+        }
+        // The first, the second and the last stretch.
+        assert_eq!(freed_bitmaps(&directory), 3);
+    }
+
+    #[test]
+    fn a_one_page_directory_has_one_small_bitmap_at_most() {
+        let directory = Directory::new(256);
+        directory.cover(256);
+        let leaf = directory.leaves[0].get().unwrap();
+        assert_eq!(leaf.owners.len(), 256);
+        assert_eq!(leaf.freed.len(), 256usize.div_ceil(1 << FREED_SHIFT));
+        directory.mark_freed_start((256 << GRANULE_SHIFT) - 8);
+        assert!(directory.is_freed_start((256 << GRANULE_SHIFT) - 8));
+        assert_eq!(FREED_WORDS * 64 * 8, 1 << (FREED_SHIFT + GRANULE_SHIFT));
     }
 
     #[test]

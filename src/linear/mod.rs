@@ -60,7 +60,6 @@ mod classes;
 mod controller;
 mod directory;
 mod error;
-mod freed_starts;
 mod memory;
 mod pool;
 mod region;

@@ -105,8 +105,9 @@ impl<T> Mutex<T> {
 /// `std::sync::OnceLock` rebuilt on a loom `AtomicPtr`, so loom sees the
 /// publication of every lazily created segment.
 ///
-/// Initialisation is serialised by the caller (the arena's growth mutex);
-/// a racing second initialiser would lose its value (dropped), as with std.
+/// Initialisers may race (the linear memory makes its freed-start bitmaps
+/// without a lock): the compare-and-swap publishes one value and the losers'
+/// values are dropped, so every caller gets the same one, as with std.
 #[derive(Debug)]
 pub(crate) struct OnceLock<T> {
     value: AtomicPtr<T>,
