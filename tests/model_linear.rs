@@ -36,7 +36,14 @@ fn op() -> impl Strategy<Value = LinearOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // 128 cases, or as many as PROPTEST_CASES asks for (a deeper local run).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn linear_memory_matches_the_interval_model(
