@@ -351,6 +351,20 @@ fn a_pinned_spans_last_block_goes_to_exactly_one_handle() {
     });
 }
 
+/// `len` granule-aligned bytes, retried while the memory is out of them:
+/// for a thread waiting on another thread's free or retirement.
+fn alloc_once_freed(c: &mut LinearMemoryController, len: u32) -> u32 {
+    loop {
+        match c.alloc_aligned(len, GRANULE) {
+            Ok(ptr) => return ptr,
+            Err(e) => {
+                assert_eq!(e, LinearMemoryError::OutOfMemory);
+                thread::yield_now();
+            }
+        }
+    }
+}
+
 /// A span retiring races the large block that takes its granules over:
 /// whichever of the two finishes last makes the span's descriptor spare,
 /// exactly once (a second listing would give two spans one descriptor;
@@ -370,15 +384,7 @@ fn a_retiring_span_and_the_block_taking_its_granules_make_it_spare_once() {
             drop(c); // unpins the empty span: it retires
         });
         // Takes the span's granules once they are back in the pool.
-        let big = loop {
-            match other.alloc_aligned(4 * GRANULE, 256) {
-                Ok(ptr) => break ptr,
-                Err(e) => {
-                    assert_eq!(e, LinearMemoryError::OutOfMemory);
-                    thread::yield_now();
-                }
-            }
-        };
+        let big = alloc_once_freed(&mut other, 4 * GRANULE);
         retirer.join().unwrap();
         // The large block took the small one's place: its start is now the
         // large block's, which `SMALL` bytes do not describe.
@@ -400,8 +406,8 @@ fn a_retiring_span_and_the_block_taking_its_granules_make_it_spare_once() {
 /// granules another thread's large block then takes: that thread's free
 /// of the small block's pointer (now inside its large block) answers
 /// `DoubleFree`, never `UnknownPointer`. The retiring thread marks the
-/// start before its granules reach the pool (`freed_starts.rs`); marked
-/// after, the taker can read the mark before it is set.
+/// start before its granules reach the pool (`directory.rs`, freed
+/// starts); marked after, the taker can read the mark before it is set.
 #[test]
 fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_took_its_place() {
     model(|| {
@@ -419,15 +425,7 @@ fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_too
             c.free(second, SMALL).unwrap();
             drop(c); // unpins the empty span: it retires
         });
-        let big = loop {
-            match other.alloc_aligned(4 * GRANULE, 256) {
-                Ok(ptr) => break ptr,
-                Err(e) => {
-                    assert_eq!(e, LinearMemoryError::OutOfMemory);
-                    thread::yield_now();
-                }
-            }
-        };
+        let big = alloc_once_freed(&mut other, 4 * GRANULE);
         assert_eq!(big, first);
         assert_eq!(
             other.free(second, SMALL),

@@ -1221,7 +1221,7 @@ impl Allocator {
     /// and was freed before its place went to another owner (L1).
     #[cold]
     fn not_a_start(&self, ptr: u32) -> LinearMemoryError {
-        if ptr.is_multiple_of(8) && self.directory.is_freed_start(ptr) {
+        if self.directory.is_freed_start(ptr) {
             LinearMemoryError::DoubleFree
         } else {
             LinearMemoryError::UnknownPointer

@@ -4,7 +4,7 @@
 //!
 //! All grow with the memory's use, never with its maximum: the directory
 //! allocates a leaf per 1 MiB of address space the memory has grown over,
-//! a leaf a freed-start bitmap per 64 KiB on its first mark, and
+//! a leaf makes a freed-start bitmap per 64 KiB on its first mark there, and
 //! [`Stable`] adds segments as descriptors are needed. None frees
 //! anything before the memory drops, so a reference into them stays valid
 //! for the memory's life and readers need no reclamation scheme: a reader
@@ -20,9 +20,10 @@
 //! another span or block may take them and the directory no longer leads
 //! to that word; a bit per 8-byte offset (every allocation starts 8-byte
 //! aligned) remembers the start instead. Bits are set only where granules
-//! go back to the pool (a span retiring, a large block freed), before they
-//! do, and read only by a `free` that found no allocation starting at its
-//! pointer: the usual alloc/free path never touches them. A memory that
+//! go back to the pool (a span retiring, a large block freed: one bit),
+//! before they do, and read only by a `free` that found no allocation
+//! starting at its pointer: a small block's alloc and free never touch
+//! them. A memory that
 //! never gives granules back makes no bitmap; one that does pays 1 KiB
 //! (1/64) per 64 KiB it gave granules back in.
 
@@ -48,8 +49,10 @@ const FREED_SHIFT: u32 = 8;
 const FREED_SHIFT: u32 = 4;
 /// Every allocation starts 8-byte aligned: one bit per 8 bytes.
 const START_ALIGN_SHIFT: u32 = 3;
+/// `log2` of the bits in one freed-start bitmap.
+const FREED_BITS_SHIFT: u32 = FREED_SHIFT + GRANULE_SHIFT - START_ALIGN_SHIFT;
 /// `u64` words of one freed-start bitmap.
-const FREED_WORDS: usize = 1 << (FREED_SHIFT + GRANULE_SHIFT - START_ALIGN_SHIFT - 6);
+const FREED_WORDS: usize = 1 << (FREED_BITS_SHIFT - 6);
 
 /// The bits of one stretch of `1 << FREED_SHIFT` granules, made on its
 /// first mark.
@@ -167,8 +170,7 @@ impl Directory {
             .leaf(granule)?
             .freed
             .get((granule as usize & (LEAF - 1)) >> FREED_SHIFT)?;
-        let bit = (start >> START_ALIGN_SHIFT) as usize
-            & ((1 << (FREED_SHIFT + GRANULE_SHIFT - START_ALIGN_SHIFT)) - 1);
+        let bit = (start >> START_ALIGN_SHIFT) as usize & ((1 << FREED_BITS_SHIFT) - 1);
         Some((bitmap, bit >> 6, 1 << (bit & 63)))
     }
 
@@ -188,12 +190,19 @@ impl Directory {
     }
 
     /// Whether an allocation that started at `start` was freed before its
-    /// granules went back to the pool.
+    /// granules went back to the pool (never for an unaligned `start`,
+    /// where no allocation starts).
     pub(super) fn is_freed_start(&self, start: u32) -> bool {
-        self.freed_bit(start)
-            .and_then(|(bitmap, word, bit)| Some((bitmap.get()?, word, bit)))
-            // Acquire pairs with `mark_freed_start`'s Release.
-            .is_some_and(|(bitmap, word, bit)| bitmap[word].load(Ordering::Acquire) & bit != 0)
+        if !start.is_multiple_of(1 << START_ALIGN_SHIFT) {
+            return false;
+        }
+        let Some((bitmap, word, bit)) = self.freed_bit(start) else {
+            return false;
+        };
+        // Acquire pairs with `mark_freed_start`'s Release.
+        bitmap
+            .get()
+            .is_some_and(|bits| bits[word].load(Ordering::Acquire) & bit != 0)
     }
 
     /// The owner of the granule that holds byte `offset`.
