@@ -51,7 +51,7 @@ impl Lockstep {
         let mut spins = 0u32;
         while self.0.load(Ordering::Acquire) < 2 * (round + 1) {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();
