@@ -114,6 +114,8 @@ mod token;
 mod traits;
 #[cfg(feature = "std")]
 mod wait_queue;
+#[cfg(feature = "std")]
+pub mod wasm;
 
 #[cfg(feature = "std")]
 pub use arena::{InsertError, SlotArena};

@@ -395,7 +395,19 @@ pub(super) struct Allocator {
 impl Allocator {
     pub(super) fn new(initial_pages: u32, max_pages: u32) -> Result<Allocator, LinearMemoryError> {
         let bytes = u64::from(max_pages) * u64::from(PAGE_SIZE);
-        let region = Region::reserve(bytes)?;
+        Allocator::with_mapping(initial_pages, max_pages, bytes)
+    }
+
+    /// [`new`](Self::new) in a mapping of `mapping_bytes` (at least the
+    /// maximum size): the bytes past the maximum stay reserved and
+    /// inaccessible, the guard region a wasmtime guest's code relies on.
+    pub(super) fn with_mapping(
+        initial_pages: u32,
+        max_pages: u32,
+        mapping_bytes: u64,
+    ) -> Result<Allocator, LinearMemoryError> {
+        let bytes = u64::from(max_pages) * u64::from(PAGE_SIZE);
+        let region = Region::reserve(bytes.max(mapping_bytes))?;
         // Every span and large block holds at least one granule: at most
         // this many descriptors of each kind (2^24 for a 4 GiB memory).
         let max_granules = max_pages.saturating_mul(PAGE_GRANULES);
@@ -575,6 +587,28 @@ impl Allocator {
         drop(state);
         self.made_room();
         Ok(old)
+    }
+
+    /// Grows to at least `target` pages and returns the old size (a
+    /// wasmtime guest's `grow_to`: a host growth that came first counts).
+    #[cfg(feature = "wasmtime")]
+    pub(super) fn grow_to(&self, target: u32) -> Result<u32, LinearMemoryError> {
+        if target > self.max_pages {
+            return Err(LinearMemoryError::GrowBeyondMaximum);
+        }
+        let mut state = self.pool.lock();
+        let old = state.pool.size();
+        self.grow_locked(&mut state, target)?;
+        drop(state);
+        if target > old {
+            self.made_room();
+        }
+        Ok(old)
+    }
+
+    /// The reserved bytes, for raw access under a claim.
+    pub(super) fn region(&self) -> &Region {
+        &self.region
     }
 
     /// Grows to `target` pages: makes them accessible and their directory

@@ -1,6 +1,7 @@
 //! [`SharedLinearMemory`]: the memory that controllers share.
 
 use super::allocator::Allocator;
+use super::region::Claim;
 use super::{LinearMemoryController, LinearMemoryError, PAGE_SIZE};
 use crate::sync::Arc;
 
@@ -191,5 +192,91 @@ impl SharedLinearMemory {
     /// ```
     pub fn high_water_bytes(&self) -> u64 {
         self.allocator.high_water_bytes()
+    }
+
+    // === hooks for guest memories (`crate::wasm`) ===
+
+    /// [`new`](Self::new) in a mapping of `mapping_bytes`: the bytes past
+    /// `max_pages` stay reserved and inaccessible (a wasmtime guard region).
+    #[cfg(feature = "wasmtime")]
+    pub(crate) fn with_mapping(
+        initial_pages: u32,
+        max_pages: u32,
+        mapping_bytes: u64,
+    ) -> Result<SharedLinearMemory, LinearMemoryError> {
+        if initial_pages > max_pages || max_pages > MAX_PAGES {
+            return Err(LinearMemoryError::InvalidPageCount);
+        }
+        Ok(SharedLinearMemory {
+            allocator: Arc::new(Allocator::with_mapping(
+                initial_pages,
+                max_pages,
+                mapping_bytes,
+            )?),
+        })
+    }
+
+    /// Offset 0 of the memory. Bytes below [`size_bytes`](Self::size_bytes)
+    /// are mapped read-write, the rest of the mapping is inaccessible; the
+    /// mapping never moves while any handle lives.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        self.allocator.region().base()
+    }
+
+    /// Bytes of the whole mapping, guard region included.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) fn mapping_bytes(&self) -> u64 {
+        self.allocator.region().mapping_len() as u64
+    }
+
+    /// Grows to at least `target_pages`; returns the old size in pages.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) fn grow_to(&self, target_pages: u32) -> Result<u32, LinearMemoryError> {
+        self.allocator.grow_to(target_pages)
+    }
+
+    /// Claims `ptr..ptr + len` inside one live allocation, without waiting
+    /// (`Busy` if another handle holds it), for access by raw pointer.
+    pub(crate) fn claim_raw(&self, ptr: u32, len: u32) -> Result<RawClaim<'_>, LinearMemoryError> {
+        let claim = self.allocator.claim(ptr, len)?;
+        Ok(RawClaim {
+            memory: self,
+            claim: Some(claim),
+        })
+    }
+}
+
+/// An exclusive claim on part of one live allocation, reached by raw
+/// pointer only (no reference to the bytes is ever made here): while it
+/// lives, no other handle can claim, reference or free those bytes
+/// (`allocator.rs`, C1–C3). Released on drop.
+pub(crate) struct RawClaim<'a> {
+    memory: &'a SharedLinearMemory,
+    /// `Some` until dropped.
+    claim: Option<Claim>,
+}
+
+impl RawClaim<'_> {
+    /// The first claimed byte: valid for [`len`](Self::len) bytes of reads
+    /// and writes while the claim lives (`region.rs`, R1, R2).
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        match &self.claim {
+            Some(claim) => self.memory.allocator.region().claimed_ptr(claim),
+            None => unreachable!("a claim is only taken by drop"),
+        }
+    }
+
+    /// How many bytes are claimed.
+    pub(crate) fn len(&self) -> usize {
+        self.claim.as_ref().map_or(0, |claim| claim.len() as usize)
+    }
+}
+
+impl Drop for RawClaim<'_> {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            self.memory.allocator.release(claim);
+        }
     }
 }

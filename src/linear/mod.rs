@@ -69,6 +69,7 @@ mod traits;
 
 pub use controller::{BytesGuard, LinearMemoryController, WaitPolicy};
 pub use error::LinearMemoryError;
+pub(crate) use memory::RawClaim;
 pub use memory::{MAX_PAGES, SharedLinearMemory};
 pub use traits::{AsyncMemoryController, MemoryController};
 

@@ -71,7 +71,7 @@ impl Claim {
     }
 
     /// How many bytes are claimed.
-    fn len(&self) -> u32 {
+    pub(super) fn len(&self) -> u32 {
         (self.range >> 32) as u32
     }
 }
@@ -193,6 +193,27 @@ impl Region {
 }
 
 impl Region {
+    /// Start of the whole mapping (offset 0 of the memory).
+    #[cfg(feature = "wasmtime")]
+    pub(super) fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// Bytes of the whole mapping: the maximum size and any guard region
+    /// after it.
+    #[cfg(feature = "wasmtime")]
+    pub(super) fn mapping_len(&self) -> usize {
+        self.len
+    }
+
+    /// Start of the claimed bytes, for copies that must not make a
+    /// reference (bytes a running guest may write; `crate::wasm`). The
+    /// claim keeps other handles off the range (C1–C3); the pointer is
+    /// valid for `claim`'s length while the claim is held (R1, R2).
+    pub(super) fn claimed_ptr(&self, claim: &Claim) -> *mut u8 {
+        self.at(claim.start() as usize, claim.len() as usize)
+    }
+
     /// The claimed bytes. Borrowing the claim mutably for as long as the
     /// slice lives makes the slice unique: claims are neither `Clone` nor
     /// forgeable and an allocation has at most one claim at a time
