@@ -56,6 +56,8 @@
 mod bytes;
 #[cfg(feature = "wasmtime")]
 mod engine;
+#[cfg(feature = "wasmtime")]
+mod imports;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -65,6 +67,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(feature = "wasmtime")]
 pub use engine::{GUARD_BYTES, GuestMemories, RESERVATION_BYTES};
+#[cfg(feature = "wasmtime")]
+pub use imports::{GuestImports, IMPORT_MODULE, PausedBytes, error_code};
 
 use crate::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
 use crate::sync::Arc;
