@@ -50,6 +50,9 @@ cargo +nightly miri test --test linear_contract -- \
     threads_writing every_error mut_mem_is_exclusive transfer_and_receive async_controllers
 cargo +nightly miri test --test linear_waiting -- \
     the_async_controller a_cancelled_async
+# Guest memories: host copies racing a stand-in guest (threads writing
+# the bytes directly), the part of `wasm` that Miri can run (not wasmtime).
+cargo +nightly miri test --test guest_bytes
 # 32-bit: the linear memory's size arithmetic (u64 or checked) and byte
 # handouts on i686. Single-threaded tests only: Miri does not emulate the
 # 32-bit futex_time64 call that parking needs.

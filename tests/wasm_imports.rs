@@ -239,5 +239,8 @@ fn a_guest_free_racing_a_host_copy_frees_or_answers_busy_without_waiting() {
         }
         writer.join().unwrap();
     }
-    assert_eq!(memory.allocated_bytes(), u64::from(memory.guest_bytes() - 256));
+    assert_eq!(
+        memory.allocated_bytes(),
+        u64::from(memory.guest_bytes() - 256)
+    );
 }

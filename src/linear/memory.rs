@@ -219,7 +219,6 @@ impl SharedLinearMemory {
     /// Offset 0 of the memory. Bytes below [`size_bytes`](Self::size_bytes)
     /// are mapped read-write, the rest of the mapping is inaccessible; the
     /// mapping never moves while any handle lives.
-    #[cfg(feature = "wasmtime")]
     pub(crate) fn base_ptr(&self) -> *mut u8 {
         self.allocator.region().base()
     }

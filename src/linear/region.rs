@@ -194,7 +194,6 @@ impl Region {
 
 impl Region {
     /// Start of the whole mapping (offset 0 of the memory).
-    #[cfg(feature = "wasmtime")]
     pub(super) fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }

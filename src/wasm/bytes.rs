@@ -109,16 +109,19 @@ mod tests {
     use std::vec;
 
     /// Both copies over every length around the chunk size and every
-    /// misalignment of the guest-side pointer.
+    /// misalignment of the guest-side pointer. Each case gets fresh bytes:
+    /// copies of different shapes over the same bytes are sound when they
+    /// do not race (the claims order them), but Miri's weak-memory
+    /// emulation cannot yet follow mixed-size atomics (it stops with an
+    /// internal error), so the test does not mix them.
     #[test]
     fn copies_round_trip_at_every_length_and_offset() {
-        let mut backing = vec![0u64; 40]; // 320 aligned bytes
-        let base = backing.as_mut_ptr().cast::<u8>();
         for offset in 0..8 {
             for len in [0, 1, 7, 8, 63, 64, 65, 129, 200] {
+                let mut backing = vec![0u64; 32]; // 256 aligned bytes
+                let at = backing.as_mut_ptr().cast::<u8>().wrapping_add(offset);
                 let src: std::vec::Vec<u8> = (0..len).map(|i| (i * 7 + offset) as u8).collect();
-                let at = base.wrapping_add(offset);
-                // SAFETY: `offset + len <= 208 < 320` bytes of `backing`,
+                // SAFETY: `offset + len <= 208 < 256` bytes of `backing`,
                 // reached only by raw pointer while no reference is live.
                 unsafe { copy_in(at, &src) };
                 let mut out = vec![0u8; len];

@@ -52,6 +52,15 @@
 //! host.free(ptr, 13).unwrap();
 //! assert_eq!(memory.allocated_bytes(), 0);
 //! ```
+//!
+//! A guest memory's handles have no method that makes a reference:
+//!
+//! ```compile_fail,E0599
+//! let memory = slotarena::wasm::GuestMemory::new(1, 4).unwrap();
+//! let mut host = memory.controller();
+//! let ptr = host.alloc(4).unwrap();
+//! let bytes: &mut [u8] = host.mut_mem(ptr, 4).unwrap(); // no such method
+//! ```
 
 mod bytes;
 #[cfg(feature = "wasmtime")]
@@ -194,6 +203,16 @@ impl GuestMemory {
     #[cfg(feature = "wasmtime")]
     fn set_guest_bytes(&self, end: u32) {
         self.state.guest_end.store(end, Ordering::Release);
+    }
+
+    /// Offset 0 of the memory, where a guest's code finds its bytes: the
+    /// mapping never moves while any handle lives, and the bytes below
+    /// [`size_pages`](Self::size_pages) are readable and writable. Getting
+    /// the pointer is safe; what writes through it is the guest (foreign
+    /// code, or a runtime that compiles it). Host code in Rust goes
+    /// through a [`GuestController`] instead.
+    pub fn base_ptr(&self) -> *mut u8 {
+        self.memory.base_ptr()
     }
 
     /// The memory behind this handle, for the wasmtime binding only.
