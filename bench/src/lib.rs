@@ -5,6 +5,8 @@
 
 pub mod linear;
 pub mod slots;
+#[cfg(feature = "wasmtime")]
+pub mod wasm;
 
 /// A small deterministic generator, so every implementation sees the same
 /// sequence of choices.

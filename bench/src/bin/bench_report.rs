@@ -6,6 +6,8 @@
 //!
 //! `cargo run --release -p slotarena-bench --bin bench_report [repetitions] [workload…]`
 //! (default 11 repetitions, every workload; name workloads as `W1`…`L2`).
+//! With `--features wasmtime` it adds T1 and T2, values between the host and
+//! a wasmtime guest (the guest is built for wasm32-unknown-unknown first).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -89,6 +91,65 @@ fn linear_runs<A: Allocator>(workload: &str, space: Arc<parking_lot::Mutex<Vec<f
     }
 }
 
+/// T1/T2 runs: the first row is ours, as in the other workloads.
+#[cfg(feature = "wasmtime")]
+fn wasm_runs(workload: &str) -> Vec<(&'static str, Run)> {
+    use slotarena_bench::wasm::{Shared, Surrealism};
+    const VALUES: u64 = 20_000;
+    const ROUNDS: u32 = 20_000;
+    match workload {
+        "T1" => {
+            let (mut paused, mut copied, mut exports) =
+                (Shared::new(), Shared::new(), Surrealism::new());
+            vec![
+                (
+                    "(b) GuestController, slice while paused",
+                    Box::new(move || {
+                        let ns = per_op(paused.t1_paused(VALUES), VALUES);
+                        assert_eq!(paused.leaked_bytes(), 0);
+                        ns
+                    }),
+                ),
+                (
+                    "(b) GuestController, atomic copy",
+                    Box::new(move || {
+                        let ns = per_op(copied.t1_copied(VALUES), VALUES);
+                        assert_eq!(copied.leaked_bytes(), 0);
+                        ns
+                    }),
+                ),
+                (
+                    "(a) guest's __sr_alloc/free, std allocator",
+                    Box::new(move || per_op(exports.t1(VALUES), VALUES)),
+                ),
+            ]
+        }
+        "T2" => {
+            let (mut host, mut std_alloc) = (Shared::new(), Surrealism::new());
+            vec![
+                (
+                    "host-import allocator",
+                    Box::new(move || {
+                        let ns = per_op(host.churn(ROUNDS), u64::from(ROUNDS));
+                        assert_eq!(host.leaked_bytes(), 0);
+                        ns
+                    }),
+                ),
+                (
+                    "std allocator (dlmalloc)",
+                    Box::new(move || per_op(std_alloc.churn(ROUNDS), u64::from(ROUNDS))),
+                ),
+            ]
+        }
+        other => unreachable!("no workload {other}"),
+    }
+}
+
+#[cfg(not(feature = "wasmtime"))]
+fn wasm_runs(_: &str) -> Vec<(&'static str, Run)> {
+    unreachable!("T1 and T2 are listed only with feature wasmtime")
+}
+
 struct Stats {
     median: f64,
     min: f64,
@@ -131,7 +192,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
 
     let managers = ["W1", "W2", "W3", "W4", "W5"];
-    let titles = [
+    let mut titles = vec![
         ("W1", "W1 store+read+free, 1 thread"),
         ("W2", "W2 random reads, 1 thread"),
         ("W3", "W3 store+read+free, 2 threads"),
@@ -140,6 +201,10 @@ fn main() {
         ("L1", "L1 free+alloc, 256 live, 1 thread"),
         ("L2", "L2 free+alloc, 256 live each, 2 threads"),
     ];
+    if cfg!(feature = "wasmtime") {
+        titles.push(("T1", "T1 1 KiB value host→guest, guest reads+frees"));
+        titles.push(("T2", "T2 guest Vec/String churn, per round"));
+    }
     for (workload, title) in titles {
         if !only.is_empty() && !only.iter().any(|w| w == workload) {
             continue;
@@ -147,7 +212,9 @@ fn main() {
         let space: Vec<_> = (0..4)
             .map(|_| Arc::new(parking_lot::Mutex::new(Vec::new())))
             .collect();
-        let mut runs: Vec<(&str, Run)> = if managers.contains(&workload) {
+        let mut runs: Vec<(&str, Run)> = if workload.starts_with('T') {
+            wasm_runs(workload)
+        } else if managers.contains(&workload) {
             vec![
                 (Ours::NAME, slot_runs::<Ours>(workload)),
                 (Arena::NAME, slot_runs::<Arena>(workload)),
