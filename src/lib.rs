@@ -60,7 +60,9 @@
 //! citing numbered invariants: the arena's slot, guards and core
 //! (`arena/{slot,guards,owned,mod}.rs`: the value storage behind the
 //! lifecycle word), `sync` (parking, and loom's lazily initialised cell)
-//! and the linear memory's byte region (`linear/region.rs`). The concurrent protocols are
+//! the linear memory's byte region (`linear/region.rs`), and guest memories
+//! (`wasm/{bytes,engine,imports}.rs`: byte-wise atomic copies, wasmtime's
+//! memory traits, slices while a guest is paused). The concurrent protocols are
 //! model-checked with loom (`loom-tests/`), the unsafe core runs under
 //! Miri, every manager and the linear memory are tested against reference
 //! models with proptest and fuzzing, and stress tests run real threads.
@@ -85,6 +87,7 @@
 //! | `std` | yes | `SlotArena`, the concurrent manager, the `linear` memory, the waiting forms |
 //! | `limen` | no | `compat::limen`: a memory manager for limen-core 0.1.0-alpha.1 graphs and runtimes |
 //! | `surrealism` | no | surrealism-types 0.1.1's own `MemoryController`/`AsyncMemoryController` for `LinearMemoryController` |
+//! | `wasmtime` | no | `wasm::{GuestMemories, GuestImports}`: a [`wasm::GuestMemory`] as a wasmtime 48 guest's memory (Unix), and imports through which the guest allocates from the host's allocator |
 //!
 //! With no features the crate is `no_std` and allocation-free.
 

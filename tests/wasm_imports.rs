@@ -1,6 +1,6 @@
 //! The guest imports: a guest allocates from the host's allocator, and
 //! whatever it passes answers an error code, never a panic or a wait.
-#![cfg(feature = "wasmtime")]
+#![cfg(all(feature = "wasmtime", unix))]
 
 use slotarena::linear::{LinearMemoryError, PAGE_SIZE};
 use slotarena::wasm::{GuestImports, GuestMemories, GuestMemory, error_code};

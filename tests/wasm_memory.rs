@@ -1,6 +1,6 @@
 //! A `GuestMemory` as a wasmtime guest's memory: one mapping, one growth,
 //! guards that trap, bindings that are refused with a clear message.
-#![cfg(feature = "wasmtime")]
+#![cfg(all(feature = "wasmtime", unix))]
 
 use slotarena::linear::PAGE_SIZE;
 use slotarena::wasm::{GuestMemories, GuestMemory};

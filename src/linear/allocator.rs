@@ -591,7 +591,7 @@ impl Allocator {
 
     /// Grows to at least `target` pages and returns the old size (a
     /// wasmtime guest's `grow_to`: a host growth that came first counts).
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     pub(super) fn grow_to(&self, target: u32) -> Result<u32, LinearMemoryError> {
         if target > self.max_pages {
             return Err(LinearMemoryError::GrowBeyondMaximum);

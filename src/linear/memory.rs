@@ -198,7 +198,7 @@ impl SharedLinearMemory {
 
     /// [`new`](Self::new) in a mapping of `mapping_bytes`: the bytes past
     /// `max_pages` stay reserved and inaccessible (a wasmtime guard region).
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     pub(crate) fn with_mapping(
         initial_pages: u32,
         max_pages: u32,
@@ -224,13 +224,13 @@ impl SharedLinearMemory {
     }
 
     /// Bytes of the whole mapping, guard region included.
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     pub(crate) fn mapping_bytes(&self) -> u64 {
         self.allocator.region().mapping_len() as u64
     }
 
     /// Grows to at least `target_pages`; returns the old size in pages.
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     pub(crate) fn grow_to(&self, target_pages: u32) -> Result<u32, LinearMemoryError> {
         self.allocator.grow_to(target_pages)
     }

@@ -200,7 +200,7 @@ impl Region {
 
     /// Bytes of the whole mapping: the maximum size and any guard region
     /// after it.
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     pub(super) fn mapping_len(&self) -> usize {
         self.len
     }

@@ -13,7 +13,7 @@
 //! The types keep the rule:
 //!
 //! - A [`GuestMemory`] never hands out its [`SharedLinearMemory`] or a
-//!   [`LinearMemoryController`](crate::linear::LinearMemoryController), so
+//!   [`LinearMemoryController`], so
 //!   `mut_mem`, `lock` and `BytesGuard` (which make references) cannot
 //!   reach its bytes.
 //! - A [`GuestController`] allocates, frees, and copies:
@@ -26,6 +26,12 @@
 //!   store mutably; a store borrowed mutably runs no code on its
 //!   non-shared memory). Shared memories (`(memory … shared)`) have no
 //!   such proof: other threads may run the guest, so they get copies only.
+//!
+//! # Platforms
+//!
+//! The wasmtime binding (feature `wasmtime`) is for Unix hosts: the guard
+//! region after a memory must be inaccessible, which the memory's mmap
+//! reservation gives there and its heap fallback elsewhere cannot.
 //!
 //! # The guest's own bytes
 //!
@@ -63,20 +69,20 @@
 //! ```
 
 mod bytes;
-#[cfg(feature = "wasmtime")]
+#[cfg(all(feature = "wasmtime", unix))]
 mod engine;
-#[cfg(feature = "wasmtime")]
+#[cfg(all(feature = "wasmtime", unix))]
 mod imports;
 
 use alloc::vec;
 use alloc::vec::Vec;
-#[cfg(feature = "wasmtime")]
+#[cfg(all(feature = "wasmtime", unix))]
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-#[cfg(feature = "wasmtime")]
+#[cfg(all(feature = "wasmtime", unix))]
 pub use engine::{GUARD_BYTES, GuestMemories, RESERVATION_BYTES};
-#[cfg(feature = "wasmtime")]
+#[cfg(all(feature = "wasmtime", unix))]
 pub use imports::{GuestImports, IMPORT_MODULE, PausedBytes, error_code};
 
 use crate::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
@@ -99,7 +105,7 @@ struct GuestState {
     /// memory is bound (Release), before any guest or import can see it.
     guest_end: AtomicU32,
     /// Set by the one binding to a wasmtime guest a memory may have.
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     bound: AtomicBool,
 }
 
@@ -200,7 +206,7 @@ impl GuestMemory {
         self.state.guest_end.load(Ordering::Acquire)
     }
 
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     fn set_guest_bytes(&self, end: u32) {
         self.state.guest_end.store(end, Ordering::Release);
     }
@@ -216,7 +222,7 @@ impl GuestMemory {
     }
 
     /// The memory behind this handle, for the wasmtime binding only.
-    #[cfg(feature = "wasmtime")]
+    #[cfg(all(feature = "wasmtime", unix))]
     fn shared(&self) -> &SharedLinearMemory {
         &self.memory
     }
