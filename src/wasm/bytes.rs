@@ -13,9 +13,9 @@
 #![allow(unsafe_code)]
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::Ordering;
 
 use crate::linear::RawClaim;
+use crate::sync::Ordering;
 
 /// Bytes per `atomic-memcpy` call.
 const CHUNK: usize = 64;

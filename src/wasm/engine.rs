@@ -29,7 +29,6 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use core::cell::RefCell;
-use core::sync::atomic::Ordering;
 use std::thread_local;
 
 use wasmtime::{
@@ -39,7 +38,7 @@ use wasmtime::{
 
 use super::GuestMemory;
 use crate::linear::{LinearMemoryController, LinearMemoryError, PAGE_SIZE, SharedLinearMemory};
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 
 /// Address space every memory of [`GuestMemories::configure`]d engines
 /// reserves: the whole 32-bit space, so the engine's code needs no bounds
@@ -288,7 +287,8 @@ fn bind(
         .ok_or_else(|| {
             format!("the module's minimum ({minimum} bytes) passes the memory's maximum")
         })?;
-    if memory.state.bound.swap(true, Ordering::AcqRel) {
+    // AcqRel: of two bindings racing, exactly one sees 0.
+    if memory.state.bound.swap(1, Ordering::AcqRel) == 1 {
         return Err("this guest memory is bound to a guest already".to_string());
     }
     if shared.high_water_bytes() != 0 {

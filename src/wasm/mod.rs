@@ -76,9 +76,6 @@ mod imports;
 
 use alloc::vec;
 use alloc::vec::Vec;
-#[cfg(all(feature = "wasmtime", unix))]
-use core::sync::atomic::AtomicBool;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(all(feature = "wasmtime", unix))]
 pub use engine::{GUARD_BYTES, GuestMemories, RESERVATION_BYTES};
@@ -86,7 +83,7 @@ pub use engine::{GUARD_BYTES, GuestMemories, RESERVATION_BYTES};
 pub use imports::{GuestImports, IMPORT_MODULE, PausedBytes, error_code};
 
 use crate::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU32, Ordering};
 
 /// A memory that a guest may write at any time: a [`SharedLinearMemory`]
 /// reached only through copies, or through slices while the guest is
@@ -104,9 +101,9 @@ struct GuestState {
     /// is not the allocator's to hand out or free. Written once, when the
     /// memory is bound (Release), before any guest or import can see it.
     guest_end: AtomicU32,
-    /// Set by the one binding to a wasmtime guest a memory may have.
+    /// 1 once bound to a wasmtime guest: a memory is bound at most once.
     #[cfg(all(feature = "wasmtime", unix))]
-    bound: AtomicBool,
+    bound: AtomicU32,
 }
 
 impl GuestMemory {
