@@ -164,8 +164,9 @@ impl GuestMemories {
             wasmtime::bail!("a guest memory is already being bound on this thread");
         }
         PENDING.with(|pending| *pending.borrow_mut() = Some((id, memory.clone())));
+        let named = Named;
         let instance = linker.instantiate(&mut *store, module);
-        let unused = PENDING.with(|pending| pending.borrow_mut().take());
+        let unused = named.take();
         let instance = instance?;
         if unused.is_some() {
             wasmtime::bail!("the module defines no memory: import none, define one");
@@ -194,6 +195,24 @@ impl GuestMemories {
 
     fn id(&self) -> usize {
         Arc::as_ptr(&self.creator) as usize
+    }
+}
+
+/// The name in [`PENDING`] for one instantiation: taken back when done,
+/// or on drop if the instantiation panicked, so no later one on this
+/// thread finds it.
+struct Named;
+
+impl Named {
+    /// The memory, if the creator left it unused.
+    fn take(self) -> Option<(usize, GuestMemory)> {
+        PENDING.with(|pending| pending.borrow_mut().take())
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        PENDING.with(|pending| pending.borrow_mut().take());
     }
 }
 
@@ -307,6 +326,9 @@ fn bind(
             .alloc(len)
             .map_err(|error| format!("reserving the guest's own bytes: {error}"))?;
         if ptr != FIRST_HANDED_OUT {
+            // Cannot happen on a memory nothing was handed out from (checked
+            // above); should it, the block goes back and binding fails.
+            let _ = controller.free(ptr, len);
             return Err(format!(
                 "the guest's own bytes landed at {ptr}, not {FIRST_HANDED_OUT}"
             ));

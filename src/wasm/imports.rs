@@ -172,7 +172,6 @@ impl GuestController {
         if memory.data_ptr(&*store) != self.memory.shared().base_ptr() {
             return Err(LinearMemoryError::UnknownPointer);
         }
-        self.inner.release();
         let claim = self.memory.shared().claim_raw(ptr, len)?;
         Ok(PausedBytes {
             claim,

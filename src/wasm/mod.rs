@@ -313,7 +313,6 @@ impl GuestController {
     /// ```
     pub fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), LinearMemoryError> {
         let len = u32::try_from(bytes.len()).map_err(|_| LinearMemoryError::OutOfBounds)?;
-        self.inner.release();
         let claim = self.memory.memory.claim_raw(ptr, len)?;
         bytes::write_claimed(&claim, bytes);
         Ok(())
@@ -328,7 +327,6 @@ impl GuestController {
     /// As [`write`](Self::write).
     pub fn read(&mut self, ptr: u32, out: &mut [u8]) -> Result<(), LinearMemoryError> {
         let len = u32::try_from(out.len()).map_err(|_| LinearMemoryError::OutOfBounds)?;
-        self.inner.release();
         let claim = self.memory.memory.claim_raw(ptr, len)?;
         bytes::read_claimed(&claim, out);
         Ok(())
