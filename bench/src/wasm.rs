@@ -51,7 +51,7 @@ pub struct Surrealism {
 
 impl Surrealism {
     /// Builds the std-allocator guest and instantiates it.
-    pub fn new() -> Surrealism {
+    pub fn start() -> Surrealism {
         let wasm = build_guest(repo(), GuestAllocator::Std).expect("the guest builds");
         let engine = Engine::new(&Config::new()).expect("an engine");
         let module = Module::new(&engine, wasm).expect("the guest compiles");
@@ -113,7 +113,7 @@ pub struct Shared {
 
 impl Shared {
     /// Builds the host-import guest and instantiates it on a guest memory.
-    pub fn new() -> Shared {
+    pub fn start() -> Shared {
         let wasm = build_guest(repo(), GuestAllocator::Host).expect("the guest builds");
         let memories = GuestMemories::new();
         let engine = Engine::new(memories.configure(&mut Config::new())).expect("an engine");

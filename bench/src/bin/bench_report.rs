@@ -100,7 +100,7 @@ fn wasm_runs(workload: &str) -> Vec<(&'static str, Run)> {
     match workload {
         "T1" => {
             let (mut paused, mut copied, mut exports) =
-                (Shared::new(), Shared::new(), Surrealism::new());
+                (Shared::start(), Shared::start(), Surrealism::start());
             vec![
                 (
                     "(b) GuestController, slice while paused",
@@ -125,7 +125,7 @@ fn wasm_runs(workload: &str) -> Vec<(&'static str, Run)> {
             ]
         }
         "T2" => {
-            let (mut host, mut std_alloc) = (Shared::new(), Surrealism::new());
+            let (mut host, mut std_alloc) = (Shared::start(), Surrealism::start());
             vec![
                 (
                     "host-import allocator",
