@@ -88,7 +88,10 @@ unsafe impl Send for Region {}
 // SAFETY: `&Region` reaches the bytes only through `slice_mut`/`slice`, whose
 // callers must hold an exclusive claim on the range (R3), and through
 // `commit`/`decommit_clean`, whose callers guarantee nobody references the range,
-// so sharing a `Region` between threads creates no aliasing `&mut`.
+// so sharing a `Region` between threads creates no aliasing `&mut`. The raw
+// pointers of `base`/`claimed_ptr` make no reference; they serve guest
+// memories (`crate::wasm`), whose handles reach the bytes only by atomic
+// copies under a claim, or as slices while the guest is paused.
 unsafe impl Sync for Region {}
 
 impl Region {
