@@ -244,3 +244,49 @@ fn a_guest_free_racing_a_host_copy_frees_or_answers_busy_without_waiting() {
         u64::from(memory.guest_bytes() - 256)
     );
 }
+
+#[test]
+fn a_shared_guest_memory_allocates_through_the_imports_and_sees_growth() {
+    let memories = GuestMemories::new();
+    let mut config = Config::new();
+    memories
+        .configure(&mut config)
+        .wasm_threads(true)
+        .shared_memory(true);
+    let engine = Engine::new(&config).unwrap();
+    let wat = GUEST.replace(
+        "(memory (export \"memory\") 1)",
+        "(memory (export \"memory\") 1 8 shared)",
+    );
+    let module = Module::new(&engine, wat::parse_str(&wat).unwrap()).unwrap();
+    let mut linker = Linker::new(&engine);
+    GuestImports::add_to_linker(&mut linker, |imports| imports).unwrap();
+    let memory = memories.memory(1, 8).unwrap();
+    let mut store = Store::new(&engine, GuestImports::new(&memory));
+    let instance = memories
+        .instantiate(&memory, &mut store, &linker, &module)
+        .unwrap();
+    let alloc = instance
+        .get_typed_func::<(i32, i32), i64>(&mut store, "alloc")
+        .unwrap();
+    let len = 3 * PAGE_SIZE as i32;
+    let ptr = alloc.call(&mut store, (len, 8)).unwrap();
+    assert!(ptr > 0, "{ptr}");
+    let size = instance
+        .get_typed_func::<(), i32>(&mut store, "size")
+        .unwrap();
+    assert_eq!(
+        size.call(&mut store, ()).unwrap() as u32,
+        memory.size_pages()
+    );
+    let fill = instance
+        .get_typed_func::<(i32, i32, i32), ()>(&mut store, "fill")
+        .unwrap();
+    fill.call(&mut store, (ptr as i32, 1, len)).unwrap();
+    let free = instance
+        .get_typed_func::<(i32, i32), i32>(&mut store, "free")
+        .unwrap();
+    assert_eq!(free.call(&mut store, (ptr as i32, len)).unwrap(), 0);
+    // No slice of a shared memory: it is no `wasmtime::Memory` at all.
+    assert!(instance.get_memory(&mut store, "memory").is_none());
+}
