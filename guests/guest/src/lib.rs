@@ -8,7 +8,8 @@
 //! - `transform(ptr, len) -> value`: reads the `len` bytes at `ptr` (a
 //!   block the host allocated, which the guest now owns), frees them, and
 //!   returns a new block holding them upper-cased and reversed, allocated
-//!   by the guest; the host reads and frees it.
+//!   by the guest through the shared allocator; the host reads and frees
+//!   it.
 //! - `consume(ptr, len) -> u32`: reads the bytes, frees them, returns
 //!   their sum.
 //! - `churn(rounds) -> u32`: allocates, fills and drops `Vec`s of varying
@@ -124,24 +125,6 @@ pub extern "C" fn churn(rounds: u32) -> u32 {
         total = total.wrapping_add(black_box(&values).len() as u32 + text.len() as u32);
     }
     total
-}
-
-/// Frees a block this guest returned (for hosts without their own way to
-/// free guest blocks).
-///
-/// # Safety
-///
-/// `ptr` is a live block of `len` bytes that `transform` returned.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn free_output(ptr: u32, len: u32) {
-    // SAFETY: the caller's obligation; `transform` made a boxed slice of
-    // `len` bytes, whose layout is `[u8; len]`.
-    unsafe {
-        dealloc(
-            ptr as usize as *mut u8,
-            Layout::array::<u8>(len as usize).expect("fits"),
-        )
-    };
 }
 
 /// Allocates a `len`-byte block for the host to fill (surrealism's
