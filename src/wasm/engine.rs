@@ -149,9 +149,9 @@ impl GuestMemories {
     /// module defines no memory (or more than one), `memory` was bound
     /// before or has been allocated from, it was not made by
     /// [`memory`](Self::memory) of an engine configured as above, the
-    /// module's minimum is above its maximum, or its maximum is below the
-    /// memory's (the host could grow the memory past what the module
-    /// allows).
+    /// module's minimum passes the memory's maximum, or the module's
+    /// maximum is below the memory's (the host could grow the memory past
+    /// what the module allows).
     pub fn instantiate<T: 'static>(
         &self,
         memory: &GuestMemory,
