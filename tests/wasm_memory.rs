@@ -215,6 +215,14 @@ fn bindings_that_cannot_work_are_refused_with_a_reason() {
         .instantiate(&memory, &mut store, &linker, &small_max)
         .unwrap_err();
     assert!(format!("{error:?}").contains("module's maximum"));
+    // A module whose minimum passes the memory's maximum.
+    let big_min = Module::new(&engine, wat::parse_str("(module (memory 5))").unwrap()).unwrap();
+    let memory = memories.memory(1, 4).unwrap();
+    let mut store = Store::new(&engine, ());
+    let error = memories
+        .instantiate(&memory, &mut store, &linker, &big_min)
+        .unwrap_err();
+    assert!(format!("{error:?}").contains("passes the memory's maximum"));
     // A module-defined memory with no guest memory named.
     let mut store = Store::new(&engine, ());
     let error = linker.instantiate(&mut store, &module).unwrap_err();
