@@ -379,6 +379,10 @@ fn errors_limen_lacks_become_their_nearest_limen_error() {
         LimenError::from(MemoryError::TooManyShares),
         LimenError::NoFreeSlots
     );
+    assert_eq!(
+        LimenError::from(MemoryError::TooManyReaders),
+        LimenError::AlreadyBorrowed
+    );
 }
 
 #[test]

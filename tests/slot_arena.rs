@@ -542,3 +542,33 @@ fn insert_and_remove_never_wait_for_other_values_guards() {
     holder.join().unwrap();
     assert_eq!(arena.len(), 32);
 }
+
+// Issue 21, items 6–9: limits and tokens answer errors, never panics or
+// fine print.
+
+/// Item 6: the reader limit answers an error, and a dropped guard makes
+/// room again. `__forget_read_locks` stands for 2²⁶ − 4 forgotten guards.
+#[test]
+fn too_many_read_guards_answer_an_error_until_one_drops() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert(7u8).unwrap();
+    let max = SlotArena::<u8>::MAX_READERS as u64;
+    assert_eq!(max, (1 << 26) - 2);
+    assert_eq!(
+        arena.__forget_read_locks(token, max + 1),
+        Err(MemoryError::TooManyReaders)
+    );
+    arena.__forget_read_locks(token, max - 2).unwrap();
+    let last_but_one = arena.get(token).unwrap();
+    let last = arena.get_owned(token).unwrap();
+    let full = Some(MemoryError::TooManyReaders);
+    let blocking = arena.clone();
+    assert_eq!(never_waits(move || blocking.get(token).err()), full);
+    assert_eq!(arena.try_get(token).err(), full);
+    assert_eq!(arena.get_owned(token).err(), full);
+    assert_eq!(arena.try_get_owned(token).err(), full);
+    assert_eq!(arena.iter().count(), 0, "iter skips the value");
+    drop(last_but_one);
+    assert_eq!(*arena.get(token).unwrap(), 7);
+    assert_eq!(*last, 7);
+}

@@ -11,8 +11,8 @@ use crate::MessageToken;
 ///
 /// Weakly consistent: it yields every value present for the whole
 /// iteration, and may or may not yield values inserted or removed
-/// meanwhile. It never waits: a value locked for writing, or poisoned, is
-/// skipped.
+/// meanwhile. It never waits: a value locked for writing, poisoned, or at
+/// its reader limit is skipped.
 pub struct Iter<'a, T> {
     core: &'a Core<T>,
     next: usize,

@@ -477,6 +477,10 @@ impl<T> SlotArena<T> {
     /// The largest capacity an arena may have (2²⁶ − 1 slots).
     pub const MAX_CAPACITY: usize = MAX_CAPACITY;
 
+    /// The most read guards one value can have at once (2²⁶ − 2). One more
+    /// answers [`MemoryError::TooManyReaders`], never a panic.
+    pub const MAX_READERS: usize = word::MAX_READERS as usize;
+
     /// An arena of exactly `capacity` slots.
     ///
     /// # Panics
@@ -734,7 +738,9 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`; `TooManyReaders`
+    /// when the value already has [`MAX_READERS`](Self::MAX_READERS) read
+    /// guards (it never waits for one to drop).
     ///
     /// # Examples
     ///
@@ -898,6 +904,21 @@ impl<T> SlotArena<T> {
         self.owned_write(token, false)
     }
 
+    /// Test hook, not API: takes `count` read locks on the value `token`
+    /// names that are never given back, the same as taking `count` read
+    /// guards and passing each to `mem::forget` (which safe code may do),
+    /// but in one step, so a test can bring a value near its reader limit
+    /// without holding millions of guards.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Self::try_get); `TooManyReaders` if `count` more
+    /// readers would pass the limit.
+    #[doc(hidden)]
+    pub fn __forget_read_locks(&self, token: MessageToken, count: u64) -> Result<(), MemoryError> {
+        self.core.place(token)?.0.forget_read_locks(token, count)
+    }
+
     fn owned_read(
         &self,
         token: MessageToken,
@@ -928,8 +949,8 @@ impl<T> SlotArena<T> {
 
     /// Every value present for the whole iteration, each with its token and
     /// a read guard; values inserted or removed meanwhile may or may not
-    /// appear. Never waits: values locked for writing (or poisoned) are
-    /// skipped.
+    /// appear. Never waits: values locked for writing, poisoned, or at
+    /// their [reader limit](Self::MAX_READERS) are skipped.
     ///
     /// # Examples
     ///

@@ -216,10 +216,9 @@ impl<T> Slot<T> {
                 && (generation(word) == token.generation()
                     || cfg!(slotarena_mutation = "lock_read_skips_generation"))
             {
-                assert!(
-                    readers(word) < MAX_READERS,
-                    "more than {MAX_READERS} read guards on one value"
-                );
+                if readers(word) >= MAX_READERS {
+                    return Err(MemoryError::TooManyReaders);
+                }
                 // Acquire pairs with `fill`'s and the last writer's Release.
                 // The CAS fails unless the generation still matches (S4).
                 match self.word.compare_exchange_weak(
@@ -251,6 +250,41 @@ impl<T> Slot<T> {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
                 word = self.wait(word, &backoff);
+            }
+        }
+    }
+
+    /// Takes `count` read locks on the value `token` names at once, as
+    /// `count` calls of [`lock_read`](Self::lock_read) would, without
+    /// waiting: for the test hook `SlotArena::__forget_read_locks`. Nobody
+    /// ever unlocks them, exactly as if their guards were `mem::forget`ed.
+    pub(super) fn forget_read_locks(
+        &self,
+        token: MessageToken,
+        count: u64,
+    ) -> Result<(), MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & WRITER != 0 {
+                return Err(MemoryError::AlreadyBorrowed);
+            }
+            if count > MAX_READERS - readers(word) {
+                return Err(MemoryError::TooManyReaders);
+            }
+            // Acquire, as `lock_read`'s; the CAS fails unless the
+            // generation still matches (S4).
+            match self.word.compare_exchange_weak(
+                word,
+                word + count * ONE_READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => word = now,
             }
         }
     }

@@ -60,7 +60,7 @@ const GENERATION_SHIFT: u32 = 32;
 /// may have, so every real index fits in the middle field.
 pub const NIL: u32 = COUNT_MAX as u32;
 /// The most read guards one value can have at once.
-pub(super) const MAX_READERS: u64 = COUNT_MAX - 1;
+pub(crate) const MAX_READERS: u64 = COUNT_MAX - 1;
 
 /// The generation recorded in a word.
 #[inline]

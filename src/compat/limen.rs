@@ -71,6 +71,7 @@
 //! | `MemoryError::QueueOwned` | `MemoryError::BorrowActive` (no queue shares) |
 //! | `MemoryError::NotShared` | `MemoryError::NotAllocated` (no queue shares) |
 //! | `MemoryError::TooManyShares` | `MemoryError::NoFreeSlots` (no queue shares) |
+//! | `MemoryError::TooManyReaders` | `MemoryError::AlreadyBorrowed` (no reader limit) |
 //! | `QosClass::BestEffort` | `QoSClass::Background` |
 //! | `QosClass::Standard` (the default) | `QoSClass::BestEffort` (the default) |
 //! | `QosClass::LatencySensitive`, `QosClass::Critical` | `QoSClass::LatencyCritical` |
