@@ -139,8 +139,13 @@ impl MessageToken {
     /// let token = arena.insert("first").unwrap();
     /// let copy = MessageToken::from_bits(token.to_bits());
     /// assert_eq!(*arena.get(copy).unwrap(), "first");
-    /// let forged = MessageToken::from_bits(token.to_bits() + (1 << 32)); // next generation
-    /// assert_eq!(arena.get(forged).err(), Some(MemoryError::StaleToken));
+    /// // A generation the slot never reached: never handed out.
+    /// let forged = MessageToken::from_bits(token.to_bits() + (1 << 32));
+    /// assert_eq!(arena.get(forged).err(), Some(MemoryError::BadToken));
+    /// arena.remove(token).unwrap();
+    /// let next = arena.insert("second").unwrap();
+    /// assert_eq!(next, forged); // until now
+    /// assert_eq!(arena.get(copy).err(), Some(MemoryError::StaleToken));
     /// # }
     /// ```
     #[inline]

@@ -572,3 +572,25 @@ fn too_many_read_guards_answer_an_error_until_one_drops() {
     assert_eq!(*arena.get(token).unwrap(), 7);
     assert_eq!(*last, 7);
 }
+
+/// Item 9: a generation the slot never reached answers `BadToken`, on an
+/// empty slot as on a full one; the slot's own generations keep their
+/// errors.
+#[test]
+fn a_token_from_the_future_is_a_bad_token() {
+    let arena = SlotArena::new(1);
+    let token = arena.insert(1).unwrap();
+    let ahead = |by| MessageToken::new(token.index() as u32, token.generation() + by);
+    assert_eq!(arena.get(ahead(1)).err(), Some(MemoryError::BadToken));
+    assert_eq!(arena.remove(ahead(1)), Err(MemoryError::BadToken));
+    assert!(!arena.contains(ahead(1)));
+    arena.remove(token).unwrap();
+    // Empty now, its next value gets generation + 1.
+    assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(ahead(1)).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(ahead(2)).err(), Some(MemoryError::BadToken));
+    let next = arena.insert(2).unwrap();
+    assert_eq!(next, ahead(1));
+    assert_eq!(arena.get(token).err(), Some(MemoryError::StaleToken));
+    assert_eq!(arena.get(ahead(2)).err(), Some(MemoryError::BadToken));
+}

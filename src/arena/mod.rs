@@ -566,16 +566,20 @@ impl<T> SlotArena<T> {
         self.core.check(token).is_ok()
     }
 
-    /// The token of the value occupying slot `index` right now (live, or
-    /// removed while guards still hold it), if any: a snapshot for layers
+    /// Slot `index` right now, if the arena has it: the token of its
+    /// generation (that of the value occupying it, live or removed while
+    /// guards still hold it; for an empty slot, the generation its next
+    /// value gets), and whether a value occupies it. A snapshot for layers
     /// whose keys carry fewer generation bits than a token
     /// (`compat::limen`); every use of the token is checked again, and
     /// answers `NotAllocated` for a removed value.
     #[cfg(feature = "limen")]
-    pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
+    pub(crate) fn slot_at(&self, index: usize) -> Option<(MessageToken, bool)> {
         let word = self.core.places.get(index)?.slot.word();
-        (word::state(word) != word::VACANT)
-            .then(|| MessageToken::new(index as u32, word::generation(word)))
+        Some((
+            MessageToken::new(index as u32, word::generation(word)),
+            word::state(word) != word::VACANT,
+        ))
     }
 
     /// Values in the arena, counting removed values whose last guard has

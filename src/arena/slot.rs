@@ -55,13 +55,17 @@ impl<T> Default for Slot<T> {
 }
 
 /// Whether `word` holds the value `token` names, in the contract's order:
-/// an empty slot or a dead token is `NotAllocated`, a newer value in the
-/// slot is `StaleToken`.
+/// a generation the slot has not reached yet (a token never handed out) is
+/// `BadToken`, an empty slot or a dead token is `NotAllocated`, a newer
+/// value in the slot is `StaleToken`.
 #[inline]
 fn check(word: u64, token: MessageToken) -> Result<(), MemoryError> {
     let same = generation(word) == token.generation();
     match state(word) {
         PRESENT if same => Ok(()),
+        // A vacant word holds the generation its next value gets, any other
+        // the generation of its value: tokens beyond it were never issued.
+        _ if token.generation() > generation(word) => Err(MemoryError::BadToken),
         PRESENT => Err(MemoryError::StaleToken),
         VACANT => Err(MemoryError::NotAllocated),
         // Mutation `check_accepts_dying_value`: a removed or taken value

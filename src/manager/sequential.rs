@@ -108,10 +108,16 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
     }
 
     /// Finds the occupied slot `token` names, answering errors in the
-    /// contract's order: `BadToken`, `NotAllocated`, `StaleToken`.
+    /// contract's order: `BadToken` (out of range, or a generation the slot
+    /// has not reached: never handed out), `NotAllocated`, `StaleToken`.
     fn check(&self, token: MessageToken) -> Result<(), MemoryError> {
         match self.slots.as_ref().get(token.index()) {
             None => Err(MemoryError::BadToken),
+            Some(Slot::Vacant { generation, .. } | Slot::Occupied { generation, .. })
+                if token.generation() > *generation =>
+            {
+                Err(MemoryError::BadToken)
+            }
             Some(Slot::Vacant { .. }) => Err(MemoryError::NotAllocated),
             Some(Slot::Occupied { generation, .. }) if *generation != token.generation() => {
                 Err(MemoryError::StaleToken)
