@@ -1,7 +1,8 @@
 //! A concurrent generational slot arena for multithreaded pipelines:
 //! lock-free slot allocation, a reader-writer lock per slot, and
-//! generational tokens: a token whose value was freed never reaches the
-//! value stored in its slot next (until that slot is reused 2³² times).
+//! generational tokens: a token whose value was freed never reaches a
+//! value stored in its slot later (a slot whose generation would wrap is
+//! retired, never reused).
 //!
 //! Pipeline stages pass small `Copy` [`MessageToken`]s to each other while
 //! the messages themselves live in a memory manager, keyed by token. Any

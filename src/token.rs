@@ -10,8 +10,9 @@ use core::fmt;
 /// the message stored in that slot next: managers answer
 /// [`MemoryError::NotAllocated`](crate::MemoryError::NotAllocated) while the
 /// slot is empty and [`MemoryError::StaleToken`](crate::MemoryError::StaleToken)
-/// once it holds a newer message. (The generation has 32 bits: only after
-/// one slot is reused 2³² times can an old token match again.)
+/// once it holds a newer message. The generation has 32 bits, and a slot
+/// whose generation would wrap is retired instead of reused, so an old
+/// token never matches again.
 ///
 /// Tokens are plain data, not capabilities: copying one does not keep the
 /// message alive, and a token is checked on every use, but any bits that

@@ -594,3 +594,50 @@ fn a_token_from_the_future_is_a_bad_token() {
     assert_eq!(arena.get(token).err(), Some(MemoryError::StaleToken));
     assert_eq!(arena.get(ahead(2)).err(), Some(MemoryError::BadToken));
 }
+
+/// Item 7: a slot whose generation would wrap is retired, not reused.
+#[test]
+fn a_slot_whose_generation_would_wrap_is_retired() {
+    let mut arena = SlotArena::new(2);
+    assert!(arena.__set_free_generation(0, u32::MAX - 1));
+    assert!(arena.__set_free_generation(1, u32::MAX - 1));
+    let mut last = Vec::new();
+    for round in 0..2 {
+        let a = arena.insert(round).unwrap();
+        let b = arena.insert(round).unwrap();
+        assert_eq!(a.generation(), u32::MAX - 1 + round);
+        last = vec![a, b];
+        arena.remove(a).unwrap();
+        assert_eq!(arena.take(b), Ok(round));
+    }
+    // Both slots gave out their last generation: neither comes back.
+    assert_eq!((arena.capacity(), arena.len()), (0, 0));
+    assert!(arena.insert(9).is_err(), "a retired slot was reused");
+    for token in last {
+        assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    }
+}
+
+/// Item 7, counting: a retired slot leaves the capacity exact, and a
+/// growable arena grows past it.
+#[test]
+fn a_retired_slot_shrinks_the_capacity_and_growth_goes_on() {
+    let mut arena = SlotArena::growable(2, 64);
+    assert!(arena.__set_free_generation(0, u32::MAX));
+    let tokens = [arena.insert(0).unwrap(), arena.insert(1).unwrap()];
+    let last = *tokens.iter().find(|token| token.index() == 0).unwrap();
+    assert_eq!(last.generation(), u32::MAX);
+    arena.remove(last).unwrap();
+    assert_eq!(arena.get(last).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(
+        (arena.capacity(), arena.max_capacity(), arena.len()),
+        (1, 63, 1)
+    );
+    let mut inserted = 1;
+    while let Ok(token) = arena.insert(inserted) {
+        assert_ne!(token.index(), 0, "the retired slot was reused");
+        inserted += 1;
+    }
+    assert_eq!(inserted, 63, "every slot but the retired one holds a value");
+    assert_eq!((arena.capacity(), arena.len()), (63, 63));
+}

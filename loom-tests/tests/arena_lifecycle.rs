@@ -85,6 +85,32 @@ fn a_deferred_removal_is_dropped_once_by_whichever_thread_is_last() {
 }
 
 #[test]
+fn a_slot_at_its_last_generation_retires_by_whichever_thread_is_last() {
+    model(|| {
+        let mut arena = SlotArena::new(1);
+        assert!(arena.__set_free_generation(0, u32::MAX));
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let reader = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                if let Ok(guard) = arena.get(token) {
+                    assert_eq!(guard.read(), 1);
+                }
+            })
+        };
+        arena.remove(token).unwrap();
+        reader.join().unwrap();
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
+        // Retired, whichever thread reclaimed it: never handed out again.
+        assert_eq!((arena.capacity(), arena.len()), (0, 0));
+        let (again, _) = Probe::new(2);
+        assert!(arena.insert(again).is_err(), "a retired slot was reused");
+        assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    });
+}
+
+#[test]
 fn take_waits_for_a_reader_and_is_woken_by_its_drop() {
     // Under loom a waiter parks at once (no spinning), so whenever the
     // reader holds its guard the take parks, and only the reader's unlock

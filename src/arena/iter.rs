@@ -30,7 +30,7 @@ impl<'a, T> Iterator for Iter<'a, T> {
     fn next(&mut self) -> Option<Self::Item> {
         // The capacity is read each step, so segments added by growth
         // during the walk are visited too.
-        while self.next < self.core.capacity() {
+        while self.next < self.core.created() {
             let index = self.next;
             self.next += 1;
             let Some((token, slot)) = self.core.live_at(index) else {

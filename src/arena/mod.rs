@@ -98,6 +98,8 @@ pub(crate) struct Core<T, M = ()> {
     free: FreePool,
     /// Slots created so far; changes only under `growth`.
     capacity: AtomicUsize,
+    /// Slots retired so far (their generations ran out: `slot.rs`, S4).
+    retired: AtomicUsize,
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
     /// Threads and tasks waiting for a free slot.
@@ -117,8 +119,14 @@ impl<T, M> Links for Core<T, M> {
 }
 
 impl<T, M> Recycle for Core<T, M> {
+    /// Pushes the slot back, unless it just retired (S4): then it stays off
+    /// every list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle(&self, index: u32) {
+        if self.slot_at(index).is_retired() {
+            self.retire();
+            return;
+        }
         self.free.push(index, self);
         self.room.notify_one();
     }
@@ -144,6 +152,7 @@ impl<T, M: Default> Core<T, M> {
             places: Segments::new(initial, max),
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
+            retired: AtomicUsize::new(0),
             growth: Mutex::new(()),
             room: WaitQueue::default(),
         };
@@ -161,13 +170,13 @@ impl<T, M: Default> Core<T, M> {
             // `seen` and we look again. Read after, it could already be the
             // grown capacity, and at the maximum the store would answer
             // "full" with the new slots free.
-            let seen = self.capacity();
+            let seen = self.created();
             if let Some(index) = self.free.pop(self) {
                 return Ok(self.fill(index, value));
             }
             // Mutation `insert_reads_capacity_after_pop`: the race above.
             let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
-                self.capacity()
+                self.created()
             } else {
                 seen
             };
@@ -206,7 +215,7 @@ impl<T, M: Default> Core<T, M> {
             return false;
         };
         self.free.push_fresh(first, len, self);
-        // Release pairs with `capacity()`'s Acquire (segment visible first).
+        // Release pairs with `created()`'s Acquire (segment visible first).
         self.capacity.store(first + len, Ordering::Release);
         true
     }
@@ -333,17 +342,32 @@ impl<T, M> Core<T, M> {
         self.check(token).map(|word| word & word::RETAINED != 0)
     }
 
-    /// Slots created so far.
+    /// Slots created so far, retired ones included: every index below it
+    /// has a slot.
     #[inline]
-    pub(crate) fn capacity(&self) -> usize {
+    pub(crate) fn created(&self) -> usize {
         // Acquire pairs with the Release in `grow`: a caller that sees the
         // new capacity also sees the new segment.
         self.capacity.load(Ordering::Acquire)
     }
 
-    /// The most slots the arena may grow to.
+    /// Slots that can hold a value: those created, less the retired.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        // Relaxed: a count, exact when no operation is in flight.
+        self.created() - self.retired.load(Ordering::Relaxed)
+    }
+
+    /// The most values the arena may ever hold at once: the slots it may
+    /// grow to, less the retired.
     pub(crate) fn max_capacity(&self) -> usize {
-        self.places.max()
+        self.places.max() - self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Counts a slot that just retired (S4); it is on no free list.
+    #[cold]
+    fn retire(&self) {
+        self.retired.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Values present (including removed ones whose guards are still live,
@@ -428,8 +452,9 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 ///   value; [`try_take`](Self::try_take) answers `BorrowActive` instead.
 /// - Capacity is exact: from a quiescent state with `k` free slots, any one
 ///   thread can insert `k` values, whichever threads freed them.
-/// - A token of a removed value never reaches the value stored in its slot
-///   next (until the slot's 32-bit generation wraps, after 2³² reuses).
+/// - A token of a removed value never reaches a value stored in its slot
+///   later: a slot whose 32-bit generation would wrap is retired instead
+///   of reused ([`capacity`](Self::capacity) shrinks by one).
 ///
 /// Reads are not lock-free: a guard is a lock, and a writer excludes
 /// readers. What is lock-free is slot allocation and the token check.
@@ -608,7 +633,9 @@ impl<T> SlotArena<T> {
         self.len() == 0
     }
 
-    /// Slots that exist now (free or not).
+    /// Slots that exist now (free or not), less the retired ones: a slot
+    /// whose value had the last of its 2³² generations is retired when
+    /// that value leaves, so no old token can ever name a later value.
     ///
     /// # Examples
     ///
@@ -619,7 +646,8 @@ impl<T> SlotArena<T> {
         self.core.capacity()
     }
 
-    /// The most slots the arena may grow to.
+    /// The most slots the arena may grow to, less the retired ones (see
+    /// [`capacity`](Self::capacity)).
     ///
     /// # Examples
     ///
@@ -718,7 +746,7 @@ impl<T> SlotArena<T> {
     /// assert_eq!(arena.len(), 4);
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(MessageToken, &mut T) -> bool) {
-        for index in 0..self.capacity() {
+        for index in 0..self.core.created() {
             let Some((token, _)) = self.core.live_at(index) else {
                 continue;
             };
@@ -921,6 +949,21 @@ impl<T> SlotArena<T> {
     #[doc(hidden)]
     pub fn __forget_read_locks(&self, token: MessageToken, count: u64) -> Result<(), MemoryError> {
         self.core.place(token)?.0.forget_read_locks(token, count)
+    }
+
+    /// Test hook, not API: gives the free slot `index` the generation
+    /// `generation` for its next value, so a test can bring a slot near the
+    /// end of its generations without 2³² reuses. Answers `false` (and
+    /// changes nothing) unless this is the arena's only handle (no clone,
+    /// no owned guard) and the slot is free.
+    #[doc(hidden)]
+    pub fn __set_free_generation(&mut self, index: usize, generation: u32) -> bool {
+        let Some(core) = Arc::get_mut(&mut self.core) else {
+            return false;
+        };
+        core.places
+            .get(index)
+            .is_some_and(|place| place.slot.set_free_generation(generation))
     }
 
     fn owned_read(

@@ -14,7 +14,10 @@
 //!   while a guard is held, S1) or a CAS whose expected value has a
 //!   non-vacant state, so none can land on a vacant word.
 //! - S4: the generation moves on when a value leaves the slot, so no token
-//!   issued before matches afterwards, and a stale CAS always fails.
+//!   issued before matches afterwards, and a stale CAS always fails. A
+//!   slot whose value had the last generation is retired instead (its next
+//!   generation would wrap to one an old token carries): it never takes a
+//!   value again.
 //! - S5: whoever clears `PARKED` unparks every waiter on the word, and a
 //!   waiter sleeps only while the word still equals what it saw with
 //!   `PARKED` set (checked under the parking lot's lock), so no wake-up is
@@ -25,8 +28,8 @@
 use core::mem::MaybeUninit;
 
 use super::word::{
-    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, STATE_MASK,
-    TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
+    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, RETIRED_WORD,
+    STATE_MASK, TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
 };
 use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
@@ -112,12 +115,31 @@ impl<T> Slot<T> {
             .store(word::vacant(generation, next), Ordering::Relaxed);
     }
 
+    /// Gives a vacant slot the generation its next value gets, keeping its
+    /// free-list link: for the test hook `SlotArena::__set_free_generation`,
+    /// whose `&mut` arena with no other handle excludes every other access.
+    /// Returns whether the slot was vacant (and not retired).
+    pub(super) fn set_free_generation(&self, generation: u32) -> bool {
+        let word = self.word();
+        if state(word) != VACANT || self.is_retired() {
+            return false;
+        }
+        self.word.store(
+            word::vacant(generation, word::next_free(word)),
+            Ordering::Relaxed,
+        );
+        true
+    }
+
     /// Puts `value` into the vacant slot the caller popped, and publishes
     /// it with one Release store. Returns the value's generation.
     #[inline]
     pub(super) fn fill(&self, value: T) -> u32 {
         let word = self.word();
-        debug_assert_eq!(state(word), VACANT, "filling a slot in use: {word:#x}");
+        debug_assert!(
+            state(word) == VACANT && word != RETIRED_WORD,
+            "filling a slot in use or retired: {word:#x}"
+        );
         // SAFETY: the caller popped the slot, so it owns it (S3): no guard
         // exists and no other thread can write the value (S1: it is vacant).
         self.value.with_mut(|cell| unsafe { (*cell).write(value) });
@@ -642,14 +664,24 @@ impl<T> Slot<T> {
         );
     }
 
-    /// The word of a slot whose value left: vacant, next generation (S4).
+    /// The word of a slot whose value left: vacant, next generation, or
+    /// retired if `generation` was the last (S4).
     #[inline]
     fn mark_vacant(&self, generation: u32) {
-        // Relaxed: the slot is owned (S3); the free list's push publishes.
-        self.word.store(
-            word::vacant(generation.wrapping_add(1), word::NIL),
-            Ordering::Relaxed,
-        );
+        let word = match generation.checked_add(1) {
+            Some(next) => word::vacant(next, word::NIL),
+            None => RETIRED_WORD,
+        };
+        // Relaxed: the slot is owned (S3); the free list's push publishes,
+        // and a retired word is never read for anything but itself.
+        self.word.store(word, Ordering::Relaxed);
+    }
+
+    /// Whether the slot is retired (S4). Meaningful to the owner of a
+    /// vacant slot, which `Recycle::recycle` is.
+    #[inline]
+    pub(super) fn is_retired(&self) -> bool {
+        self.word() == RETIRED_WORD
     }
 
     /// Drops the value of a slot that is not vacant, for the arena's drop.

@@ -188,7 +188,9 @@ impl<P> ConcurrentMemoryManager<P> {
         }
     }
 
-    /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)).
+    /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)),
+    /// less those retired because their generations ran out (as in
+    /// [`SlotArena::capacity`](crate::SlotArena::capacity)).
     ///
     /// # Examples
     ///
@@ -204,7 +206,7 @@ impl<P> ConcurrentMemoryManager<P> {
         self.shared.core.capacity()
     }
 
-    /// The most slots the manager may grow to.
+    /// The most slots the manager may grow to, less the retired ones.
     ///
     /// # Examples
     ///
