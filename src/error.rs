@@ -68,7 +68,11 @@ pub enum MemoryError {
     #[error("value has the maximum number of read guards; drop one and retry")]
     TooManyReaders,
     /// A thread panicked while it held a write guard on this message, so it
-    /// may be half-updated. Free or take the message to reuse the slot.
-    #[error("message is poisoned: a writer panicked while holding it; free it to reuse the slot")]
+    /// may be half-updated. Free or take the message to reuse the slot
+    /// ([`SlotArena::take`](crate::SlotArena::take) hands the value back,
+    /// inside [`TakeError::Poisoned`](crate::TakeError::Poisoned)).
+    #[error(
+        "message is poisoned: a writer panicked while holding it; free or take it to reuse the slot"
+    )]
     Poisoned,
 }

@@ -117,7 +117,7 @@ mod traits;
 mod wait_queue;
 
 #[cfg(feature = "std")]
-pub use arena::{InsertError, SlotArena};
+pub use arena::{InsertError, SlotArena, TakeError};
 pub use error::MemoryError;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use slotarena::arena::{OwnedReadGuard, ReadGuard, WriteGuard};
-use slotarena::{MemoryError, MessageToken, SlotArena};
+use slotarena::{MemoryError, MessageToken, SlotArena, TakeError};
 
 /// A value that counts its drops.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ fn errors_come_in_the_contract_order() {
         arena.get(old).err(),
         arena.get_mut(old).err(),
         arena.remove(old).err(),
-        arena.take(old).err(),
+        arena.take(old).err().map(MemoryError::from),
     ] {
         assert_eq!(answer, Some(MemoryError::NotAllocated), "a dead token");
     }
@@ -143,7 +143,10 @@ fn take_waits_for_guards_and_try_take_does_not() {
     let arena = SlotArena::new(1);
     let token = arena.insert(String::from("v")).unwrap();
     let reader = arena.get_owned(token).unwrap();
-    assert_eq!(arena.try_take(token), Err(MemoryError::BorrowActive));
+    assert_eq!(
+        arena.try_take(token),
+        Err(TakeError::Refused(MemoryError::BorrowActive))
+    );
     assert!(arena.contains(token), "a refused try_take changes nothing");
     let taker = {
         let arena = arena.clone();
@@ -175,7 +178,7 @@ fn a_stale_token_never_waits_for_the_slots_new_owner() {
         [
             other.get(stale).err(),
             other.get_mut(stale).err(),
-            other.take(stale).err(),
+            other.take(stale).err().map(MemoryError::from),
             other.get_owned(stale).err(),
         ]
     });
@@ -207,7 +210,7 @@ fn try_forms_answer_already_borrowed_and_never_wait() {
 }
 
 #[test]
-fn a_panicking_writer_poisons_and_removal_still_works() {
+fn a_panicking_writer_poisons_and_take_frees_the_slot() {
     let drops = Arc::new(AtomicUsize::new(0));
     let arena = SlotArena::new(2);
     let token = arena.insert(counted(&drops, 1)).unwrap();
@@ -220,13 +223,12 @@ fn a_panicking_writer_poisons_and_removal_still_works() {
     assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
     assert_eq!(arena.get_mut(token).err(), Some(MemoryError::Poisoned));
     assert!(arena.contains(token));
-    assert_eq!(arena.take(token).err(), Some(MemoryError::Poisoned));
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        1,
-        "take dropped the poisoned value"
-    );
-    assert_eq!(arena.len(), 0, "and freed its slot");
+    let poisoned = arena.take(token).unwrap_err();
+    assert_eq!(poisoned.error(), MemoryError::Poisoned);
+    assert_eq!(arena.len(), 0, "take freed the slot");
+    assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    drop(poisoned);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
     let again = arena.insert(counted(&drops, 2)).unwrap();
     assert_eq!(arena.get(again).unwrap().id, 2, "the reused slot is clean");
 }
@@ -640,4 +642,31 @@ fn a_retired_slot_shrinks_the_capacity_and_growth_goes_on() {
     }
     assert_eq!(inserted, 63, "every slot but the retired one holds a value");
     assert_eq!((arena.capacity(), arena.len()), (63, 63));
+}
+
+/// Item 8: `take` of a poisoned value hands the value back.
+#[test]
+fn take_of_a_poisoned_value_hands_it_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(1);
+    let token = arena.insert(counted(&drops, 1)).unwrap();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let mut guard = arena.get_mut(token).unwrap();
+        guard.id = 2;
+        panic!("half-way through an update");
+    }));
+    let taken = arena.take(token);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "take dropped the poisoned value"
+    );
+    let Err(TakeError::Poisoned(value)) = taken else {
+        panic!("{taken:?}");
+    };
+    assert_eq!(value.id, 2, "the half-updated value, as the writer left it");
+    assert_eq!((arena.len(), arena.capacity()), (0, 1), "its slot is free");
+    assert!(arena.try_take(token).unwrap_err().into_inner().is_none());
+    drop(value);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
 }

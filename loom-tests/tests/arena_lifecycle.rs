@@ -175,7 +175,7 @@ fn try_take_racing_a_reader_answers_borrow_active_or_the_value_and_loses_nothing
             }
             Err(e) => {
                 // Refused, changing nothing: the value is still there.
-                assert_eq!(e, MemoryError::BorrowActive);
+                assert_eq!(e.error(), MemoryError::BorrowActive);
                 reader.join().unwrap();
                 assert_eq!(arena.try_take(token).unwrap().read(), 1);
             }
@@ -219,8 +219,11 @@ fn a_writer_that_panics_poisons_the_value_for_a_racing_reader() {
         );
         assert_eq!(arena.try_get_mut(token).err(), Some(MemoryError::Poisoned));
         assert!(arena.contains(token));
-        // Take still releases the slot and drops the value.
-        assert_eq!(arena.take(token).err(), Some(MemoryError::Poisoned));
+        // Take still releases the slot, and hands the value back.
+        let poisoned = arena.take(token).unwrap_err();
+        assert_eq!(poisoned.error(), MemoryError::Poisoned);
+        assert_eq!(state.drops(), 0, "take dropped the poisoned value");
+        drop(poisoned);
         assert_eq!(state.drops(), 1);
         insert_into_free_slot(&arena, 2);
     });
@@ -308,9 +311,17 @@ fn racing_takes_of_one_token_hand_the_value_out_once() {
         let token = arena.insert(value).unwrap();
         let other = {
             let arena = arena.clone();
-            thread::spawn(move || arena.take(token).map(|value| value.read()))
+            thread::spawn(move || {
+                arena
+                    .take(token)
+                    .map(|value| value.read())
+                    .map_err(MemoryError::from)
+            })
         };
-        let mine = arena.take(token).map(|value| value.read());
+        let mine = arena
+            .take(token)
+            .map(|value| value.read())
+            .map_err(MemoryError::from);
         let results = [mine, other.join().unwrap()];
         assert!(
             results.contains(&Ok(1)) && results.contains(&Err(MemoryError::NotAllocated)),
@@ -331,7 +342,10 @@ fn a_take_racing_a_remove_lets_exactly_one_win() {
             let arena = arena.clone();
             thread::spawn(move || arena.remove(token))
         };
-        let taken = arena.take(token).map(|value| value.read());
+        let taken = arena
+            .take(token)
+            .map(|value| value.read())
+            .map_err(MemoryError::from);
         let removed = remover.join().unwrap();
         match (taken, removed) {
             (Ok(1), Err(MemoryError::NotAllocated)) | (Err(MemoryError::NotAllocated), Ok(())) => {}

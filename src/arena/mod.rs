@@ -303,20 +303,21 @@ impl<T, M> Core<T, M> {
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else
-    /// `BorrowActive`). A poisoned value is dropped, its slot freed, and
-    /// the answer is `Poisoned`. A retained value answers `QueueOwned`.
+    /// `BorrowActive`), and frees its slot; also says whether the value was
+    /// poisoned (the caller decides what that means). A retained value
+    /// answers `QueueOwned`.
     #[inline]
-    pub(crate) fn take(&self, token: MessageToken, blocking: bool) -> Result<T, MemoryError> {
+    pub(crate) fn take(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<(T, bool), MemoryError> {
         let (slot, _) = self.place(token)?;
         let word = slot.begin_take(token, blocking, false)?;
-        if word & word::POISONED != 0 {
-            self.reclaim(slot, token, word::generation(word));
-            return Err(MemoryError::Poisoned);
-        }
         // SAFETY: `begin_take` gave us the slot for reclaiming.
         let value = unsafe { slot.vacate(word::generation(word)) };
         self.recycle(token.index() as u32);
-        Ok(value)
+        Ok((value, word & word::POISONED != 0))
     }
 
     /// Drops the value now, without waiting: `BorrowActive` while a guard
@@ -692,9 +693,12 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`; `Poisoned` if a writer
-    /// panicked while holding the value (the value is dropped and its slot
-    /// freed).
+    /// [`TakeError::Refused`] with `BadToken`, `NotAllocated` or
+    /// `StaleToken`, changing nothing. [`TakeError::Poisoned`] if a writer
+    /// panicked while holding the value: it is taken all the same (the
+    /// token is dead, the slot free) and handed back inside the error, as
+    /// std's `PoisonError::into_inner` hands back a poisoned lock's data,
+    /// so the caller decides whether a half-updated value is usable.
     ///
     /// # Examples
     ///
@@ -703,8 +707,28 @@ impl<T> SlotArena<T> {
     /// let token = arena.insert(vec![1, 2]).unwrap();
     /// assert_eq!(arena.take(token).unwrap(), [1, 2]);
     /// ```
-    pub fn take(&self, token: MessageToken) -> Result<T, MemoryError> {
-        self.core.take(token, true)
+    ///
+    /// A poisoned value is not lost:
+    ///
+    /// ```
+    /// use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(1);
+    /// let token = arena.insert(vec![1]).unwrap();
+    /// let _ = catch_unwind(AssertUnwindSafe(|| {
+    ///     let mut guard = arena.get_mut(token).unwrap();
+    ///     guard.push(2);
+    ///     panic!("before the update was complete");
+    /// }));
+    /// assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+    /// let error = arena.take(token).unwrap_err();
+    /// assert_eq!(error.error(), MemoryError::Poisoned);
+    /// assert_eq!(error.into_inner(), Some(vec![1, 2]));
+    /// assert!(arena.is_empty()); // the slot is free again
+    /// ```
+    pub fn take(&self, token: MessageToken) -> Result<T, TakeError<T>> {
+        TakeError::of(self.core.take(token, true))
     }
 
     /// [`take`](Self::take) without waiting: `BorrowActive` while any guard
@@ -712,22 +736,22 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// As `take`, plus `BorrowActive`.
+    /// As `take`, plus `Refused(BorrowActive)`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use slotarena::{MemoryError, SlotArena};
+    /// use slotarena::{MemoryError, SlotArena, TakeError};
     ///
     /// let arena = SlotArena::new(2);
     /// let token = arena.insert(5).unwrap();
     /// let guard = arena.get(token).unwrap();
-    /// assert_eq!(arena.try_take(token), Err(MemoryError::BorrowActive));
+    /// assert_eq!(arena.try_take(token), Err(TakeError::Refused(MemoryError::BorrowActive)));
     /// drop(guard);
     /// assert_eq!(arena.try_take(token), Ok(5));
     /// ```
-    pub fn try_take(&self, token: MessageToken) -> Result<T, MemoryError> {
-        self.core.take(token, false)
+    pub fn try_take(&self, token: MessageToken) -> Result<T, TakeError<T>> {
+        TakeError::of(self.core.take(token, false))
     }
 
     /// Retains only the values for which `keep` answers `true`, visiting
@@ -1075,6 +1099,90 @@ impl<T> core::error::Error for InsertError<T> {}
 impl<T> From<InsertError<T>> for MemoryError {
     fn from(_: InsertError<T>) -> MemoryError {
         MemoryError::NoFreeSlots
+    }
+}
+
+/// Why a [`take`](SlotArena::take) or [`try_take`](SlotArena::try_take)
+/// did not hand back a healthy value.
+///
+/// Like std's `PoisonError`, a poisoned value still comes back: the caller
+/// decides whether it is usable. Prints without needing `T: Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TakeError<T> {
+    /// Nothing was taken and nothing changed; the error says why.
+    Refused(MemoryError),
+    /// The value was taken (its token is dead, its slot free), but a writer
+    /// panicked while holding it, so it may be half-updated.
+    Poisoned(T),
+}
+
+impl<T> TakeError<T> {
+    fn of(taken: Result<(T, bool), MemoryError>) -> Result<T, TakeError<T>> {
+        match taken {
+            Ok((value, false)) => Ok(value),
+            Ok((value, true)) => Err(TakeError::Poisoned(value)),
+            Err(error) => Err(TakeError::Refused(error)),
+        }
+    }
+
+    /// The error without the value: the refusal's, or
+    /// [`MemoryError::Poisoned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::<u8>::new(1);
+    /// let token = slotarena::MessageToken::new(0, 0);
+    /// assert_eq!(arena.take(token).unwrap_err().error(), MemoryError::NotAllocated);
+    /// ```
+    pub fn error(&self) -> MemoryError {
+        match self {
+            TakeError::Refused(error) => *error,
+            TakeError::Poisoned(_) => MemoryError::Poisoned,
+        }
+    }
+
+    /// The poisoned value, taken all the same (std's
+    /// `PoisonError::into_inner`); `None` for a refusal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, TakeError};
+    ///
+    /// assert_eq!(TakeError::Poisoned(3).into_inner(), Some(3));
+    /// assert_eq!(TakeError::<u8>::Refused(MemoryError::StaleToken).into_inner(), None);
+    /// ```
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            TakeError::Poisoned(value) => Some(value),
+            TakeError::Refused(_) => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TakeError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TakeError::Refused(error) => f.debug_tuple("Refused").field(error).finish(),
+            TakeError::Poisoned(_) => f.write_str("Poisoned(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TakeError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error(), f)
+    }
+}
+
+impl<T> core::error::Error for TakeError<T> {}
+
+impl<T> From<TakeError<T>> for MemoryError {
+    fn from(error: TakeError<T>) -> MemoryError {
+        error.error()
     }
 }
 

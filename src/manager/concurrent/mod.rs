@@ -548,7 +548,11 @@ impl<P> ConcurrentMemoryManager<P> {
     /// assert_eq!(manager.take_shared(token).err(), Some(MemoryError::NotAllocated));
     /// ```
     pub fn take_shared(&self, token: MessageToken) -> Result<Message<P>, MemoryError> {
-        self.shared.core.take(token, false)
+        match self.shared.core.take(token, false)? {
+            (message, false) => Ok(message),
+            // The slot is already free; the message drops here.
+            (_, true) => Err(MemoryError::Poisoned),
+        }
     }
 
     /// Adds `count` queue shares to a message (fan-out to `count` queues)
