@@ -670,3 +670,170 @@ fn take_of_a_poisoned_value_hands_it_back() {
     drop(value);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+// Issue 21: exclusive `&mut` access, with no guard and no waiting.
+
+#[test]
+fn exclusive_access_needs_the_only_handle_and_never_waits() {
+    let mut arena = SlotArena::new(4);
+    let a = arena.insert(1).unwrap();
+    let b = arena.insert(2).unwrap();
+    let clone = arena.clone();
+    assert!(
+        arena.exclusive().is_none(),
+        "a clone reaches the same values"
+    );
+    drop(clone);
+    let owned = arena.get_owned(a).unwrap();
+    assert!(arena.exclusive().is_none(), "an owned guard holds a handle");
+    drop(owned);
+    // A forgotten write guard leaves its lock bit behind, but no borrow:
+    // exclusive access neither waits for it nor fails.
+    std::mem::forget(arena.get_mut(b).unwrap());
+    let mut arena = never_waits(move || {
+        *arena.exclusive().unwrap().get_mut(b).unwrap() += 10;
+        arena
+    });
+    let mut all = arena.exclusive().unwrap();
+    assert_eq!(all.get(a), Ok(&1));
+    assert_eq!(all.get(b), Ok(&12));
+    assert_eq!(all.len(), 2);
+    let mut keys: Vec<MessageToken> = all.keys().collect();
+    keys.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(keys, expected);
+    for (_, value) in &mut all {
+        *value += 100;
+    }
+    all.values_mut().for_each(|value| *value *= 2);
+    let mut values: Vec<i32> = all.values().copied().collect();
+    values.sort();
+    assert_eq!(values, [202, 224]);
+    assert_eq!(
+        all.get(MessageToken::new(a.index() as u32, a.generation() + 1)),
+        Err(MemoryError::BadToken)
+    );
+}
+
+#[test]
+fn exclusive_access_skips_poisoned_values_and_drain_drops_them() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut arena = SlotArena::new(4);
+    let healthy = arena.insert(counted(&drops, 1)).unwrap();
+    let poisoned = arena.insert(counted(&drops, 2)).unwrap();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _guard = arena.get_mut(poisoned).unwrap();
+        panic!("poison it");
+    }));
+    let mut all = arena.exclusive().unwrap();
+    assert_eq!(all.get(poisoned).err(), Some(MemoryError::Poisoned));
+    assert_eq!(all.get_mut(poisoned).err(), Some(MemoryError::Poisoned));
+    assert!(all.contains(poisoned));
+    assert_eq!(
+        all.iter().map(|(token, _)| token).collect::<Vec<_>>(),
+        [healthy]
+    );
+    let drained: Vec<(MessageToken, Counted)> = all.drain().collect();
+    assert_eq!(drained.len(), 1);
+    assert_eq!((drained[0].0, drained[0].1.id), (healthy, 1));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the poisoned value dropped"
+    );
+    drop(drained);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert!(all.is_empty());
+    assert_eq!(arena.get(healthy).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(poisoned).err(), Some(MemoryError::NotAllocated));
+    // Every slot is free again.
+    for id in 0..4 {
+        arena.insert(counted(&drops, id)).unwrap();
+    }
+}
+
+#[test]
+fn a_drain_dropped_early_and_clear_remove_everything_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut arena = SlotArena::new(8);
+    let tokens: Vec<MessageToken> = (0..8)
+        .map(|id| arena.insert(counted(&drops, id)).unwrap())
+        .collect();
+    let first = arena.exclusive().unwrap().drain().next().unwrap();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        7,
+        "the rest dropped with the drain"
+    );
+    drop(first);
+    assert!(arena.is_empty());
+    assert_eq!(arena.capacity(), 8);
+    let again: Vec<MessageToken> = (0..8)
+        .map(|id| arena.insert(counted(&drops, id)).unwrap())
+        .collect();
+    arena.exclusive().unwrap().clear();
+    assert_eq!(drops.load(Ordering::SeqCst), 16);
+    for token in tokens.into_iter().chain(again) {
+        assert!(!arena.contains(token));
+    }
+    assert_eq!((arena.len(), arena.capacity()), (0, 8));
+}
+
+#[test]
+fn clear_through_a_shared_handle_removes_like_remove() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(4);
+    let held = arena.insert(counted(&drops, 1)).unwrap();
+    let other = arena.insert(counted(&drops, 2)).unwrap();
+    let guard = arena.get(held).unwrap();
+    never_waits({
+        let arena = arena.clone();
+        move || arena.clear()
+    });
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the unguarded value dropped"
+    );
+    assert_eq!(arena.get(held).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(other).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(guard.id, 1);
+    drop(guard);
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "the last guard dropped it");
+    assert!(arena.is_empty());
+}
+
+#[test]
+fn into_iter_from_iter_and_extend() {
+    let arena: SlotArena<u32> = (1..=3).collect();
+    assert_eq!((arena.len(), arena.capacity()), (3, 3));
+    let shared = arena.clone();
+    assert_eq!(
+        arena.into_iter().count(),
+        0,
+        "values stay with the other handle"
+    );
+    let mut pairs: Vec<(MessageToken, u32)> = shared.clone().into_iter().collect();
+    assert_eq!(pairs.len(), 0, "`shared` still has another handle");
+    let mut shared = shared;
+    shared.extend([4, 5]);
+    assert_eq!(shared.len(), 5);
+    let tokens: Vec<MessageToken> = shared.iter().map(|(token, _)| token).collect();
+    pairs = shared.into_iter().collect();
+    pairs.sort_by_key(|&(_, value)| value);
+    assert_eq!(
+        pairs.iter().map(|&(_, v)| v).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    for (token, _) in &pairs {
+        assert!(tokens.contains(token));
+    }
+}
+
+#[test]
+#[should_panic(expected = "full at its maximum capacity")]
+fn extend_past_the_maximum_panics_as_documented() {
+    let mut arena = SlotArena::new(1);
+    arena.extend([1, 2]);
+}

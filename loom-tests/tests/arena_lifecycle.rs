@@ -408,3 +408,63 @@ fn a_reader_a_writer_and_a_remove_race_without_overlap_or_loss() {
         insert_into_free_slot(&arena, 2);
     });
 }
+
+#[test]
+fn exclusive_access_after_the_other_handle_drops_is_ordered_after_its_accesses() {
+    model(|| {
+        let mut arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let other = arena.clone();
+        let writer = thread::spawn(move || {
+            if let Ok(mut guard) = other.get_mut(token) {
+                guard.write();
+            }
+            // `other` drops here: its Arc release is what `exclusive` sees.
+        });
+        // Exclusive access exists only once the other handle is gone, and
+        // its plain `&mut` never overlaps the writer's guard.
+        let mut all = loop {
+            if let Some(all) = arena.exclusive() {
+                break all;
+            }
+            thread::yield_now();
+        };
+        assert_eq!(all.get_mut(token).unwrap().write(), 1);
+        let drained: Vec<_> = all.drain().collect();
+        assert_eq!(drained.len(), 1);
+        drop(drained);
+        assert_eq!(state.drops(), 1);
+        writer.join().unwrap();
+        insert_into_free_slot(&arena, 2);
+    });
+}
+
+#[test]
+fn clear_racing_a_reader_drops_every_value_once_and_frees_every_slot() {
+    model(|| {
+        let arena = SlotArena::new(2);
+        let (first, first_state) = Probe::new(1);
+        let (second, second_state) = Probe::new(2);
+        let a = arena.insert(first).unwrap();
+        arena.insert(second).unwrap();
+        let reader = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                if let Ok(guard) = arena.get(a) {
+                    assert_eq!(guard.read(), 1);
+                }
+            })
+        };
+        arena.clear();
+        assert!(!arena.contains(a));
+        reader.join().unwrap();
+        assert_eq!((first_state.drops(), second_state.drops()), (1, 1));
+        assert_eq!(arena.len(), 0);
+        for id in 3..5 {
+            let (value, _) = Probe::new(id);
+            assert!(arena.insert(value).is_ok(), "clear lost a slot");
+        }
+    });
+}
+

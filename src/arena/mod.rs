@@ -40,6 +40,7 @@
 
 #![allow(unsafe_code)]
 
+mod exclusive;
 mod free_list;
 mod free_pool;
 mod guards;
@@ -62,6 +63,7 @@ use guards::Held;
 use segments::Segments;
 use slot::Slot;
 
+pub use exclusive::{Drain, Exclusive, ExclusiveIter, IntoIter, IterMut};
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
 pub use owned::{OwnedReadGuard, OwnedWriteGuard};
@@ -754,6 +756,36 @@ impl<T> SlotArena<T> {
         TakeError::of(self.core.take(token, false))
     }
 
+    /// Removes every value present for the whole call, the way
+    /// [`remove`](Self::remove) does: each token dies at once, and each
+    /// value is dropped now or when its last guard drops. Never waits.
+    /// Weakly consistent, like [`iter`](Self::iter): a value inserted
+    /// meanwhile may stay. With `&mut` access and no other handle,
+    /// [`exclusive`](Self::exclusive)`()?.clear()` does it without atomics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(4);
+    /// let kept = arena.insert(1).unwrap();
+    /// arena.insert(2).unwrap();
+    /// let guard = arena.get(kept).unwrap();
+    /// arena.clear();
+    /// assert_eq!(arena.len(), 1); // the removed value holds its slot for `guard`
+    /// assert!(!arena.contains(kept));
+    /// assert_eq!(*guard, 1);
+    /// drop(guard);
+    /// assert!(arena.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        for index in 0..self.core.created() {
+            if let Some((token, _)) = self.core.live_at(index) {
+                // A racing remove or take may win; the value is gone either way.
+                let _ = self.remove(token);
+            }
+        }
+    }
+
     /// Retains only the values for which `keep` answers `true`, visiting
     /// each value present for the whole call once, under its write lock
     /// (waiting for other threads' guards; a value whose guard the calling
@@ -813,6 +845,10 @@ impl<T> SlotArena<T> {
 
     /// Exclusive access to the value `token` names; waits while any guard
     /// holds it.
+    ///
+    /// This is a write lock taken through `&self`. With `&mut` access to
+    /// the only handle, [`exclusive`](Self::exclusive)`()?.get_mut(token)`
+    /// gives a plain `&mut T` without one (slotmap's `get_mut`).
     ///
     /// # Errors
     ///

@@ -656,6 +656,30 @@ impl<T> Slot<T> {
             .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
     }
 
+    /// Moves the value out of a slot, whatever state its word is in, and
+    /// marks the slot vacant with the next generation (or retired, S4);
+    /// returns the word it had, or `None` if it was vacant. The caller
+    /// pushes the index onto a free list next (`Recycle::recycle`).
+    ///
+    /// # Safety
+    ///
+    /// - The caller has exclusive access to the whole arena (a `&mut` to
+    ///   its only handle): no guard is live and no other thread can touch
+    ///   the slot. A guard that was `mem::forget`ed may have left reader
+    ///   or writer bits behind; its borrow is over, so they guard nothing.
+    pub(super) unsafe fn evict(&self) -> Option<(u64, T)> {
+        let word = self.word();
+        if state(word) == VACANT {
+            return None;
+        }
+        // SAFETY: exclusive access (the caller's contract) and an
+        // initialised value (S1: the state is not vacant); the word says
+        // vacant right after, so nobody reads the moved-out value again.
+        let value = self.value.with(|cell| unsafe { cell.cast::<T>().read() });
+        self.mark_vacant(generation(word));
+        Some((word, value))
+    }
+
     fn debug_assert_reclaiming(&self) {
         debug_assert!(
             self.word() & WRITER != 0 && matches!(state(self.word()), REMOVING | TAKING),
