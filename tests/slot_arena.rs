@@ -837,3 +837,83 @@ fn extend_past_the_maximum_panics_as_documented() {
     let mut arena = SlotArena::new(1);
     arena.extend([1, 2]);
 }
+
+// Issue 21: reserve, then fill.
+
+#[test]
+fn a_vacant_entry_holds_its_slot_and_dropping_it_gives_the_slot_back_with_a_new_generation() {
+    let arena = SlotArena::new(1);
+    let entry = arena.vacant_entry().unwrap();
+    let reserved = entry.key();
+    assert_eq!(arena.vacant_entry().err(), Some(MemoryError::NoFreeSlots));
+    assert_eq!(
+        arena.insert(1).unwrap_err().into_inner(),
+        1,
+        "the slot is reserved"
+    );
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::NotAllocated));
+    drop(entry);
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::NotAllocated));
+    let next = arena.insert(2).unwrap();
+    assert_eq!(next.index(), reserved.index(), "the slot came back");
+    assert_ne!(
+        next, reserved,
+        "the dropped entry's key names nothing later"
+    );
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::StaleToken));
+    assert_eq!(arena.take(next), Ok(2));
+    let entry = arena.vacant_entry().unwrap();
+    let key = entry.key();
+    assert_eq!(entry.insert(3), key);
+    assert_eq!(*arena.get(key).unwrap(), 3);
+}
+
+#[test]
+fn insert_with_key_gives_the_value_its_key_and_a_panic_gives_the_slot_back() {
+    let arena = SlotArena::new(1);
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        arena.insert_with_key(|_| -> (MessageToken, u8) { panic!("no value after all") })
+    }));
+    assert!(panicked.is_err());
+    assert!(arena.is_empty());
+    let key = arena.insert_with_key(|key| (key, 5)).unwrap();
+    assert_eq!(*arena.get(key).unwrap(), (key, 5));
+    assert_eq!(
+        arena.insert_with_key(|key| (key, 6)),
+        Err(MemoryError::NoFreeSlots)
+    );
+}
+
+#[test]
+fn every_guard_knows_its_key() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert((1u8, 2u8)).unwrap();
+    let read = arena.get(token).unwrap();
+    assert_eq!(ReadGuard::key(&ReadGuard::map(read, |pair| &pair.0)), token);
+    assert_eq!(WriteGuard::key(&arena.get_mut(token).unwrap()), token);
+    assert_eq!(OwnedReadGuard::key(&arena.get_owned(token).unwrap()), token);
+    let owned = arena.get_mut_owned(token).unwrap();
+    assert_eq!(slotarena::arena::OwnedWriteGuard::key(&owned), token);
+    drop(owned);
+    // A removed value's last guard still knows the key it had.
+    let guard = arena.get(token).unwrap();
+    arena.remove(token).unwrap();
+    assert_eq!(ReadGuard::key(&guard), token);
+}
+
+#[test]
+fn reserve_grows_a_growable_arena_up_to_its_maximum() {
+    let arena = SlotArena::<u8>::growable(0, 100);
+    arena.insert(1).unwrap();
+    let before = arena.capacity();
+    arena.reserve(before);
+    assert!(arena.capacity() - arena.len() >= before, "{}", arena.capacity());
+    assert_eq!(arena.try_reserve(100), Err(MemoryError::NoFreeSlots));
+    assert_eq!(arena.try_reserve(99), Ok(()));
+    assert_eq!(arena.capacity(), 100);
+    arena.reserve(1000);
+    assert_eq!(arena.capacity(), 100, "clamped to the maximum");
+    let fixed = SlotArena::<u8>::new(4);
+    assert_eq!(fixed.try_reserve(4), Ok(()));
+    assert_eq!(fixed.try_reserve(5), Err(MemoryError::NoFreeSlots));
+}

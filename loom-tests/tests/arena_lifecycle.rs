@@ -467,4 +467,3 @@ fn clear_racing_a_reader_drops_every_value_once_and_frees_every_slot() {
         }
     });
 }
-

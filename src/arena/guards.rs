@@ -9,6 +9,7 @@ use core::ptr::NonNull;
 
 use super::Recycle;
 use super::slot::Slot;
+use crate::MessageToken;
 
 /// The lock a guard holds, and what its drop needs to give it back.
 pub(super) struct Held<'a, T> {
@@ -225,5 +226,53 @@ impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
 impl<T, U: ?Sized + fmt::Debug> fmt::Debug for WriteGuard<'_, T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("WriteGuard").field(&&**self).finish()
+    }
+}
+
+// === key() ===
+
+impl<T> Held<'_, T> {
+    /// The key of the value whose lock this is. The generation cannot move
+    /// while a guard holds the value (S4: it moves when the value leaves,
+    /// after the last guard).
+    pub(super) fn key(&self) -> MessageToken {
+        MessageToken::new(self.index, super::word::generation(self.slot.word()))
+    }
+}
+
+impl<T, U: ?Sized> ReadGuard<'_, T, U> {
+    /// The key of the value the guard holds (sharded-slab's
+    /// `Entry::key`), also after a [`map`](Self::map). An associated
+    /// function, like `map`, so it never hides a method of `U`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::ReadGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert((1, 2)).unwrap();
+    /// let second = ReadGuard::map(arena.get(token).unwrap(), |pair| &pair.1);
+    /// assert_eq!(ReadGuard::key(&second), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.held.key()
+    }
+}
+
+impl<T, U: ?Sized> WriteGuard<'_, T, U> {
+    /// The key of the value the guard holds; see [`ReadGuard::key`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::WriteGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(WriteGuard::key(&arena.get_mut(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.held.key()
     }
 }

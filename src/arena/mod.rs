@@ -40,6 +40,7 @@
 
 #![allow(unsafe_code)]
 
+mod entry;
 mod exclusive;
 mod free_list;
 mod free_pool;
@@ -63,6 +64,7 @@ use guards::Held;
 use segments::Segments;
 use slot::Slot;
 
+pub use entry::VacantEntry;
 pub use exclusive::{Drain, Exclusive, ExclusiveIter, IntoIter, IterMut};
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
@@ -166,6 +168,17 @@ impl<T, M: Default> Core<T, M> {
     /// value when full at the maximum.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
+        match self.pop_or_grow() {
+            Some(index) => Ok(self.fill(index, value)),
+            None => Err(value),
+        }
+    }
+
+    /// Pops a free slot, growing if there is none; `None` when full at the
+    /// maximum. The caller owns the slot (S3): it fills it, or abandons it
+    /// (`Slot::abandon`) and recycles it.
+    #[inline]
+    pub(crate) fn pop_or_grow(&self) -> Option<u32> {
         loop {
             // Read before popping: if the pop misses the slots of a growth
             // that lands meanwhile, `grow` sees the capacity moved from
@@ -174,7 +187,7 @@ impl<T, M: Default> Core<T, M> {
             // "full" with the new slots free.
             let seen = self.created();
             if let Some(index) = self.free.pop(self) {
-                return Ok(self.fill(index, value));
+                return Some(index);
             }
             // Mutation `insert_reads_capacity_after_pop`: the race above.
             let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
@@ -183,7 +196,23 @@ impl<T, M: Default> Core<T, M> {
                 seen
             };
             if !self.grow(seen) {
-                return Err(value);
+                return None;
+            }
+        }
+    }
+
+    /// Grows until `additional` more values fit beside those present now,
+    /// or to the maximum. Returns whether they fit.
+    #[cold]
+    pub(crate) fn reserve(&self, additional: usize) -> bool {
+        let target = self.len().saturating_add(additional);
+        loop {
+            let seen = self.created();
+            if seen - self.retired.load(Ordering::Relaxed) >= target {
+                return true;
+            }
+            if !self.grow(seen) {
+                return false;
             }
         }
     }

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 
 use super::guards::Held;
 use super::slot::Slot;
-use crate::SlotArena;
+use crate::{MessageToken, SlotArena};
 
 /// What an owned guard keeps: the arena alive, and the slot it locked.
 struct Lease<T> {
@@ -298,5 +298,43 @@ impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
 impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedWriteGuard<T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("OwnedWriteGuard").field(&&**self).finish()
+    }
+}
+
+// === key() ===
+
+impl<T, U: ?Sized> OwnedReadGuard<T, U> {
+    /// The key of the value the guard holds; see
+    /// [`ReadGuard::key`](super::ReadGuard::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedReadGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(OwnedReadGuard::key(&arena.get_owned(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.lease.held().key()
+    }
+}
+
+impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
+    /// The key of the value the guard holds; see
+    /// [`ReadGuard::key`](super::ReadGuard::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedWriteGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(OwnedWriteGuard::key(&arena.get_mut_owned(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.lease.held().key()
     }
 }

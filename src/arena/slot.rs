@@ -680,6 +680,16 @@ impl<T> Slot<T> {
         Some((word, value))
     }
 
+    /// Gives back a vacant slot the caller popped and will not fill: its
+    /// generation moves on (or it retires, S4), so the key of the value it
+    /// was reserved for (a vacant entry's) never names a later value. The
+    /// caller recycles the slot next.
+    pub(super) fn abandon(&self) {
+        let word = self.word();
+        debug_assert_eq!(state(word), VACANT, "abandoning a slot in use: {word:#x}");
+        self.mark_vacant(generation(word));
+    }
+
     fn debug_assert_reclaiming(&self) {
         debug_assert!(
             self.word() & WRITER != 0 && matches!(state(self.word()), REMOVING | TAKING),
