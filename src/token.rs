@@ -173,6 +173,22 @@ impl MessageToken {
     }
 }
 
+/// Feature `serde`: a token is saved as its [`to_bits`](MessageToken::to_bits).
+#[cfg(feature = "serde")]
+impl serde::Serialize for MessageToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+/// Feature `serde`: a token is loaded with [`from_bits`](MessageToken::from_bits).
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MessageToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(deserializer).map(MessageToken::from_bits)
+    }
+}
+
 impl Default for MessageToken {
     /// [`MessageToken::INVALID`].
     fn default() -> Self {

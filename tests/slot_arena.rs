@@ -907,7 +907,11 @@ fn reserve_grows_a_growable_arena_up_to_its_maximum() {
     arena.insert(1).unwrap();
     let before = arena.capacity();
     arena.reserve(before);
-    assert!(arena.capacity() - arena.len() >= before, "{}", arena.capacity());
+    assert!(
+        arena.capacity() - arena.len() >= before,
+        "{}",
+        arena.capacity()
+    );
     assert_eq!(arena.try_reserve(100), Err(MemoryError::NoFreeSlots));
     assert_eq!(arena.try_reserve(99), Ok(()));
     assert_eq!(arena.capacity(), 100);

@@ -163,7 +163,10 @@ fn a_vacant_entry_stolen_and_given_back_is_never_handed_out_twice() {
                     .insert(value)
                     .unwrap_or_else(|_| panic!("main refused the given-back slot"));
                 assert_eq!(second.index(), key.index());
-                assert!(arena.get(key).is_err(), "a dropped entry's key reached a value");
+                assert!(
+                    arena.get(key).is_err(),
+                    "a dropped entry's key reached a value"
+                );
                 assert_eq!(arena.get(second).unwrap().read(), 2);
             }
         });

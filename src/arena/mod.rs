@@ -48,6 +48,8 @@ mod guards;
 mod iter;
 mod owned;
 mod segments;
+#[cfg(feature = "serde")]
+mod serde_impl;
 mod slot;
 mod waiting;
 mod word;
@@ -152,16 +154,21 @@ impl<T, M: Default> Core<T, M> {
             max <= MAX_CAPACITY,
             "capacity {max} exceeds SlotArena::MAX_CAPACITY ({MAX_CAPACITY})"
         );
-        let core = Core {
+        let core = Core::unlisted(initial, max);
+        core.free.push_fresh(0, initial, &core);
+        core
+    }
+
+    /// `initial` vacant slots of generation 0 on no free list yet.
+    fn unlisted(initial: usize, max: usize) -> Self {
+        Core {
             places: Segments::new(initial, max),
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             retired: AtomicUsize::new(0),
             growth: Mutex::new(()),
             room: WaitQueue::default(),
-        };
-        core.free.push_fresh(0, initial, &core);
-        core
+        }
     }
 
     /// Stores `value` in a free slot, growing if there is none; returns the
