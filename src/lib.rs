@@ -104,6 +104,7 @@ pub mod arena;
 #[cfg(feature = "limen")]
 pub mod compat;
 mod error;
+mod key;
 #[cfg(feature = "std")]
 pub mod linear;
 mod manager;
@@ -119,6 +120,9 @@ mod wait_queue;
 #[cfg(feature = "std")]
 pub use arena::{InsertError, SlotArena, TakeError};
 pub use error::MemoryError;
+#[doc(hidden)]
+pub use key::__fmt_key;
+pub use key::Key;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;
 #[cfg(feature = "alloc")]
@@ -126,6 +130,10 @@ pub use manager::HeapMemoryManager;
 pub use manager::StaticMemoryManager;
 pub use message::{MemoryClass, Message, MessageHeader, QosClass};
 pub use payload::{BufferDescriptor, Payload};
+/// serde, for the impls `new_key_type!` writes (feature `serde`).
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use serde as __serde;
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
 

@@ -5,9 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use slotarena::{MemoryError, MessageToken, SlotArena};
 
-fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(
-    arena: &SlotArena<T>,
-) -> SlotArena<T> {
+fn round_trip<T, K>(arena: &SlotArena<T, K>) -> SlotArena<T, K>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
     let saved = serde_json::to_string(arena).unwrap();
     serde_json::from_str(&saved).unwrap()
 }
@@ -98,4 +99,19 @@ fn forms_no_arena_saves_are_refused() {
         serde_json::from_str(r#"{"max_capacity":2,"slots":[[3,7],[4294967296,null]]}"#).unwrap();
     assert_eq!(*ok.get(MessageToken::new(0, 3)).unwrap(), 7);
     assert_eq!(ok.capacity(), 1);
+}
+
+slotarena::new_key_type! {
+    struct Id;
+}
+
+#[test]
+fn typed_keys_round_trip_with_their_arena() {
+    let arena: SlotArena<(Id, u8), Id> = SlotArena::with_key(2);
+    let id = arena.insert_with_key(|id| (id, 1)).unwrap();
+    let saved_key = serde_json::to_string(&id).unwrap();
+    assert_eq!(saved_key, MessageToken::from(id).to_bits().to_string());
+    let loaded: SlotArena<(Id, u8), Id> = round_trip(&arena);
+    let id_again: Id = serde_json::from_str(&saved_key).unwrap();
+    assert_eq!(*loaded.get(id_again).unwrap(), (id, 1));
 }

@@ -2,10 +2,11 @@
 //! the value exists.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use super::word;
 use super::{Core, Recycle};
-use crate::{MemoryError, MessageToken, SlotArena};
+use crate::{Key, MemoryError, MessageToken, SlotArena};
 
 /// A free slot reserved for a value that does not exist yet; its key is
 /// known now, so the value can contain its own key. Made by
@@ -37,12 +38,13 @@ use crate::{MemoryError, MessageToken, SlotArena};
 /// assert_ne!(arena.insert(Node { me: key }).unwrap(), dropped);
 /// ```
 #[must_use = "dropping the entry gives its slot back"]
-pub struct VacantEntry<'a, T> {
+pub struct VacantEntry<'a, T, K = MessageToken> {
     core: &'a Core<T>,
     index: u32,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<T> SlotArena<T> {
+impl<T, K: Key> SlotArena<T, K> {
     /// Reserves a free slot (growing a growable arena if needed) and
     /// returns it with its key, before the value exists. Never waits,
     /// except for the growth lock.
@@ -60,11 +62,12 @@ impl<T> SlotArena<T> {
     /// entry.insert(format!("I am {key:?}"));
     /// assert_eq!(*arena.get(key).unwrap(), format!("I am {key:?}"));
     /// ```
-    pub fn vacant_entry(&self) -> Result<VacantEntry<'_, T>, MemoryError> {
+    pub fn vacant_entry(&self) -> Result<VacantEntry<'_, T, K>, MemoryError> {
         let index = self.core.pop_or_grow().ok_or(MemoryError::NoFreeSlots)?;
         Ok(VacantEntry {
             core: &self.core,
             index,
+            _key: PhantomData,
         })
     }
 
@@ -83,10 +86,7 @@ impl<T> SlotArena<T> {
     /// let key = arena.insert_with_key(|key| (key, "me")).unwrap();
     /// assert_eq!(arena.get(key).unwrap().0, key);
     /// ```
-    pub fn insert_with_key(
-        &self,
-        make: impl FnOnce(MessageToken) -> T,
-    ) -> Result<MessageToken, MemoryError> {
+    pub fn insert_with_key(&self, make: impl FnOnce(K) -> T) -> Result<K, MemoryError> {
         let entry = self.vacant_entry()?;
         let value = make(entry.key());
         Ok(entry.insert(value))
@@ -138,7 +138,7 @@ impl<T> SlotArena<T> {
     }
 }
 
-impl<T> VacantEntry<'_, T> {
+impl<T, K: Key> VacantEntry<'_, T, K> {
     /// The key the value will have.
     ///
     /// # Examples
@@ -149,11 +149,11 @@ impl<T> VacantEntry<'_, T> {
     /// let key = entry.key();
     /// assert_eq!(entry.insert(7), key);
     /// ```
-    pub fn key(&self) -> MessageToken {
+    pub fn key(&self) -> K {
         // The entry owns the vacant slot (S3): its word is ours and still
         // holds the generation `fill` will give the value.
         let word = self.core.slot_at(self.index).word();
-        MessageToken::new(self.index, word::generation(word))
+        K::from_token(MessageToken::new(self.index, word::generation(word)))
     }
 
     /// Stores `value` under [`key`](Self::key) and returns the key.
@@ -165,13 +165,13 @@ impl<T> VacantEntry<'_, T> {
     /// let key = arena.vacant_entry().unwrap().insert('v');
     /// assert_eq!(*arena.get(key).unwrap(), 'v');
     /// ```
-    pub fn insert(self, value: T) -> MessageToken {
+    pub fn insert(self, value: T) -> K {
         let this = core::mem::ManuallyDrop::new(self);
-        this.core.fill(this.index, value).0
+        K::from_token(this.core.fill(this.index, value).0)
     }
 }
 
-impl<T> Drop for VacantEntry<'_, T> {
+impl<T, K> Drop for VacantEntry<'_, T, K> {
     /// Gives the slot back, its generation moved on.
     fn drop(&mut self) {
         self.core.slot_at(self.index).abandon();
@@ -179,7 +179,7 @@ impl<T> Drop for VacantEntry<'_, T> {
     }
 }
 
-impl<T> fmt::Debug for VacantEntry<'_, T> {
+impl<T, K: Key> fmt::Debug for VacantEntry<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VacantEntry")
             .field("key", &self.key())

@@ -15,9 +15,9 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use super::word::{self, POISONED, PRESENT};
-use super::{Core, Recycle};
+use super::{Core, MAX_CAPACITY, Recycle};
 use crate::sync::Arc;
-use crate::{MemoryError, MessageToken, SlotArena};
+use crate::{Key, MemoryError, MessageToken, SlotArena};
 
 /// Exclusive access to every value of a [`SlotArena`] whose handle is the
 /// only one: plain `&T`/`&mut T` with no guard and no waiting, under the
@@ -45,14 +45,15 @@ use crate::{MemoryError, MessageToken, SlotArena};
 /// values.sort();
 /// assert_eq!(values, [4, 22]);
 /// ```
-pub struct Exclusive<'a, T> {
+pub struct Exclusive<'a, T, K = MessageToken> {
     core: &'a Core<T>,
     /// The view stands for `&'a mut` of the arena (`SlotArena::exclusive`
     /// got it from `Arc::get_mut`), so it is neither `Copy` nor covariant.
     _exclusive: PhantomData<&'a mut Core<T>>,
+    _key: PhantomData<fn(K) -> K>,
 }
 
-impl<T> SlotArena<T> {
+impl<T, K: Key> SlotArena<T, K> {
     /// Exclusive access to every value, if this handle is the only one (no
     /// clone and no owned guard exists); `None` otherwise. The `&mut`
     /// borrow excludes this handle's own guards.
@@ -74,15 +75,16 @@ impl<T> SlotArena<T> {
     /// arena.exclusive().unwrap().get_mut(token).unwrap().push('b');
     /// assert_eq!(*arena.get(token).unwrap(), "ab");
     /// ```
-    pub fn exclusive(&mut self) -> Option<Exclusive<'_, T>> {
+    pub fn exclusive(&mut self) -> Option<Exclusive<'_, T, K>> {
         Arc::get_mut(&mut self.core).map(|core| Exclusive {
             core: &*core,
             _exclusive: PhantomData,
+            _key: PhantomData,
         })
     }
 }
 
-impl<'a, T> Exclusive<'a, T> {
+impl<T, K: Key> Exclusive<'_, T, K> {
     /// The value `token` names.
     ///
     /// # Errors
@@ -96,8 +98,8 @@ impl<'a, T> Exclusive<'a, T> {
     /// let token = arena.insert(5).unwrap();
     /// assert_eq!(arena.exclusive().unwrap().get(token), Ok(&5));
     /// ```
-    pub fn get(&self, token: MessageToken) -> Result<&T, MemoryError> {
-        let ptr = self.value(token)?;
+    pub fn get(&self, key: K) -> Result<&T, MemoryError> {
+        let ptr = self.value(key.to_token())?;
         // SAFETY: the view holds the arena exclusively (no guard, no other
         // handle), and `&self` lends the value only shared.
         Ok(unsafe { &*ptr })
@@ -117,8 +119,8 @@ impl<'a, T> Exclusive<'a, T> {
     /// *arena.exclusive().unwrap().get_mut(token).unwrap() = 6;
     /// assert_eq!(*arena.get(token).unwrap(), 6);
     /// ```
-    pub fn get_mut(&mut self, token: MessageToken) -> Result<&mut T, MemoryError> {
-        let ptr = self.value(token)?;
+    pub fn get_mut(&mut self, key: K) -> Result<&mut T, MemoryError> {
+        let ptr = self.value(key.to_token())?;
         // SAFETY: the view holds the arena exclusively, and `&mut self`
         // makes this the only reference it lends.
         Ok(unsafe { &mut *ptr })
@@ -142,8 +144,8 @@ impl<'a, T> Exclusive<'a, T> {
     /// let token = arena.insert(5).unwrap();
     /// assert!(arena.exclusive().unwrap().contains(token));
     /// ```
-    pub fn contains(&self, token: MessageToken) -> bool {
-        self.core.check(token).is_ok()
+    pub fn contains(&self, key: K) -> bool {
+        self.core.check(key.to_token()).is_ok()
     }
 
     /// The number of values (exact: nothing else runs).
@@ -181,10 +183,11 @@ impl<'a, T> Exclusive<'a, T> {
     /// let all = arena.exclusive().unwrap();
     /// assert_eq!(all.iter().collect::<Vec<_>>(), [(token, &'x')]);
     /// ```
-    pub fn iter(&self) -> ExclusiveIter<'_, T> {
+    pub fn iter(&self) -> ExclusiveIter<'_, T, K> {
         ExclusiveIter {
             walk: Walk::new(self.core),
             _values: PhantomData,
+            _key: PhantomData,
         }
     }
 
@@ -200,10 +203,11 @@ impl<'a, T> Exclusive<'a, T> {
     /// }
     /// assert_eq!(*arena.get(token).unwrap(), 2);
     /// ```
-    pub fn iter_mut(&mut self) -> IterMut<'_, T> {
+    pub fn iter_mut(&mut self) -> IterMut<'_, T, K> {
         IterMut {
             walk: Walk::new(self.core),
             _values: PhantomData,
+            _key: PhantomData,
         }
     }
 
@@ -216,7 +220,7 @@ impl<'a, T> Exclusive<'a, T> {
     /// let token = arena.insert(1).unwrap();
     /// assert_eq!(arena.exclusive().unwrap().keys().collect::<Vec<_>>(), [token]);
     /// ```
-    pub fn keys(&self) -> impl Iterator<Item = MessageToken> + '_ {
+    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
         self.iter().map(|(token, _)| token)
     }
 
@@ -261,11 +265,12 @@ impl<'a, T> Exclusive<'a, T> {
     /// assert_eq!(drained, [(token, 1)]);
     /// assert!(arena.is_empty());
     /// ```
-    pub fn drain(&mut self) -> Drain<'_, T> {
+    pub fn drain(&mut self) -> Drain<'_, T, K> {
         Drain {
             core: self.core,
             next: 0,
             _exclusive: PhantomData,
+            _key: PhantomData,
         }
     }
 
@@ -287,26 +292,26 @@ impl<'a, T> Exclusive<'a, T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Exclusive<'_, T> {
+impl<T: fmt::Debug, K: Key> fmt::Debug for Exclusive<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<'b, T> IntoIterator for &'b Exclusive<'_, T> {
-    type Item = (MessageToken, &'b T);
-    type IntoIter = ExclusiveIter<'b, T>;
+impl<'b, T, K: Key> IntoIterator for &'b Exclusive<'_, T, K> {
+    type Item = (K, &'b T);
+    type IntoIter = ExclusiveIter<'b, T, K>;
 
-    fn into_iter(self) -> ExclusiveIter<'b, T> {
+    fn into_iter(self) -> ExclusiveIter<'b, T, K> {
         self.iter()
     }
 }
 
-impl<'b, T> IntoIterator for &'b mut Exclusive<'_, T> {
-    type Item = (MessageToken, &'b mut T);
-    type IntoIter = IterMut<'b, T>;
+impl<'b, T, K: Key> IntoIterator for &'b mut Exclusive<'_, T, K> {
+    type Item = (K, &'b mut T);
+    type IntoIter = IterMut<'b, T, K>;
 
-    fn into_iter(self) -> IterMut<'b, T> {
+    fn into_iter(self) -> IterMut<'b, T, K> {
         self.iter_mut()
     }
 }
@@ -341,23 +346,24 @@ impl<'a, T> Walk<'a, T> {
 
 /// The values of an [`Exclusive`] view with their tokens, shared; made by
 /// [`Exclusive::iter`].
-pub struct ExclusiveIter<'a, T> {
+pub struct ExclusiveIter<'a, T, K = MessageToken> {
     walk: Walk<'a, T>,
     _values: PhantomData<&'a T>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<'a, T> Iterator for ExclusiveIter<'a, T> {
-    type Item = (MessageToken, &'a T);
+impl<'a, T, K: Key> Iterator for ExclusiveIter<'a, T, K> {
+    type Item = (K, &'a T);
 
     fn next(&mut self) -> Option<Self::Item> {
         let (token, ptr) = self.walk.next()?;
         // SAFETY: the iterator borrows the exclusive view shared for 'a, so
         // nothing writes the value meanwhile.
-        Some((token, unsafe { &*ptr }))
+        Some((K::from_token(token), unsafe { &*ptr }))
     }
 }
 
-impl<T> fmt::Debug for ExclusiveIter<'_, T> {
+impl<T, K> fmt::Debug for ExclusiveIter<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExclusiveIter")
             .field("next", &self.walk.next)
@@ -367,23 +373,24 @@ impl<T> fmt::Debug for ExclusiveIter<'_, T> {
 
 /// The values of an [`Exclusive`] view with their tokens, mutably; made
 /// by [`Exclusive::iter_mut`].
-pub struct IterMut<'a, T> {
+pub struct IterMut<'a, T, K = MessageToken> {
     walk: Walk<'a, T>,
     _values: PhantomData<&'a mut T>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<'a, T> Iterator for IterMut<'a, T> {
-    type Item = (MessageToken, &'a mut T);
+impl<'a, T, K: Key> Iterator for IterMut<'a, T, K> {
+    type Item = (K, &'a mut T);
 
     fn next(&mut self) -> Option<Self::Item> {
         let (token, ptr) = self.walk.next()?;
         // SAFETY: the iterator borrows the exclusive view mutably for 'a
         // and visits each slot once, so the `&mut` it lends never alias.
-        Some((token, unsafe { &mut *ptr }))
+        Some((K::from_token(token), unsafe { &mut *ptr }))
     }
 }
 
-impl<T> fmt::Debug for IterMut<'_, T> {
+impl<T, K> fmt::Debug for IterMut<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IterMut")
             .field("next", &self.walk.next)
@@ -393,28 +400,31 @@ impl<T> fmt::Debug for IterMut<'_, T> {
 
 /// Takes every value out of an arena held exclusively, in slot order;
 /// made by [`Exclusive::drain`]. Dropping it removes the rest.
-pub struct Drain<'a, T> {
+pub struct Drain<'a, T, K = MessageToken> {
     core: &'a Core<T>,
     next: usize,
     _exclusive: PhantomData<&'a mut Core<T>>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<T> Iterator for Drain<'_, T> {
-    type Item = (MessageToken, T);
+impl<T, K: Key> Iterator for Drain<'_, T, K> {
+    type Item = (K, T);
 
     fn next(&mut self) -> Option<Self::Item> {
         // SAFETY: the drain borrows the exclusive view mutably.
-        unsafe { evict_next(self.core, &mut self.next) }
+        let (token, value) = unsafe { evict_next(self.core, &mut self.next) }?;
+        Some((K::from_token(token), value))
     }
 }
 
-impl<T> Drop for Drain<'_, T> {
+impl<T, K> Drop for Drain<'_, T, K> {
     fn drop(&mut self) {
-        self.for_each(drop);
+        // SAFETY: as for `next`.
+        while unsafe { evict_next(self.core, &mut self.next) }.is_some() {}
     }
 }
 
-impl<T> fmt::Debug for Drain<'_, T> {
+impl<T, K> fmt::Debug for Drain<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Drain").field("next", &self.next).finish()
     }
@@ -449,24 +459,26 @@ unsafe fn evict_next<T>(core: &Core<T>, next: &mut usize) -> Option<(MessageToke
 
 /// Every value of an arena with its token, by value; made by
 /// `SlotArena::into_iter` (see its [`IntoIterator`] impl).
-pub struct IntoIter<T> {
+pub struct IntoIter<T, K = MessageToken> {
     /// The arena, if the consumed handle was its only one.
     core: Option<Arc<Core<T>>>,
     next: usize,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<T> Iterator for IntoIter<T> {
-    type Item = (MessageToken, T);
+impl<T, K: Key> Iterator for IntoIter<T, K> {
+    type Item = (K, T);
 
     fn next(&mut self) -> Option<Self::Item> {
         let core = self.core.as_ref()?;
         // SAFETY: `into_iter` kept the core only if its handle was the only
         // one, and this iterator owns it without handing out clones.
-        unsafe { evict_next(core, &mut self.next) }
+        let (token, value) = unsafe { evict_next(core, &mut self.next) }?;
+        Some((K::from_token(token), value))
     }
 }
 
-impl<T> fmt::Debug for IntoIter<T> {
+impl<T, K> fmt::Debug for IntoIter<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IntoIter")
             .field("next", &self.next)
@@ -490,15 +502,16 @@ impl<T> fmt::Debug for IntoIter<T> {
 /// assert_eq!(arena.into_iter().count(), 0); // `other` still holds it
 /// assert_eq!(other.into_iter().collect::<Vec<_>>(), [(token, "x")]);
 /// ```
-impl<T> IntoIterator for SlotArena<T> {
-    type Item = (MessageToken, T);
-    type IntoIter = IntoIter<T>;
+impl<T, K: Key> IntoIterator for SlotArena<T, K> {
+    type Item = (K, T);
+    type IntoIter = IntoIter<T, K>;
 
-    fn into_iter(mut self) -> IntoIter<T> {
+    fn into_iter(mut self) -> IntoIter<T, K> {
         let unique = Arc::get_mut(&mut self.core).is_some();
         IntoIter {
             core: unique.then_some(self.core),
             next: 0,
+            _key: PhantomData,
         }
     }
 }
@@ -518,11 +531,11 @@ impl<T> IntoIterator for SlotArena<T> {
 /// let arena: SlotArena<u32> = (1..=3).collect();
 /// assert_eq!((arena.len(), arena.capacity()), (3, 3));
 /// ```
-impl<T> FromIterator<T> for SlotArena<T> {
+impl<T, K: Key> FromIterator<T> for SlotArena<T, K> {
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Self {
         let values: alloc::vec::Vec<T> = values.into_iter().collect();
-        let mut arena = SlotArena::growable(values.len(), SlotArena::<T>::MAX_CAPACITY);
+        let mut arena = SlotArena::growable_with_key(values.len(), MAX_CAPACITY);
         arena.extend(values);
         arena
     }
@@ -542,7 +555,7 @@ impl<T> FromIterator<T> for SlotArena<T> {
 /// arena.extend([1, 2, 3]);
 /// assert_eq!(arena.len(), 3);
 /// ```
-impl<T> Extend<T> for SlotArena<T> {
+impl<T, K: Key> Extend<T> for SlotArena<T, K> {
     #[track_caller]
     fn extend<I: IntoIterator<Item = T>>(&mut self, values: I) {
         for value in values {

@@ -55,11 +55,12 @@ mod waiting;
 mod word;
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 pub(crate) use crate::wait_queue::Patience;
 use crate::wait_queue::WaitQueue;
-use crate::{MemoryError, MessageToken};
+use crate::{Key, MemoryError, MessageToken};
 use free_list::Links;
 use free_pool::FreePool;
 use guards::Held;
@@ -474,7 +475,11 @@ impl<T, M> DropValue for &mut Place<T, M> {
 const MAX_CAPACITY: usize = word::NIL as usize;
 
 /// A concurrent generational slab of `T`: lock-free slot allocation,
-/// per-slot reader-writer locks, and values named by [`MessageToken`]s.
+/// per-slot reader-writer locks, and values named by keys: [`MessageToken`]s,
+/// or keys of a type of the arena's own (`SlotArena<T, K>`, with `K` made
+/// by [`new_key_type!`](crate::new_key_type) and the arena by
+/// [`with_key`](Self::with_key)), so one arena's key cannot name another's
+/// value by accident.
 ///
 /// A cheap `Clone` handle (one `Arc`); `Send + Sync` when `T` is.
 ///
@@ -514,20 +519,24 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 /// assert_eq!(arena.take(token).unwrap(), "hello, world");
 /// assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
 /// ```
-pub struct SlotArena<T> {
+pub struct SlotArena<T, K = MessageToken> {
     core: Arc<Core<T>>,
+    /// The arena's key type; `fn(K) -> K` keeps the handle `Send + Sync`
+    /// whatever `K` is.
+    _key: PhantomData<fn(K) -> K>,
 }
 
-impl<T> Clone for SlotArena<T> {
+impl<T, K> Clone for SlotArena<T, K> {
     /// Another handle to the same values.
     fn clone(&self) -> Self {
         SlotArena {
             core: Arc::clone(&self.core),
+            _key: PhantomData,
         }
     }
 }
 
-impl<T> fmt::Debug for SlotArena<T> {
+impl<T, K: Key> fmt::Debug for SlotArena<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlotArena")
             .field("len", &self.len())
@@ -538,13 +547,6 @@ impl<T> fmt::Debug for SlotArena<T> {
 }
 
 impl<T> SlotArena<T> {
-    /// The largest capacity an arena may have (2²⁶ − 1 slots).
-    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
-
-    /// The most read guards one value can have at once (2²⁶ − 2). One more
-    /// answers [`MemoryError::TooManyReaders`], never a panic.
-    pub const MAX_READERS: usize = word::MAX_READERS as usize;
-
     /// An arena of exactly `capacity` slots.
     ///
     /// # Panics
@@ -582,8 +584,58 @@ impl<T> SlotArena<T> {
     /// ```
     #[track_caller]
     pub fn growable(initial: usize, max: usize) -> Self {
+        Self::growable_with_key(initial, max)
+    }
+}
+
+impl<T, K: Key> SlotArena<T, K> {
+    /// The largest capacity an arena may have (2²⁶ − 1 slots).
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
+    /// The most read guards one value can have at once (2²⁶ − 2). One more
+    /// answers [`MemoryError::TooManyReaders`], never a panic.
+    pub const MAX_READERS: usize = word::MAX_READERS as usize;
+
+    /// [`new`](SlotArena::new) for an arena whose keys are `K` (made with
+    /// [`new_key_type!`](crate::new_key_type)); slotmap's `with_key`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](SlotArena::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// slotarena::new_key_type! { struct Id; }
+    ///
+    /// let arena: slotarena::SlotArena<u8, Id> = slotarena::SlotArena::with_key(4);
+    /// let id: Id = arena.insert(1).unwrap();
+    /// assert_eq!(*arena.get(id).unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn with_key(capacity: usize) -> Self {
+        Self::growable_with_key(capacity, capacity)
+    }
+
+    /// [`growable`](SlotArena::growable) for an arena whose keys are `K`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`growable`](SlotArena::growable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// slotarena::new_key_type! { struct Id; }
+    ///
+    /// let arena = slotarena::SlotArena::<u8, Id>::growable_with_key(0, 64);
+    /// assert_eq!(arena.max_capacity(), 64);
+    /// ```
+    #[track_caller]
+    pub fn growable_with_key(initial: usize, max: usize) -> Self {
         SlotArena {
             core: Arc::new(Core::new(initial, max)),
+            _key: PhantomData,
         }
     }
 
@@ -608,10 +660,10 @@ impl<T> SlotArena<T> {
     /// assert_eq!(arena.insert('b').unwrap_err().into_inner(), 'b');
     /// ```
     #[inline]
-    pub fn insert(&self, value: T) -> Result<MessageToken, InsertError<T>> {
+    pub fn insert(&self, value: T) -> Result<K, InsertError<T>> {
         self.core
             .insert(value)
-            .map(|(token, ())| token)
+            .map(|(token, ())| K::from_token(token))
             .map_err(|value| InsertError { value })
     }
 
@@ -626,7 +678,8 @@ impl<T> SlotArena<T> {
     /// arena.remove(token).unwrap();
     /// assert!(!arena.contains(token));
     /// ```
-    pub fn contains(&self, token: MessageToken) -> bool {
+    pub fn contains(&self, key: K) -> bool {
+        let token = key.to_token();
         self.core.check(token).is_ok()
     }
 
@@ -719,7 +772,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*guard, "x"); // still readable; dropped with the guard
     /// ```
     #[inline]
-    pub fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
+    pub fn remove(&self, key: K) -> Result<(), MemoryError> {
+        let token = key.to_token();
         self.core.remove(token)
     }
 
@@ -765,7 +819,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(error.into_inner(), Some(vec![1, 2]));
     /// assert!(arena.is_empty()); // the slot is free again
     /// ```
-    pub fn take(&self, token: MessageToken) -> Result<T, TakeError<T>> {
+    pub fn take(&self, key: K) -> Result<T, TakeError<T>> {
+        let token = key.to_token();
         TakeError::of(self.core.take(token, true))
     }
 
@@ -788,7 +843,8 @@ impl<T> SlotArena<T> {
     /// drop(guard);
     /// assert_eq!(arena.try_take(token), Ok(5));
     /// ```
-    pub fn try_take(&self, token: MessageToken) -> Result<T, TakeError<T>> {
+    pub fn try_take(&self, key: K) -> Result<T, TakeError<T>> {
+        let token = key.to_token();
         TakeError::of(self.core.take(token, false))
     }
 
@@ -817,7 +873,7 @@ impl<T> SlotArena<T> {
         for index in 0..self.core.created() {
             if let Some((token, _)) = self.core.live_at(index) {
                 // A racing remove or take may win; the value is gone either way.
-                let _ = self.remove(token);
+                let _ = self.core.remove(token);
             }
         }
     }
@@ -837,18 +893,18 @@ impl<T> SlotArena<T> {
     /// arena.retain(|_, n| *n % 2 == 0);
     /// assert_eq!(arena.len(), 4);
     /// ```
-    pub fn retain(&self, mut keep: impl FnMut(MessageToken, &mut T) -> bool) {
+    pub fn retain(&self, mut keep: impl FnMut(K, &mut T) -> bool) {
         for index in 0..self.core.created() {
             let Some((token, _)) = self.core.live_at(index) else {
                 continue;
             };
-            let Ok(mut guard) = self.get_mut(token) else {
+            let Ok(mut guard) = self.core.write(token, true) else {
                 continue;
             };
-            if !keep(token, &mut guard) {
+            if !keep(K::from_token(token), &mut guard) {
                 // We hold the write lock, so the value is dropped when
                 // `guard` drops, right after this.
-                let removed = self.remove(token);
+                let removed = self.core.remove(token);
                 debug_assert!(removed.is_ok(), "{removed:?}");
             }
         }
@@ -875,7 +931,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*a + *b, 6);
     /// ```
     #[inline]
-    pub fn get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.read(token, true)
     }
 
@@ -899,7 +956,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*arena.get(token).unwrap(), 4);
     /// ```
     #[inline]
-    pub fn get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.write(token, true)
     }
 
@@ -923,7 +981,8 @@ impl<T> SlotArena<T> {
     /// assert!(arena.try_get(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn try_get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.read(token, false)
     }
 
@@ -947,7 +1006,8 @@ impl<T> SlotArena<T> {
     /// assert!(arena.try_get_mut(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn try_get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.write(token, false)
     }
 
@@ -967,7 +1027,8 @@ impl<T> SlotArena<T> {
     /// drop(arena);
     /// assert_eq!(*guard, 9);
     /// ```
-    pub fn get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_read(token, true)
     }
 
@@ -984,7 +1045,8 @@ impl<T> SlotArena<T> {
     /// let token = arena.insert(9).unwrap();
     /// assert_eq!(*arena.try_get_owned(token).unwrap(), 9);
     /// ```
-    pub fn try_get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn try_get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_read(token, false)
     }
 
@@ -1003,7 +1065,8 @@ impl<T> SlotArena<T> {
     /// *arena.get_mut_owned(token).unwrap() = 10;
     /// assert_eq!(*arena.get(token).unwrap(), 10);
     /// ```
-    pub fn get_mut_owned(&self, token: MessageToken) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_write(token, true)
     }
 
@@ -1025,10 +1088,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(arena.try_get_mut_owned(token).err(), Some(MemoryError::AlreadyBorrowed));
     /// drop(claim);
     /// ```
-    pub fn try_get_mut_owned(
-        &self,
-        token: MessageToken,
-    ) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn try_get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_write(token, false)
     }
 
@@ -1043,7 +1104,8 @@ impl<T> SlotArena<T> {
     /// As [`try_get`](Self::try_get); `TooManyReaders` if `count` more
     /// readers would pass the limit.
     #[doc(hidden)]
-    pub fn __forget_read_locks(&self, token: MessageToken, count: u64) -> Result<(), MemoryError> {
+    pub fn __forget_read_locks(&self, key: K, count: u64) -> Result<(), MemoryError> {
+        let token = key.to_token();
         self.core.place(token)?.0.forget_read_locks(token, count)
     }
 
@@ -1062,6 +1124,15 @@ impl<T> SlotArena<T> {
             .is_some_and(|place| place.slot.set_free_generation(generation))
     }
 
+    /// A handle to the same arena keyed by plain tokens, for the owned
+    /// guards (which do not carry the key type).
+    pub(super) fn untyped(&self) -> SlotArena<T> {
+        SlotArena {
+            core: Arc::clone(&self.core),
+            _key: PhantomData,
+        }
+    }
+
     fn owned_read(
         &self,
         token: MessageToken,
@@ -1070,7 +1141,7 @@ impl<T> SlotArena<T> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_read(token, blocking)?;
         Ok(OwnedReadGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))
@@ -1084,7 +1155,7 @@ impl<T> SlotArena<T> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_write(token, blocking)?;
         Ok(OwnedWriteGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))
@@ -1104,16 +1175,16 @@ impl<T> SlotArena<T> {
     /// let sum: i32 = arena.iter().map(|(_, value)| *value).sum();
     /// assert_eq!(sum, 3);
     /// ```
-    pub fn iter(&self) -> Iter<'_, T> {
+    pub fn iter(&self) -> Iter<'_, T, K> {
         Iter::new(&self.core)
     }
 }
 
-impl<'a, T> IntoIterator for &'a SlotArena<T> {
-    type Item = (MessageToken, ReadGuard<'a, T>);
-    type IntoIter = Iter<'a, T>;
+impl<'a, T, K: Key> IntoIterator for &'a SlotArena<T, K> {
+    type Item = (K, ReadGuard<'a, T>);
+    type IntoIter = Iter<'a, T, K>;
 
-    fn into_iter(self) -> Iter<'a, T> {
+    fn into_iter(self) -> Iter<'a, T, K> {
         self.iter()
     }
 }

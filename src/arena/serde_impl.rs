@@ -55,9 +55,9 @@ const RETIRED: u64 = 1 << 32;
 /// assert_eq!(loaded.get(stale).err(), Some(MemoryError::StaleToken));
 /// assert_eq!(loaded.capacity(), 4);
 /// ```
-impl<T: Serialize> Serialize for SlotArena<T> {
+impl<T: Serialize, K> Serialize for SlotArena<T, K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let core = self.core();
+        let core = &*self.core;
         let mut saved = serializer.serialize_struct("SlotArena", 2)?;
         saved.serialize_field("max_capacity", &core.places.max())?;
         saved.serialize_field("slots", &SavedSlots(core))?;
@@ -130,13 +130,14 @@ impl<T: Serialize> Serialize for SavedSlot<'_, T> {
 /// slots than `max_capacity`, a `max_capacity` above
 /// [`SlotArena::MAX_CAPACITY`], a generation past 2³², or a value in a
 /// retired slot.
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for SlotArena<T> {
+impl<'de, T: Deserialize<'de>, K> Deserialize<'de> for SlotArena<T, K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (max, slots) =
             deserializer.deserialize_struct("SlotArena", FIELDS, SavedVisitor(PhantomData))?;
         let core = Core::from_saved(max, slots).map_err(de::Error::custom)?;
         Ok(SlotArena {
             core: Arc::new(core),
+            _key: PhantomData,
         })
     }
 }
