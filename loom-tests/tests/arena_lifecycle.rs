@@ -103,7 +103,11 @@ fn a_slot_at_its_last_generation_retires_by_whichever_thread_is_last() {
         reader.join().unwrap();
         assert_eq!(state.drops(), 1, "the removed value was not dropped");
         // Retired, whichever thread reclaimed it: never handed out again.
-        assert_eq!((arena.capacity(), arena.len()), (0, 0));
+        assert_eq!(
+            (arena.capacity(), arena.len()),
+            (0, 0),
+            "the slot did not retire"
+        );
         let (again, _) = Probe::new(2);
         assert!(arena.insert(again).is_err(), "a retired slot was reused");
         assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));

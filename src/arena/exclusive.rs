@@ -76,6 +76,15 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert_eq!(*arena.get(token).unwrap(), "ab");
     /// ```
     pub fn exclusive(&mut self) -> Option<Exclusive<'_, T, K>> {
+        // Mutation `exclusive_ignores_other_handles`: the view without the
+        // proof that no other handle exists.
+        if cfg!(slotarena_mutation = "exclusive_ignores_other_handles") {
+            return Some(Exclusive {
+                core: &*self.core,
+                _exclusive: PhantomData,
+                _key: PhantomData,
+            });
+        }
         Arc::get_mut(&mut self.core).map(|core| Exclusive {
             core: &*core,
             _exclusive: PhantomData,

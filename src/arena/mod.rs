@@ -32,6 +32,15 @@
 //!   value's `Drop` panics, so a panicking `Drop` cannot lose the slot. A
 //!   taken value is moved out and its slot pushed back before the caller
 //!   gets it.
+//! - A slot whose value had the last generation (`u32::MAX`) is retired
+//!   when the value leaves instead of going back on a list (`slot.rs`, S4;
+//!   `Recycle::recycle` counts it), so no key ever names a later value.
+//! - A vacant entry (`entry.rs`) is a popped slot the caller owns before the
+//!   value exists; dropping it abandons the slot (generation moved on) and
+//!   recycles it.
+//! - Exclusive access (`exclusive.rs`) needs the only handle
+//!   (`Arc::get_mut`); it reads words with plain loads and lends plain
+//!   references, and `drain`/`clear` move values out with `Slot::evict`.
 //! - Growth (the cold path) adds a segment under a mutex; segments never
 //!   move and are freed only with the arena, so a `&Slot` stays valid for
 //!   the arena's life and no reclamation scheme (such as epochs) is needed.
@@ -130,7 +139,10 @@ impl<T, M> Recycle for Core<T, M> {
     /// every list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle(&self, index: u32) {
-        if self.slot_at(index).is_retired() {
+        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
+        // free list.
+        if self.slot_at(index).is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired")
+        {
             self.retire();
             return;
         }

@@ -687,7 +687,11 @@ impl<T> Slot<T> {
     pub(super) fn abandon(&self) {
         let word = self.word();
         debug_assert_eq!(state(word), VACANT, "abandoning a slot in use: {word:#x}");
-        self.mark_vacant(generation(word));
+        // Mutation `abandon_keeps_generation`: the slot goes back with the
+        // generation its reserved key carries.
+        if !cfg!(slotarena_mutation = "abandon_keeps_generation") {
+            self.mark_vacant(generation(word));
+        }
     }
 
     fn debug_assert_reclaiming(&self) {

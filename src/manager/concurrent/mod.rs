@@ -391,7 +391,7 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
@@ -413,7 +413,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (a writer
-    /// holds it), `Poisoned`.
+    /// holds it), `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
@@ -435,7 +435,7 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
