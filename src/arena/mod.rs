@@ -56,6 +56,7 @@ mod free_pool;
 mod guards;
 mod iter;
 mod owned;
+mod poison;
 mod segments;
 #[cfg(feature = "serde")]
 mod serde_impl;
