@@ -10,7 +10,9 @@
 //!
 //! The concurrent core is public as [`SlotArena<T>`]: a generational slab of
 //! any `T` for users who would otherwise reach for sharded-slab, a slab
-//! behind a mutex, or dashmap.
+//! behind a mutex, or dashmap, with typed keys ([`new_key_type!`]), plain
+//! `&mut` access for the only handle ([`SlotArena::exclusive`]), vacant
+//! entries, and (feature `serde`) saving and loading with keys intact.
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
@@ -59,8 +61,8 @@
 //! `#![deny(unsafe_code)]` holds at the crate root; `unsafe` is allowed
 //! only in the modules that need it, each block with its `SAFETY` argument
 //! citing numbered invariants: the arena's slot, guards and core
-//! (`arena/{slot,guards,owned,mod}.rs`: the value storage behind the
-//! lifecycle word), `sync` (parking, and loom's lazily initialised cell)
+//! (`arena/{slot,guards,owned,exclusive,mod}.rs`: the value storage behind
+//! the lifecycle word), `sync` (parking, and loom's lazily initialised cell)
 //! and the linear memory's byte region (`linear/region.rs`). The concurrent protocols are
 //! model-checked with loom (`loom-tests/`), the unsafe core runs under
 //! Miri, every manager and the linear memory are tested against reference
