@@ -1122,11 +1122,12 @@ impl<T, K: Key> SlotArena<T, K> {
         self.core.place(token)?.0.forget_read_locks(token, count)
     }
 
-    /// Test hook, not API: gives the free slot `index` the generation
-    /// `generation` for its next value, so a test can bring a slot near the
-    /// end of its generations without 2³² reuses. Answers `false` (and
-    /// changes nothing) unless this is the arena's only handle (no clone,
-    /// no owned guard) and the slot is free.
+    /// Test hook, not API: moves the free slot `index` forward to the
+    /// generation `generation` for its next value, so a test can bring a
+    /// slot near the end of its generations without 2³² reuses. Answers
+    /// `false` (and changes nothing) unless this is the arena's only handle
+    /// (no clone, no owned guard), the slot is free, and its generation is
+    /// not past `generation` (never backward: an old key would match again).
     #[doc(hidden)]
     pub fn __set_free_generation(&mut self, index: usize, generation: u32) -> bool {
         let Some(core) = Arc::get_mut(&mut self.core) else {

@@ -115,13 +115,16 @@ impl<T> Slot<T> {
             .store(word::vacant(generation, next), Ordering::Relaxed);
     }
 
-    /// Gives a vacant slot the generation its next value gets, keeping its
-    /// free-list link: for the test hook `SlotArena::__set_free_generation`,
-    /// whose `&mut` arena with no other handle excludes every other access.
-    /// Returns whether the slot was vacant (and not retired).
+    /// Moves a vacant slot's generation (the one its next value gets)
+    /// forward to `generation`, keeping its free-list link: for the test
+    /// hook `SlotArena::__set_free_generation`, whose `&mut` arena with no
+    /// other handle excludes every other access, and for loading a saved
+    /// arena. Never backward, so a key issued before never matches again
+    /// (S4). Returns whether the slot was vacant, not retired, and not past
+    /// `generation` already.
     pub(super) fn set_free_generation(&self, generation: u32) -> bool {
         let word = self.word();
-        if state(word) != VACANT || self.is_retired() {
+        if state(word) != VACANT || self.is_retired() || generation < word::generation(word) {
             return false;
         }
         self.word.store(
