@@ -603,7 +603,10 @@ fn a_slot_whose_generation_would_wrap_is_retired() {
     let mut arena = SlotArena::new(2);
     assert!(arena.__set_free_generation(0, u32::MAX - 1));
     assert!(arena.__set_free_generation(1, u32::MAX - 1));
-    assert!(!arena.__set_free_generation(1, 3), "the hook never goes backward");
+    assert!(
+        !arena.__set_free_generation(1, 3),
+        "the hook never goes backward"
+    );
     let mut last = Vec::new();
     for round in 0..2 {
         let a = arena.insert(round).unwrap();
