@@ -1,14 +1,24 @@
 //! Issue 19: the linear memory's promises at their edges. Each test
 //! reproduces one defect the issue found on the code before its fix.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use slotarena::linear::{LinearMemoryController, PAGE_SIZE, SharedLinearMemory};
+use slotarena::linear::{
+    AsyncMemoryController, LinearMemoryController, LinearMemoryError, PAGE_SIZE,
+    SharedLinearMemory, WaitPolicy,
+};
 
 /// The first bytes of every memory, never handed out.
 const GRANULE: u32 = 256;
+
+fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
 
 /// Runs `f` on another thread and fails if it has not answered within a
 /// few seconds: a wait for the impossible fails the test, not the run.
@@ -63,4 +73,85 @@ fn a_fitting_free_run_is_reused_before_the_memory_grows() {
     let mut c = holes(&memory);
     c.alloc(4352).unwrap();
     assert_eq!(memory.size_pages(), 2, "grew though a free run fitted");
+}
+
+/// Before the fix: every length in `(max - 256, max]` answered
+/// `OutOfMemory`, and `alloc_wait` waited for ever (still waiting after 3 s).
+#[test]
+fn a_length_that_can_never_fit_is_refused_at_once_by_every_form() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut c = memory.controller();
+    for len in [PAGE_SIZE, PAGE_SIZE - GRANULE + 1] {
+        assert_eq!(
+            c.alloc(len),
+            Err(LinearMemoryError::LengthTooLarge),
+            "{len}"
+        );
+        assert_eq!(
+            c.alloc_timeout(len, Duration::from_secs(60)),
+            Err(LinearMemoryError::LengthTooLarge),
+            "{len}"
+        );
+        let mut waiter = memory.controller();
+        let answer = answers_at_once(move || waiter.alloc_wait(len));
+        assert_eq!(answer, Err(LinearMemoryError::LengthTooLarge), "{len}");
+        assert_eq!(
+            poll_once(pin!(c.alloc_async(len))),
+            Poll::Ready(Err(LinearMemoryError::LengthTooLarge))
+        );
+        let mut waiting = memory.controller().with_wait_policy(WaitPolicy::Wait);
+        assert_eq!(
+            poll_once(pin!(AsyncMemoryController::alloc(&mut waiting, len))),
+            Poll::Ready(Err(LinearMemoryError::LengthTooLarge))
+        );
+        assert_eq!(
+            c.transfer(&vec![0; (len - 4) as usize]),
+            Err(LinearMemoryError::LengthTooLarge)
+        );
+    }
+    // An alignment can make a length impossible too: nothing starts below
+    // the first granule, so a page-aligned block never fits one page.
+    assert_eq!(
+        c.alloc_aligned(8, PAGE_SIZE),
+        Err(LinearMemoryError::LengthTooLarge)
+    );
+    assert_eq!(
+        c.alloc_aligned(PAGE_SIZE - 2 * GRANULE + 1, 2 * GRANULE),
+        Err(LinearMemoryError::LengthTooLarge)
+    );
+    // The largest that can ever fit does.
+    let ptr = c
+        .alloc_aligned(PAGE_SIZE - 2 * GRANULE, 2 * GRANULE)
+        .unwrap();
+    c.free(ptr, PAGE_SIZE - 2 * GRANULE).unwrap();
+    let ptr = c.alloc(PAGE_SIZE - GRANULE).unwrap();
+    assert_eq!(ptr, GRANULE);
+    // A possible request on a full memory still waits (and times out).
+    assert_eq!(
+        c.alloc_timeout(8, Duration::from_millis(5)),
+        Err(LinearMemoryError::OutOfMemory)
+    );
+}
+
+/// Before the fix: `alloc(u32::MAX)` on the largest memory answered
+/// `OutOfMemory`.
+#[test]
+fn the_largest_memory_refuses_the_last_bytes_it_never_hands_out() {
+    let memory = match SharedLinearMemory::new(1, slotarena::linear::MAX_PAGES) {
+        Ok(memory) => memory,
+        Err(error) => {
+            // 32-bit targets cannot reserve 4 GiB of address space.
+            assert_eq!(error, LinearMemoryError::OutOfMemory);
+            return;
+        }
+    };
+    let mut c = memory.controller();
+    assert_eq!(c.alloc(u32::MAX), Err(LinearMemoryError::LengthTooLarge));
+    assert_eq!(
+        c.alloc(u32::MAX - GRANULE + 2),
+        Err(LinearMemoryError::LengthTooLarge)
+    );
+    let mut waiter = memory.controller();
+    let answer = answers_at_once(move || waiter.alloc_wait(u32::MAX));
+    assert_eq!(answer, Err(LinearMemoryError::LengthTooLarge));
 }

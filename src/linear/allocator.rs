@@ -692,7 +692,7 @@ impl Allocator {
         if !align.is_power_of_two() || align > PAGE_SIZE {
             return Err(LinearMemoryError::BadAlignment);
         }
-        if u64::from(len) > u64::from(self.max_pages) * u64::from(PAGE_SIZE) {
+        if !self.can_ever_fit(len, align) {
             return Err(LinearMemoryError::LengthTooLarge);
         }
         let (start, block) = if len <= SMALL_MAX && align <= 8 {
@@ -703,6 +703,24 @@ impl Allocator {
         cache.last = Some((start, block));
         self.count_allocated(cache.shard, u64::from(len), true);
         Ok((start, block))
+    }
+
+    /// Whether `len` bytes aligned to `align` fit an empty memory at its
+    /// maximum size: nothing starts in the first granule (offset 0 is never
+    /// handed out), a small block needs a span of at least its own
+    /// granules, and a large block whole granules at a multiple of its
+    /// alignment. A request that fails this can never succeed, so it gets
+    /// `LengthTooLarge` at once instead of `OutOfMemory` (or a wait).
+    #[inline]
+    fn can_ever_fit(&self, len: u32, align: u32) -> bool {
+        let granules = if len <= SMALL_MAX && align <= 8 {
+            granules_for(class_of(len), 1)
+        } else {
+            len.div_ceil(GRANULE)
+        };
+        let first = u64::from(align.max(GRANULE));
+        first + u64::from(granules) * u64::from(GRANULE)
+            <= u64::from(self.max_pages) * u64::from(PAGE_SIZE)
     }
 
     #[inline]

@@ -29,6 +29,11 @@
 //!   handle can get bytes of that allocation, or free it, until this
 //!   handle's next call, its `release()`, or its drop (`Busy`, never a
 //!   wait).
+//! - A request that can never fit, even in the empty memory at its
+//!   maximum size (longer than `max_pages` × 64 KiB less the first 256
+//!   bytes, or than what its alignment leaves), answers `LengthTooLarge`
+//!   at once, from the waiting forms too: nothing waits for the
+//!   impossible.
 //! - When space runs out the memory grows, up to `max_pages`; then `alloc`
 //!   answers `OutOfMemory`. Freed space is reused, and pages that become
 //!   wholly free go back to the OS.
