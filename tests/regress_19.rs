@@ -155,3 +155,104 @@ fn the_largest_memory_refuses_the_last_bytes_it_never_hands_out() {
     let answer = answers_at_once(move || waiter.alloc_wait(u32::MAX));
     assert_eq!(answer, Err(LinearMemoryError::LengthTooLarge));
 }
+
+/// A handle with a claim on a block of another handle's memory.
+fn claimed(memory: &SharedLinearMemory) -> (LinearMemoryController, u32) {
+    let mut c = memory.controller();
+    let ptr = c.alloc(8).unwrap();
+    c.mut_mem(ptr, 8).unwrap().fill(1);
+    (c, ptr)
+}
+
+/// Whether `other` can claim the block at `ptr` (it releases it again).
+fn unclaimed(other: &mut LinearMemoryController, ptr: u32) -> bool {
+    let free = other.mut_mem(ptr, 8).is_ok();
+    other.release();
+    free
+}
+
+/// Before the fix: a `transfer` refused for its length kept the previous
+/// claim (another handle's `mut_mem` answered `Busy`).
+#[cfg(all(target_pointer_width = "64", not(miri)))]
+#[test]
+fn a_refused_transfer_releases_the_previous_claim() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let (mut c, ptr) = claimed(&memory);
+    // Zeroed and never touched: address space, not resident memory.
+    let huge = vec![0u8; u32::MAX as usize];
+    assert_eq!(c.transfer(&huge), Err(LinearMemoryError::LengthTooLarge));
+    assert!(memory.controller().mut_mem(ptr, 8).is_ok());
+}
+
+/// Before the fix: `set_wait_policy` kept the claim.
+#[test]
+fn set_wait_policy_releases_the_previous_claim() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let (mut c, ptr) = claimed(&memory);
+    c.set_wait_policy(WaitPolicy::Wait);
+    assert!(memory.controller().mut_mem(ptr, 8).is_ok());
+}
+
+/// Before the fix: the async forms released the claim only when first
+/// polled, so a future made but not yet polled kept it.
+#[test]
+fn async_forms_release_the_previous_claim_when_called() {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut other = memory.controller();
+    let (mut c, ptr) = claimed(&memory);
+    {
+        let _alloc = c.alloc_async(8);
+        assert!(unclaimed(&mut other, ptr), "alloc_async");
+    }
+    c.mut_mem(ptr, 8).unwrap();
+    {
+        let _lock = c.lock_async(ptr, 8);
+        assert!(unclaimed(&mut other, ptr), "lock_async");
+    }
+    c.mut_mem(ptr, 8).unwrap();
+    {
+        let _free = c.free_async(ptr, 8);
+        assert!(unclaimed(&mut other, ptr), "free_async");
+    }
+    for policy in [WaitPolicy::Immediate, WaitPolicy::Wait] {
+        c.set_wait_policy(policy);
+        c.mut_mem(ptr, 8).unwrap();
+        {
+            let dynamic: &mut dyn AsyncMemoryController = &mut c;
+            let _alloc = dynamic.alloc(8);
+            assert!(unclaimed(&mut other, ptr), "{policy:?} alloc");
+        }
+        c.mut_mem(ptr, 8).unwrap();
+        {
+            let dynamic: &mut dyn AsyncMemoryController = &mut c;
+            let _free = dynamic.free(ptr, 8);
+            assert!(unclaimed(&mut other, ptr), "{policy:?} free");
+        }
+    }
+    other.free(ptr, 8).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+/// surrealism's async controller releases when called too.
+#[cfg(feature = "surrealism")]
+#[test]
+fn surrealism_async_forms_release_the_previous_claim_when_called() {
+    use surrealism_types::controller::AsyncMemoryController as Surrealism;
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut other = memory.controller();
+    let (mut c, ptr) = claimed(&memory);
+    {
+        let _alloc = Surrealism::alloc(&mut c, 8);
+        assert!(unclaimed(&mut other, ptr), "alloc");
+    }
+    c.mut_mem(ptr, 8).unwrap();
+    {
+        let _free = Surrealism::free(&mut c, ptr, 8);
+        assert!(unclaimed(&mut other, ptr), "free");
+    }
+    assert_eq!(
+        memory.allocated_bytes(),
+        8,
+        "an unpolled free frees nothing"
+    );
+}
