@@ -42,6 +42,9 @@
 //! - S2: a span is retired (`RETIRED`, its granules back in the pool) only
 //!   by the compare-and-swap that sees every block free; nothing takes a
 //!   block of a retired span, so its granules hold no live block.
+//! - S3: generation 0 means "never published" (a descriptor being made);
+//!   every published span has a generation in `1..2^24`, wrapping past 0,
+//!   so reclaiming and taking from any span never skip a published one.
 //!
 //! # Claims (exclusive `mut_mem`)
 //!
@@ -120,9 +123,22 @@ const PINNED: u64 = 1 << 33;
 /// Its granules went back to the pool (S2).
 const RETIRED: u64 = 1 << 34;
 const GENERATION_SHIFT: u32 = 40;
+/// The largest generation: the state word's top 24 bits.
+const GENERATION_MAX: u32 = u32::MAX >> (GENERATION_SHIFT - 32);
 
 fn generation(state: u64) -> u32 {
     (state >> GENERATION_SHIFT) as u32
+}
+
+/// The generation of the next span a descriptor of generation `previous`
+/// starts: `1..=GENERATION_MAX`, wrapping past 0, which only a descriptor
+/// never published has (S3).
+fn next_generation(previous: u32) -> u32 {
+    if previous >= GENERATION_MAX {
+        1
+    } else {
+        previous + 1
+    }
 }
 
 fn free_bits(state: u64) -> u64 {
@@ -861,8 +877,7 @@ impl Allocator {
         // says retired (or was never published), so no free, unpin,
         // reclaim or partial-list entry acts on it; stale readers only
         // read, and every word they act on names its own range (L2).
-        let generation = generation(span_desc.state.load(Ordering::Relaxed)).wrapping_add(1)
-            & (u32::MAX >> GENERATION_SHIFT.saturating_sub(32));
+        let generation = next_generation(generation(span_desc.state.load(Ordering::Relaxed)));
         let all_free = u64::MAX >> (u64::BITS - blocks);
         // Release (and `reset`'s): a lookup that sees the remade span is
         // ordered after the marks of the blocks it had before (L4).
@@ -1413,5 +1428,41 @@ impl Drop for Allocator {
                 check(&block.names, named, &state.large_spare, desc);
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Issue 19, defect 3: after 2^24 - 1 spans on one descriptor, the
+    /// next one's generation wrapped to 0, which reads as "never
+    /// published": an idle handle's empty span on it was never reclaimed,
+    /// and a request for the rest of the memory answered `OutOfMemory`
+    /// with nothing allocated. Here the descriptor starts at the last
+    /// generation instead of being remade 2^24 - 1 times.
+    #[test]
+    fn a_span_generation_never_wraps_to_never_published() {
+        assert_eq!(next_generation(GENERATION_MAX - 1), GENERATION_MAX);
+        assert_eq!(next_generation(GENERATION_MAX), 1);
+        let allocator = Allocator::new(1, 1).unwrap();
+        let desc = allocator.classes[0]
+            .descs
+            .get_or_make(0, || SpanDesc::new(span_blocks(0)))
+            .unwrap();
+        desc.state.store(
+            (u64::from(GENERATION_MAX) << GENERATION_SHIFT) | RETIRED,
+            Ordering::Relaxed,
+        );
+        let (mut a, mut b) = (SpanCache::new(&allocator), SpanCache::new(&allocator));
+        // `a` pins an empty span made on that descriptor.
+        let small = allocator.alloc(&mut a, 8, 8).unwrap();
+        allocator.free(a.shard(), small, 8).unwrap();
+        assert_ne!(generation(desc.state.load(Ordering::Relaxed)), 0);
+        let rest = PAGE_SIZE - GRANULE;
+        let large = allocator.alloc(&mut b, rest, 8);
+        assert!(large.is_ok(), "{large:?} with nothing allocated");
+        allocator.free(b.shard(), large.unwrap(), rest).unwrap();
+        allocator.unpin_all(&mut a);
     }
 }
