@@ -443,7 +443,7 @@ fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_too
 /// elsewhere. Its directory load may still name the old descriptor while
 /// its load of the descriptor's `start` (or of a block word the remake
 /// reset) sees the remake: it then answers by the retirer's mark, which the
-/// Release of those stores orders before it (`allocator.rs`, L4; with them
+/// Release of those stores orders before it (`allocator/lookup.rs`, L4; with them
 /// Relaxed the answer was `UnknownPointer`). Found by review.
 #[test]
 fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
