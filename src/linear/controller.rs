@@ -27,8 +27,9 @@ const PREFIX: u32 = 4;
 /// called, before its future is first polled.
 ///
 /// A handle also keeps one partly used span per size class to allocate
-/// small blocks from without contention; dropping it hands them back (an
-/// empty one goes straight back to the memory's pool).
+/// small blocks from without contention; a span whose last block is freed
+/// goes straight back to the memory's pool (so an idle handle holds no
+/// free page), and dropping the handle hands the others back.
 ///
 /// # Examples
 ///

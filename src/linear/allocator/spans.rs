@@ -1,4 +1,4 @@
-//! Small blocks: size classes on spans (S1–S3). A span is a run of
+//! Small blocks: size classes on spans (S1–S4). A span is a run of
 //! granules from the pool holding blocks of one class; its free blocks are
 //! a bitmap in its state word. Handles pin spans to allocate from
 //! (`cache.rs`), partly free spans nobody pins wait on their class's
@@ -21,6 +21,10 @@
 //! - S3: generation 0 means "never published" (a descriptor being made);
 //!   every published span has a generation in `1..2^24`, wrapping past 0,
 //!   so reclaiming and taking from any span never skip a published one.
+//! - S4: a free that leaves a span empty retires it, pinned or not, so no
+//!   span stays empty for longer than a free to an allocation (a span a
+//!   handle just took from the pool is empty until its first allocation,
+//!   which follows at once; `reclaim_empty_spans` covers that window).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -463,14 +467,16 @@ impl Allocator {
             debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
             let mut next = state | bit;
             let mut after = AfterFree::Nothing;
-            if state & (PINNED | RETIRED) == 0 {
-                if span_desc.is_empty(next) {
-                    next |= RETIRED;
-                    after = AfterFree::Retire;
-                } else if state & LISTED == 0 {
-                    next |= LISTED;
-                    after = AfterFree::List(generation(state));
-                }
+            if span_desc.is_empty(next) {
+                // Back to the pool at once, pinned or not (S4): a page
+                // whose blocks are all free goes back to the OS even while
+                // an idle handle pins a span on it. The pinning handle
+                // finds its span `Gone` at its next allocation.
+                next |= RETIRED;
+                after = AfterFree::Retire;
+            } else if state & (PINNED | LISTED) == 0 {
+                next |= LISTED;
+                after = AfterFree::List(generation(state));
             }
             // Release pairs with `take_block`'s Acquire.
             match span_desc.state.compare_exchange_weak(
