@@ -256,3 +256,31 @@ fn surrealism_async_forms_release_the_previous_claim_when_called() {
         "an unpolled free frees nothing"
     );
 }
+
+/// The decision of issue 19: a free block in a span another handle pins is
+/// everyone's. Before the fix, a small request on a memory whose pool was
+/// dry grew the memory (here to 2 pages) while the owner's pinned span had
+/// fifteen free blocks of its class.
+#[test]
+fn a_small_request_takes_another_handles_free_block_before_growing() {
+    let memory = SharedLinearMemory::new(1, 2).unwrap();
+    let mut owner = memory.controller();
+    let pinned = owner.alloc(64).unwrap(); // pins a span with free blocks
+    let mut other = memory.controller();
+    // The rest of the first page: granule 0 and the span's 4 granules
+    // (16 blocks of 64 bytes) aside.
+    let fill_len = (255 - 4) * GRANULE;
+    let fill = other.alloc_aligned(fill_len, GRANULE).unwrap();
+    assert_eq!(memory.size_pages(), 1);
+    let mine = other.alloc(64).unwrap();
+    assert_eq!(
+        memory.size_pages(),
+        1,
+        "grew while another handle's span had free blocks"
+    );
+    assert!(mine < fill, "a block of the owner's span");
+    other.free(mine, 64).unwrap();
+    owner.free(pinned, 64).unwrap();
+    other.free(fill, fill_len).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}

@@ -485,3 +485,48 @@ fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// Issue 19: a handle takes a free block back from a span another handle
+/// pins, before the memory grows, while the owner allocates and frees in
+/// that span. The span holds four blocks and at most three are ever live
+/// at once, so in every interleaving the other handle finds a free one:
+/// nothing is handed out twice and the memory never grows. Before the fix
+/// the other handle grew the memory for a span of its own.
+#[test]
+fn a_handle_takes_another_handles_free_block_before_the_memory_grows() {
+    /// The 224-byte class: four blocks in a 4-granule span.
+    const LEN: u32 = 200;
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let first = owner.alloc(LEN).unwrap(); // pins the span
+        let mut other = LinearMemoryController::new(&memory);
+        // Granule 0 and the span aside, the first page is one large block.
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, GRANULE).unwrap();
+        let owner_thread = thread::spawn(move || {
+            let second = owner.alloc(LEN).unwrap();
+            owner.mut_mem(second, LEN).unwrap().fill(1);
+            owner.free(first, LEN).unwrap();
+            (owner, second)
+        });
+        let theirs = other.alloc(LEN).unwrap();
+        other.mut_mem(theirs, LEN).unwrap().fill(2);
+        let (mut owner, second) = owner_thread.join().unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "grew with a free block in a pinned span"
+        );
+        assert!(
+            theirs.abs_diff(second) >= LEN,
+            "blocks {theirs} and {second} overlap"
+        );
+        assert!(owner.mut_mem(second, LEN).unwrap().iter().all(|&b| b == 1));
+        assert!(other.mut_mem(theirs, LEN).unwrap().iter().all(|&b| b == 2));
+        owner.free(second, LEN).unwrap();
+        other.free(theirs, LEN).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

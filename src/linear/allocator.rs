@@ -57,6 +57,14 @@ use large::{LargeDesc, PoolState};
 use lookup::{Found, FoundPlace};
 use spans::{Class, ClassLists};
 
+/// Whether taking granules may grow the memory (and take back empty
+/// spans) when the pool has no room as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    No,
+    Yes,
+}
+
 /// `Err(())` for an answer worth waiting on (another handle's claim).
 fn not_busy<R>(answer: Result<R, LinearMemoryError>) -> Result<Result<R, LinearMemoryError>, ()> {
     match answer {
@@ -112,6 +120,7 @@ impl Allocator {
                     descs: Stable::new(max_granules),
                     lists: Mutex::new(ClassLists {
                         partial: Vec::new(),
+                        pinned: Vec::new(),
                         spare: Vec::new(),
                         made: 0,
                     }),
@@ -294,8 +303,22 @@ impl Allocator {
     }
 
     /// Takes `granules` granules aligned to `align` granules from the pool,
-    /// growing the memory, then taking back empty pinned spans, if needed.
-    fn take_granules(&self, granules: u32, align: u32) -> Result<u32, LinearMemoryError> {
+    /// and with `Growth::Yes` growing the memory, then taking back empty
+    /// pinned spans, if needed.
+    fn take_granules(
+        &self,
+        granules: u32,
+        align: u32,
+        growth: Growth,
+    ) -> Result<u32, LinearMemoryError> {
+        if growth == Growth::No {
+            let mut state = self.pool.lock();
+            let start = state.pool.take(granules, align);
+            if start.is_some() {
+                self.note_high_water(&state);
+            }
+            return start.ok_or(LinearMemoryError::OutOfMemory);
+        }
         self.take_granules_then(granules, align, |_, _| Ok(()))
             .map(|(start, ())| start)
     }

@@ -29,7 +29,8 @@ const PREFIX: u32 = 4;
 /// A handle also keeps one partly used span per size class to allocate
 /// small blocks from without contention; a span whose last block is freed
 /// goes straight back to the memory's pool (so an idle handle holds no
-/// free page), and dropping the handle hands the others back.
+/// free page), other handles take free blocks from it before the memory
+/// grows, and dropping the handle hands the others back.
 ///
 /// # Examples
 ///

@@ -16,6 +16,18 @@
 //!   of every size class share pages, large blocks take best-fit runs, and
 //!   a 1-page memory holds blocks of 8, 64, 100, 4096 and 16384 bytes at
 //!   once.
+//! - Nothing a handle keeps is hidden from the others. A handle pins one
+//!   span of small blocks per size class to allocate from, but from a
+//!   quiescent state (no call in progress on other handles) `alloc`
+//!   answers `OutOfMemory`, and `alloc_wait` sleeps, only when no span of
+//!   the request's class has a free block, whichever handle pins it, and
+//!   no aligned run of free granules (256 bytes each) holds the request,
+//!   even at the maximum size (for a small block, the granules of a
+//!   one-block span). A free granule is one that no live large block and
+//!   no span covers; a span whose last block is freed goes back at once,
+//!   so every span holds a live block. Before the memory grows for a new
+//!   span, a handle takes a free block of its class from a span another
+//!   handle pins.
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers

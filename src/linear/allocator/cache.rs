@@ -52,6 +52,7 @@ impl Allocator {
     pub(in crate::linear) fn unpin_all(&self, cache: &mut SpanCache) {
         for (class, pinned) in cache.pinned.iter_mut().enumerate() {
             if let Some(span) = pinned.take() {
+                self.classes[class].lists.lock().unpinned(span);
                 self.unpin(class, span);
             }
         }

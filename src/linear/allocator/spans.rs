@@ -1,4 +1,4 @@
-//! Small blocks: size classes on spans (S1–S4). A span is a run of
+//! Small blocks: size classes on spans (S1–S5). A span is a run of
 //! granules from the pool holding blocks of one class; its free blocks are
 //! a bitmap in its state word. Handles pin spans to allocate from
 //! (`cache.rs`), partly free spans nobody pins wait on their class's
@@ -25,6 +25,10 @@
 //!   span stays empty for longer than a free to an allocation (a span a
 //!   handle just took from the pool is empty until its first allocation,
 //!   which follows at once; `reclaim_empty_spans` covers that window).
+//! - S5: every pinned span is on its class's `pinned` list while pinned,
+//!   and a handle that needs a new span takes a free block of a span
+//!   another handle pins before the memory grows for one: a pin is a
+//!   preference, never a reason to grow, sleep or answer `OutOfMemory`.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -34,7 +38,7 @@ use super::super::block::{Block, BlockId, BlockWord};
 use super::super::classes::{GRANULE, block_size, granules_for, span_blocks};
 use super::super::directory::{Owner, Stable};
 use super::lookup::Names;
-use super::{Allocator, SpanCache};
+use super::{Allocator, Growth, SpanCache};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
 /// The free-block bitmap in a span's state word.
@@ -145,6 +149,11 @@ pub(super) struct ClassLists {
     /// Spans with free blocks that nobody pins, by `(desc, generation)`;
     /// entries whose span changed since are skipped.
     pub(super) partial: Vec<(u32, u32)>,
+    /// Spans that handles pin, by `(desc, generation)`, one entry per pin
+    /// (a handle removes its entry when it drops the pin): where another
+    /// handle finds their free blocks before it grows the memory (S5).
+    /// Entries whose span was retired or remade since are skipped.
+    pub(super) pinned: Vec<(u32, u32)>,
     /// Retired descriptors, for reuse.
     pub(super) spare: Vec<u32>,
     /// Descriptors made so far.
@@ -152,6 +161,17 @@ pub(super) struct ClassLists {
 }
 
 impl ClassLists {
+    /// Forgets the pin `span` (its handle dropped it).
+    pub(super) fn unpinned(&mut self, span: SpanRef) {
+        if let Some(at) = self
+            .pinned
+            .iter()
+            .position(|&entry| entry == (span.desc, span.generation))
+        {
+            self.pinned.swap_remove(at);
+        }
+    }
+
     /// Lists a retired descriptor for reuse (L3: exactly once).
     pub(super) fn make_spare(&mut self, desc: u32) {
         debug_assert!(!self.spare.contains(&desc), "L3: {desc} made spare twice");
@@ -190,6 +210,7 @@ impl Allocator {
         len: u32,
         claimed: bool,
     ) -> Result<(u32, BlockId), LinearMemoryError> {
+        let mut dropped = None;
         let (desc_index, index) = loop {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span) {
@@ -198,8 +219,23 @@ impl Allocator {
                     Take::Gone => {}
                 }
                 cache.pinned[class] = None;
+                dropped = Some(span);
             }
-            match self.acquire_span(class) {
+            // A span nobody pins, or a whole new one the pool holds now.
+            match self.acquire_span(class, dropped.take(), Growth::No) {
+                Ok(span) => {
+                    cache.pinned[class] = Some(span);
+                    continue;
+                }
+                Err(LinearMemoryError::OutOfMemory) => {}
+                Err(error) => return Err(error),
+            }
+            // Before the memory grows: a free block of a span another
+            // handle pins (S5).
+            if let Some(block) = self.steal_block(class) {
+                break block;
+            }
+            match self.acquire_span(class, None, Growth::Yes) {
                 Ok(span) => cache.pinned[class] = Some(span),
                 Err(LinearMemoryError::OutOfMemory) => {
                     break self
@@ -236,6 +272,21 @@ impl Allocator {
         }
     }
 
+    /// A free block of `class` in a span another handle pins, as
+    /// `(descriptor, index)`: taken before the memory grows for a new span
+    /// (S5). The compare-and-swap that clears the block's bit decides who
+    /// gets it (S1); a retired or remade span is skipped (S2).
+    #[cold]
+    pub(super) fn steal_block(&self, class: usize) -> Option<(u32, u32)> {
+        let lists = self.classes[class].lists.lock();
+        lists.pinned.iter().find_map(|&(desc, generation_pinned)| {
+            let pinned =
+                |state: u64| generation(state) == generation_pinned && state & RETIRED == 0;
+            let index = self.span_desc(class, desc).take_free_block(pinned).ok()?;
+            Some((desc, index))
+        })
+    }
+
     /// For a memory out of granules: a free block of `class` in any span,
     /// pinned by another controller or not, as `(descriptor, index)`. A pin
     /// is only a preference; the compare-and-swap that clears the block's
@@ -262,10 +313,18 @@ impl Allocator {
     /// Pins a span of `class` for the caller: one from the partial list, or
     /// a new one from the pool.
     #[cold]
-    pub(super) fn acquire_span(&self, class: usize) -> Result<SpanRef, LinearMemoryError> {
+    pub(super) fn acquire_span(
+        &self,
+        class: usize,
+        dropped: Option<SpanRef>,
+        growth: Growth,
+    ) -> Result<SpanRef, LinearMemoryError> {
         let class_state = &self.classes[class];
         {
             let mut lists = class_state.lists.lock();
+            if let Some(span) = dropped {
+                lists.unpinned(span);
+            }
             while let Some((desc, generation_listed)) = lists.partial.pop() {
                 let span_desc = self.span_desc(class, desc);
                 // Relaxed: the CAS below re-reads with Acquire.
@@ -284,6 +343,7 @@ impl Allocator {
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => {
+                            lists.pinned.push((desc, generation_listed));
                             return Ok(SpanRef {
                                 desc,
                                 generation: generation_listed,
@@ -294,7 +354,7 @@ impl Allocator {
                 }
             }
         }
-        let (start, blocks) = self.take_span_granules(class)?;
+        let (start, blocks) = self.take_span_granules(class, growth)?;
         let granules = granules_for(class, blocks);
         let mut lists = class_state.lists.lock();
         let desc = match lists.spare.pop() {
@@ -315,12 +375,14 @@ impl Allocator {
             self.give_granules(start, granules);
             return Err(LinearMemoryError::OutOfMemory);
         };
-        drop(lists);
         // Nobody else writes a retired or fresh descriptor (S2): its state
         // says retired (or was never published), so no free, unpin,
         // reclaim or partial-list entry acts on it; stale readers only
         // read, and every word they act on names its own range (L2).
         let generation = next_generation(generation(span_desc.state.load(Ordering::Relaxed)));
+        // Skipped until the state below publishes this generation.
+        lists.pinned.push((desc, generation));
+        drop(lists);
         let all_free = u64::MAX >> (u64::BITS - blocks);
         // Release (and `reset`'s): a lookup that sees the remade span is
         // ordered after the marks of the blocks it had before (L4).
@@ -353,14 +415,22 @@ impl Allocator {
     }
 
     /// Granules for a new span of `class`, and how many blocks it holds: a
-    /// whole span if the memory has room for one, else the most blocks
-    /// (halving) that fit, so a small memory can still use its last bytes.
-    pub(super) fn take_span_granules(&self, class: usize) -> Result<(u32, u32), LinearMemoryError> {
+    /// whole span if the pool has room for one (or, with `Growth::Yes`, if
+    /// the memory can grow or take back empty spans for one), else, with
+    /// `Growth::Yes`, the most blocks (halving) that fit, so a small memory
+    /// can still use its last bytes.
+    pub(super) fn take_span_granules(
+        &self,
+        class: usize,
+        growth: Growth,
+    ) -> Result<(u32, u32), LinearMemoryError> {
         let mut blocks = span_blocks(class);
         loop {
-            match self.take_granules(granules_for(class, blocks), 1) {
+            match self.take_granules(granules_for(class, blocks), 1, growth) {
                 Ok(start) => return Ok((start, blocks)),
-                Err(LinearMemoryError::OutOfMemory) if blocks > 1 => blocks /= 2,
+                Err(LinearMemoryError::OutOfMemory) if blocks > 1 && growth == Growth::Yes => {
+                    blocks /= 2;
+                }
                 Err(error) => return Err(error),
             }
         }
