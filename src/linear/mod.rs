@@ -25,9 +25,10 @@
 //!   even at the maximum size (for a small block, the granules of a
 //!   one-block span). A free granule is one that no live large block and
 //!   no span covers; a span whose last block is freed goes back at once,
-//!   so every span holds a live block. Before the memory grows for a new
-//!   span, a handle takes a free block of its class from a span another
-//!   handle pins.
+//!   so every span holds a live block. The memory grows only for a
+//!   request that nothing free in it can serve as it is: before it grows
+//!   for a new span, a handle takes a free block of its class from a span
+//!   another handle pins, or a smaller span from the free granules.
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers

@@ -27,8 +27,10 @@
 //!   which follows at once; `reclaim_empty_spans` covers that window).
 //! - S5: every pinned span is on its class's `pinned` list while pinned,
 //!   and a handle that needs a new span takes a free block of a span
-//!   another handle pins before the memory grows for one: a pin is a
-//!   preference, never a reason to grow, sleep or answer `OutOfMemory`.
+//!   another handle pins, or a smaller span the pool holds, before the
+//!   memory grows: a pin is a preference, never a reason to grow, sleep
+//!   or answer `OutOfMemory`, and the memory grows only for a request
+//!   that nothing free as it is can serve.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -186,6 +188,15 @@ pub(super) struct Class {
     pub(super) made: AtomicU32,
 }
 
+/// How many blocks a new span may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SpanSize {
+    /// Its class's whole span.
+    Whole,
+    /// The most blocks, halving from a whole span, that fit.
+    Halving,
+}
+
 /// Outcome of taking a block from a pinned span.
 pub(super) enum Take {
     Block(u32),
@@ -222,7 +233,7 @@ impl Allocator {
                 dropped = Some(span);
             }
             // A span nobody pins, or a whole new one the pool holds now.
-            match self.acquire_span(class, dropped.take(), Growth::No) {
+            match self.acquire_span(class, dropped.take(), SpanSize::Whole, Growth::No) {
                 Ok(span) => {
                     cache.pinned[class] = Some(span);
                     continue;
@@ -231,11 +242,19 @@ impl Allocator {
                 Err(error) => return Err(error),
             }
             // Before the memory grows: a free block of a span another
-            // handle pins (S5).
+            // handle pins (S5), or a smaller span the pool holds now.
             if let Some(block) = self.steal_block(class) {
                 break block;
             }
-            match self.acquire_span(class, None, Growth::Yes) {
+            match self.acquire_span(class, None, SpanSize::Halving, Growth::No) {
+                Ok(span) => {
+                    cache.pinned[class] = Some(span);
+                    continue;
+                }
+                Err(LinearMemoryError::OutOfMemory) => {}
+                Err(error) => return Err(error),
+            }
+            match self.acquire_span(class, None, SpanSize::Halving, Growth::Yes) {
                 Ok(span) => cache.pinned[class] = Some(span),
                 Err(LinearMemoryError::OutOfMemory) => {
                     break self
@@ -317,6 +336,7 @@ impl Allocator {
         &self,
         class: usize,
         dropped: Option<SpanRef>,
+        size: SpanSize,
         growth: Growth,
     ) -> Result<SpanRef, LinearMemoryError> {
         let class_state = &self.classes[class];
@@ -354,7 +374,7 @@ impl Allocator {
                 }
             }
         }
-        let (start, blocks) = self.take_span_granules(class, growth)?;
+        let (start, blocks) = self.take_span_granules(class, size, growth)?;
         let granules = granules_for(class, blocks);
         let mut lists = class_state.lists.lock();
         let desc = match lists.spare.pop() {
@@ -417,18 +437,19 @@ impl Allocator {
     /// Granules for a new span of `class`, and how many blocks it holds: a
     /// whole span if the pool has room for one (or, with `Growth::Yes`, if
     /// the memory can grow or take back empty spans for one), else, with
-    /// `Growth::Yes`, the most blocks (halving) that fit, so a small memory
-    /// can still use its last bytes.
+    /// `SpanSize::Halving`, the most blocks (halving) that fit, so a
+    /// fragmented or small memory can still use its last bytes.
     pub(super) fn take_span_granules(
         &self,
         class: usize,
+        size: SpanSize,
         growth: Growth,
     ) -> Result<(u32, u32), LinearMemoryError> {
         let mut blocks = span_blocks(class);
         loop {
             match self.take_granules(granules_for(class, blocks), 1, growth) {
                 Ok(start) => return Ok((start, blocks)),
-                Err(LinearMemoryError::OutOfMemory) if blocks > 1 && growth == Growth::Yes => {
+                Err(LinearMemoryError::OutOfMemory) if blocks > 1 && size == SpanSize::Halving => {
                     blocks /= 2;
                 }
                 Err(error) => return Err(error),
