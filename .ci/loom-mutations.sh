@@ -59,6 +59,8 @@ CHECKS=(
     "free_ignores_retained|growth_and_shares|free_racing_retain_is_refused_or_the_retain_fails|Ok\\(1\\)"
     "release_decrements_blindly|growth_and_shares|racing_releases_free_exactly_once|Ok\\(1\\), Ok\\(1\\)"
     "release_waits_for_writer|growth_and_shares|a_release_is_never_blocked_by_a_writer_on_another_thread|deadlock"
+    "share_word_starts_open|growth_and_shares|a_release_racing_the_first_retain_of_a_fresh_message_never_frees_it|an open count word|answered Ok\\(0\\)"
+    "share_word_starts_open|growth_and_shares|two_first_retains_of_a_fresh_message_both_count|counted as one"
     "waiter_without_touch|waiting|a_free_racing_a_waiters_registration_never_loses_the_wake_up|deadlock"
     "async_park_without_mark|waiting|an_unlock_racing_an_async_waiters_parking_wakes_it|deadlock"
     "stock-loom|harness|a_load_then_cas_on_another_thread_is_tried_before_a_plain_load|misses interleavings"

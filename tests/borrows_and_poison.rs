@@ -309,3 +309,97 @@ fn growth_under_concurrent_stores_loses_no_slot() {
         "every store got its own slot"
     );
 }
+
+// Issue 18, item 2: write guards are `Send`, so the panic that poisons must
+// be the one in flight on the thread that drops the guard, begun while that
+// thread held it. Both tests below failed before the fix, which compared
+// "panicking now" on the dropping thread with "panicking when made" on the
+// creating thread.
+
+/// Sends an owned write guard, made while its thread unwinds, to `to`.
+struct GuardMadeWhileUnwinding {
+    arena: slotarena::SlotArena<(u64, u64)>,
+    token: slotarena::MessageToken,
+    to: mpsc::Sender<slotarena::arena::OwnedWriteGuard<(u64, u64)>>,
+}
+
+impl Drop for GuardMadeWhileUnwinding {
+    fn drop(&mut self) {
+        assert!(thread::panicking());
+        self.to
+            .send(self.arena.get_mut_owned(self.token).unwrap())
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_guard_made_while_unwinding_poisons_when_its_next_thread_panics_mid_update() {
+    // Failed before the fix: the value was not poisoned, and `get` read
+    // the half-written pair (1, 0).
+    let arena = slotarena::SlotArena::new(1);
+    let token = arena.insert((0u64, 0u64)).unwrap();
+    let (to, from) = mpsc::channel();
+    let maker = GuardMadeWhileUnwinding {
+        arena: arena.clone(),
+        token,
+        to,
+    };
+    let unwound = thread::spawn(move || {
+        let _maker = maker;
+        panic!("the thread that makes the guard is unwinding");
+    })
+    .join();
+    assert!(unwound.is_err());
+    let mut guard = from.recv().unwrap();
+    // The update keeps the two halves equal; it panics between them.
+    let updater = thread::spawn(move || {
+        guard.0 = 1;
+        panic!("halfway through the update");
+    })
+    .join();
+    assert!(updater.is_err());
+    assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+}
+
+/// Drops, while its thread unwinds, a write guard it receives only then.
+struct DropsAGuardWhileUnwinding(mpsc::Receiver<slotarena::arena::OwnedWriteGuard<(u64, u64)>>);
+
+impl Drop for DropsAGuardWhileUnwinding {
+    fn drop(&mut self) {
+        assert!(thread::panicking());
+        drop(self.0.recv().unwrap());
+    }
+}
+
+#[test]
+fn a_guard_dropped_untouched_by_a_thread_already_unwinding_does_not_poison() {
+    // Failed before the fix: `get` answered Poisoned for a value nobody
+    // had touched.
+    let arena = slotarena::SlotArena::new(1);
+    let token = arena.insert((7u64, 7u64)).unwrap();
+    let (to, from) = mpsc::channel();
+    let (unwinding_tx, unwinding_rx) = mpsc::channel();
+    let dropper = thread::spawn(move || {
+        let _dropper = DropsAGuardWhileUnwinding(from);
+        unwinding_tx.send(()).unwrap();
+        panic!("this thread unwinds before it gets the guard");
+    });
+    unwinding_rx.recv().unwrap();
+    to.send(arena.get_mut_owned(token).unwrap()).unwrap();
+    assert!(dropper.join().is_err());
+    assert_eq!(*arena.get(token).unwrap(), (7, 7));
+}
+
+#[test]
+fn a_guard_sent_to_a_thread_that_panics_mid_update_poisons() {
+    let arena = slotarena::SlotArena::new(1);
+    let token = arena.insert((0u64, 0u64)).unwrap();
+    let mut guard = arena.get_mut_owned(token).unwrap();
+    let updater = thread::spawn(move || {
+        guard.0 = 1;
+        panic!("halfway through the update");
+    })
+    .join();
+    assert!(updater.is_err());
+    assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+}

@@ -350,3 +350,45 @@ fn tokio_tasks_wake_each_other_through_async_locks() {
         assert_eq!(*arena.get(token).unwrap(), 2 * TASKS * ROUNDS);
     });
 }
+
+#[test]
+fn a_free_with_a_waiter_registered_still_never_waits_for_a_guard() {
+    // With a thread parked in store_wait, a free also wakes it through the
+    // wait queue (issue 18, item 3: that wake-up takes event-listener's
+    // internal lock for its length); it still never waits for a guard.
+    let manager: ConcurrentMemoryManager<u64> = ConcurrentMemoryManager::new(2);
+    let guarded = manager
+        .store_shared(Message::new(MessageHeader::empty(), 1))
+        .unwrap();
+    let other = manager
+        .store_shared(Message::new(MessageHeader::empty(), 2))
+        .unwrap();
+    let read = manager.read_shared(guarded).unwrap();
+    let waiter = {
+        let manager = manager.clone();
+        thread::spawn(move || {
+            manager
+                .store_wait(Message::new(MessageHeader::empty(), 3))
+                .unwrap()
+        })
+    };
+    thread::sleep(Duration::from_millis(20));
+    assert!(
+        !waiter.is_finished(),
+        "store_wait returned while the manager was full"
+    );
+    let (done, frees) = std::sync::mpsc::channel();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let answers = (manager.free_shared(guarded), manager.free_shared(other));
+            done.send(answers).unwrap();
+        });
+        let answers = frees
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a free waited with a waiter registered");
+        assert_eq!(answers, (Err(MemoryError::BorrowActive), Ok(())));
+    });
+    let stored = waiter.join().unwrap();
+    assert_eq!(*manager.read_shared(stored).unwrap().payload(), 3);
+    drop(read);
+}

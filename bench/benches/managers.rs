@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use slotarena_bench::slots::{self, Arena, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::slots::{
+    self, Arena, Dash, LimenBare, LimenHeader, MutexSlab, Ours, SLOTS, Sharded, Store,
+};
 
 fn single_thread<S: Store>(c: &mut Criterion) {
     let store = S::new(SLOTS);
@@ -40,13 +42,15 @@ fn two_threads<S: Store>(c: &mut Criterion) {
 fn managers(c: &mut Criterion) {
     single_thread::<Ours>(c);
     single_thread::<Arena>(c);
-    single_thread::<Limen>(c);
+    single_thread::<LimenHeader>(c);
+    single_thread::<LimenBare>(c);
     single_thread::<Sharded>(c);
     single_thread::<MutexSlab>(c);
     single_thread::<Dash>(c);
     two_threads::<Ours>(c);
     two_threads::<Arena>(c);
-    two_threads::<Limen>(c);
+    two_threads::<LimenHeader>(c);
+    two_threads::<LimenBare>(c);
     two_threads::<Sharded>(c);
     two_threads::<MutexSlab>(c);
     two_threads::<Dash>(c);

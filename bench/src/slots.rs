@@ -103,23 +103,42 @@ impl Store for Arena {
     }
 }
 
-/// limen-core's concurrent manager (std `RwLock` per slot).
-pub struct Limen(limen_core::memory::concurrent_manager::ConcurrentMemoryManager<Payload>);
+/// limen-core's concurrent manager (std `RwLock` per slot), in the two ways
+/// a user builds limen's messages: with `HEADER`, each insert builds a limen
+/// header carrying the message's sequence and each read reads it back, the
+/// header work every other row does on slotarena's header; without it, the
+/// message goes in with limen's empty header and a read looks only at the
+/// payload. The gap between the two rows is what limen's own header costs,
+/// so slotarena's ratio to limen-core is quoted against both.
+pub struct Limen<const HEADER: bool>(
+    limen_core::memory::concurrent_manager::ConcurrentMemoryManager<Payload>,
+);
+
+/// limen-core, building and reading a sequenced header.
+pub type LimenHeader = Limen<true>;
+/// limen-core with its empty header, payload only.
+pub type LimenBare = Limen<false>;
 
 type LimenMessage = limen_core::message::Message<Payload>;
 
-impl Store for Limen {
+impl<const HEADER: bool> Store for Limen<HEADER> {
     type Key = limen_core::types::MessageToken;
-    const NAME: &'static str = "limen-core";
+    const NAME: &'static str = if HEADER {
+        "limen-core, sequenced header"
+    } else {
+        "limen-core, empty header"
+    };
     fn new(capacity: usize) -> Self {
         Limen(limen_core::memory::concurrent_manager::ConcurrentMemoryManager::new(capacity))
     }
     #[inline]
     fn insert(&self, _: u64, message: Msg) -> Self::Key {
         let mut header = limen_core::message::MessageHeader::empty();
-        header.set_sequence(limen_core::types::SequenceNumber::new(
-            message.header().sequence(),
-        ));
+        if HEADER {
+            header.set_sequence(limen_core::types::SequenceNumber::new(
+                message.header().sequence(),
+            ));
+        }
         let (_, payload) = message.into_parts();
         self.0
             .store_shared(LimenMessage::new(header, payload))
@@ -128,7 +147,12 @@ impl Store for Limen {
     #[inline]
     fn read(&self, key: Self::Key) -> u64 {
         let guard = self.0.read_shared(key).expect("live");
-        guard.payload()[7] as u64 + *guard.header().sequence().as_u64()
+        let sequence = if HEADER {
+            *guard.header().sequence().as_u64()
+        } else {
+            0
+        };
+        guard.payload()[7] as u64 + sequence
     }
     #[inline]
     fn write(&self, key: Self::Key, byte: u8) {

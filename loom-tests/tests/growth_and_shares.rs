@@ -110,3 +110,53 @@ fn a_release_is_never_blocked_by_a_writer_on_another_thread() {
         assert_eq!(m.available(), 1);
     });
 }
+
+// Issue 18: the first message of a slot (generation 0) once found its share
+// word "open, no shares" between a retain's mark and its count, so a racing
+// release freed it and a racing retain was overwritten. Mutation
+// `share_word_starts_open` brings that fresh word back.
+
+#[test]
+fn a_release_racing_the_first_retain_of_a_fresh_message_never_frees_it() {
+    model(|| {
+        let m = ConcurrentMemoryManager::new(1);
+        let token = m.store_shared(Tracked::message(6)).unwrap();
+        assert_eq!(token.generation(), 0);
+        let retainer = {
+            let m = m.clone();
+            thread::spawn(move || m.retain_shared(token, 2))
+        };
+        let released = m.release_shared(token);
+        assert_eq!(retainer.join().unwrap(), Ok(2));
+        // Before the mark the message has no share; after it, the release
+        // waits for the count and takes one of the two.
+        let left = match released {
+            Err(MemoryError::NotShared) => 2,
+            Ok(1) => 1,
+            other => panic!("a release racing the first retain answered {other:?}"),
+        };
+        assert_eq!(m.shares(token), Ok(left));
+        assert_eq!(m.free_shared(token), Err(MemoryError::QueueOwned));
+    });
+}
+
+#[test]
+fn two_first_retains_of_a_fresh_message_both_count() {
+    model(|| {
+        let m = ConcurrentMemoryManager::new(1);
+        let token = m.store_shared(Tracked::message(7)).unwrap();
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || m.retain_shared(token, 1))
+        };
+        let mine = m.retain_shared(token, 1);
+        let theirs = other.join().unwrap();
+        let mut totals = [mine.unwrap(), theirs.unwrap()];
+        totals.sort_unstable();
+        assert_eq!(totals, [1, 2], "two retains counted as one");
+        assert_eq!(m.shares(token), Ok(2), "two retains counted as one");
+        assert_eq!(m.release_shared(token), Ok(1));
+        assert_eq!(m.release_shared(token), Ok(0));
+        assert_eq!(m.available(), 1);
+    });
+}

@@ -8,6 +8,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use super::Recycle;
+use super::poison::HealthyHolder;
 use super::slot::Slot;
 
 /// The lock a guard holds, and what its drop needs to give it back.
@@ -131,15 +132,23 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
 /// part of it, after [`map`](Self::map)); holds the value's write lock.
 ///
 /// Made by [`SlotArena::get_mut`](crate::SlotArena::get_mut) and
-/// [`SlotArena::try_get_mut`](crate::SlotArena::try_get_mut). If the
-/// thread panics while it holds the guard, the value is poisoned: later
-/// reads and writes answer [`MemoryError::Poisoned`](crate::MemoryError).
+/// [`SlotArena::try_get_mut`](crate::SlotArena::try_get_mut). If a panic
+/// interrupts a thread while it holds the guard, the value is poisoned:
+/// later reads and writes answer [`MemoryError::Poisoned`](crate::MemoryError).
+///
+/// The guard is `Send`, so the panic that counts is the one in flight on
+/// the thread that drops it, begun after that thread took the guard or
+/// last changed the value through it (`DerefMut`, [`map`](Self::map)) while
+/// healthy. A guard made during unwinding and handed to a thread that then
+/// panics mid-update poisons; a thread that receives a guard while already
+/// unwinding, or panics before touching the value, does not.
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
 pub struct WriteGuard<'a, T, U: ?Sized = T> {
     held: Held<'a, T>,
     value: NonNull<U>,
-    panicking_at_start: bool,
+    /// Decides whether dropping the guard poisons the value.
+    holder: HealthyHolder,
     _borrow: PhantomData<&'a mut U>,
 }
 
@@ -156,7 +165,7 @@ impl<'a, T> WriteGuard<'a, T> {
         WriteGuard {
             held,
             value,
-            panicking_at_start: std::thread::panicking(),
+            holder: HealthyHolder::now(),
             _borrow: PhantomData,
         }
     }
@@ -179,6 +188,7 @@ impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops as usual: it unlocks, and poisons the value.
         let mut this = this;
+        this.holder.touch();
         // SAFETY: the write lock is held (S2), so `value` is valid and
         // exclusive for `'a`.
         let value = NonNull::from(f(unsafe { this.value.as_mut() }));
@@ -186,7 +196,7 @@ impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
         WriteGuard {
             held: this.held,
             value,
-            panicking_at_start: this.panicking_at_start,
+            holder: this.holder,
             _borrow: PhantomData,
         }
     }
@@ -205,6 +215,7 @@ impl<T, U: ?Sized> Deref for WriteGuard<'_, T, U> {
 impl<T, U: ?Sized> DerefMut for WriteGuard<'_, T, U> {
     #[inline]
     fn deref_mut(&mut self) -> &mut U {
+        self.holder.touch();
         // SAFETY: the write lock is held (S2) until `drop`; `&mut self`
         // makes this the only reference.
         unsafe { self.value.as_mut() }
@@ -214,9 +225,9 @@ impl<T, U: ?Sized> DerefMut for WriteGuard<'_, T, U> {
 impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
     #[inline]
     fn drop(&mut self) {
-        // Like std's poison flag: only a panic that started while this guard
-        // was held can have left the value half-updated.
-        let poison = !self.panicking_at_start && std::thread::panicking();
+        // Only a panic that began while this thread held the guard can have
+        // left the value half-updated (see `poison`).
+        let poison = self.holder.poisons_on_drop();
         let generation = self.held.slot.unlock_write(poison);
         self.held.reclaim(generation);
     }

@@ -45,6 +45,7 @@ mod free_pool;
 mod guards;
 mod iter;
 mod owned;
+mod poison;
 mod segments;
 mod slot;
 mod waiting;

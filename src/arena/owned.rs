@@ -10,6 +10,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use super::guards::Held;
+use super::poison::HealthyHolder;
 use super::slot::Slot;
 use crate::SlotArena;
 
@@ -145,8 +146,10 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
 /// [`WriteGuard`](super::WriteGuard) that owns a handle to its arena.
 ///
 /// Made by [`SlotArena::get_mut_owned`] and
-/// [`SlotArena::try_get_mut_owned`]. Poisons the value if dropped by a
-/// panic that began while it was held.
+/// [`SlotArena::try_get_mut_owned`]. Poisons the value by the same rule as
+/// [`WriteGuard`](super::WriteGuard): when the thread that drops it is
+/// unwinding from a panic that began after that thread took the guard or
+/// last changed the value through it.
 ///
 /// # Examples
 ///
@@ -189,7 +192,8 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
 pub struct OwnedWriteGuard<T, U: ?Sized = T> {
     lease: Lease<T>,
     value: NonNull<U>,
-    panicking_at_start: bool,
+    /// Decides whether dropping the guard poisons the value.
+    holder: HealthyHolder,
     /// Invariance in `U`, as `&mut U` needs: a covariant guard could be
     /// coerced to a shorter-lived `U` and store a short-lived reference
     /// into the arena (the `Send`/`Sync` impls below are written by hand).
@@ -212,7 +216,7 @@ impl<T> OwnedWriteGuard<T> {
                 index,
             },
             value,
-            panicking_at_start: std::thread::panicking(),
+            holder: HealthyHolder::now(),
             _invariant: PhantomData,
         }
     }
@@ -237,6 +241,7 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops as usual: it unlocks, and poisons the value.
         let mut this = this;
+        this.holder.touch();
         // SAFETY: the write lock is held (S2) while the guard lives.
         let value = NonNull::from(f(unsafe { this.value.as_mut() }));
         let this = core::mem::ManuallyDrop::new(this);
@@ -245,7 +250,7 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
         OwnedWriteGuard {
             lease,
             value,
-            panicking_at_start: this.panicking_at_start,
+            holder: this.holder,
             _invariant: PhantomData,
         }
     }
@@ -281,6 +286,7 @@ impl<T, U: ?Sized> Deref for OwnedWriteGuard<T, U> {
 impl<T, U: ?Sized> DerefMut for OwnedWriteGuard<T, U> {
     #[inline]
     fn deref_mut(&mut self) -> &mut U {
+        self.holder.touch();
         // SAFETY: the write lock is held (S2) until `drop`; `&mut self`
         // makes this the only reference.
         unsafe { self.value.as_mut() }
@@ -289,7 +295,7 @@ impl<T, U: ?Sized> DerefMut for OwnedWriteGuard<T, U> {
 
 impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
     fn drop(&mut self) {
-        let poison = !self.panicking_at_start && std::thread::panicking();
+        let poison = self.holder.poisons_on_drop();
         let held = self.lease.held();
         held.reclaim(held.slot.unlock_write(poison));
     }

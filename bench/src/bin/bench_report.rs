@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use slotarena_bench::XorShift;
 use slotarena_bench::linear::{self as lin, Allocator, Working};
-use slotarena_bench::slots::{self, Arena, Dash, Limen, MutexSlab, Ours, SLOTS, Sharded, Store};
+use slotarena_bench::slots::{
+    self, Arena, Dash, LimenBare, LimenHeader, MutexSlab, Ours, SLOTS, Sharded, Store,
+};
 
 /// One repetition of one workload for one implementation: nanoseconds per
 /// operation (per thread for the two-thread workloads).
@@ -149,7 +151,8 @@ fn main() {
             vec![
                 (Ours::NAME, slot_runs::<Ours>(workload)),
                 (Arena::NAME, slot_runs::<Arena>(workload)),
-                (Limen::NAME, slot_runs::<Limen>(workload)),
+                (LimenHeader::NAME, slot_runs::<LimenHeader>(workload)),
+                (LimenBare::NAME, slot_runs::<LimenBare>(workload)),
                 (Sharded::NAME, slot_runs::<Sharded>(workload)),
                 (MutexSlab::NAME, slot_runs::<MutexSlab>(workload)),
                 (Dash::NAME, slot_runs::<Dash>(workload)),

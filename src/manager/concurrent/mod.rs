@@ -28,14 +28,20 @@ pub type HeaderGuard<'a, P> = arena::ReadGuard<'a, Message<P>, MessageHeader>;
 /// `Clone` handles: a thin layer over the crate's [`SlotArena`] core.
 ///
 /// - Slot allocation is lock-free (per-thread ABA-tagged free lists);
-///   there is no global lock on any path except adding a segment to a
-///   growable manager.
+///   while nobody waits, no path takes a lock except adding a segment to a
+///   growable manager. Waiters bring locks to the paths that wake them:
+///   with a thread or task waiting for room, every free notifies it
+///   through the wait queue's internal mutex; with a thread or task parked
+///   on one slot's lock, the unlock that wakes it takes a bucket lock of
+///   `parking_lot_core` and the mutex of the crate-wide event that async
+///   lock waiters share. Each is held for the wake-up only.
 /// - Each slot's lifecycle word is its reader-writer lock, and the guards
 ///   are [`SlotArena`] guards (`read_shared` waits for a writer; `try_*`
 ///   never wait: `AlreadyBorrowed`). A stale token never waits: the
 ///   generation is checked in the same compare-and-swap that locks.
-/// - `free_shared`/`take_shared` never wait either: a live guard on the
-///   message, even one held by the calling thread, gives `BorrowActive`.
+/// - `free_shared`/`take_shared` never wait either (with or without
+///   waiters registered): a live guard on the message, even one held by
+///   the calling thread, gives `BorrowActive`.
 /// - A write guard dropped by a panic poisons its message: reads answer
 ///   `Poisoned`, free/take still release the slot.
 /// - Fan-out: [`retain_shared`](Self::retain_shared) adds queue shares;

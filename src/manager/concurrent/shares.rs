@@ -15,7 +15,12 @@
 //! changed without any guard, so a retain, a non-last release or a count
 //! never waits behind a writer and never shows up as a guard to a free.
 //!
-//! Protocol (invariants H1–H4):
+//! Protocol (invariants H0–H4):
+//! - H0: a fresh count word is *closed* (generation 0 with `CLOSED` set),
+//!   never a valid open word: a slot's first message (generation 0) must
+//!   not find "open, 0 shares" there before its first retain publishes the
+//!   count, or a racing release would free it and a racing retain would be
+//!   overwritten (issue 18).
 //! - H1: the retain that sets the mark (by CAS, from a present unmarked
 //!   word of the token's generation) then opens the count word with its
 //!   shares; no other thread changes the count word of that generation
@@ -39,8 +44,21 @@ const COUNT_MASK: u64 = CLOSED - 1;
 const MAX_SHARES: u64 = COUNT_MASK;
 
 /// A slot's share count word.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shares(AtomicU64);
+
+impl Default for Shares {
+    /// Closed, of generation 0 (H0): a reader spins on it until the first
+    /// retain publishes an open count.
+    fn default() -> Self {
+        // Mutation `share_word_starts_open`: the fresh word reads as "open,
+        // generation 0, no shares", as before issue 18.
+        if cfg!(slotarena_mutation = "share_word_starts_open") {
+            return Shares(AtomicU64::new(0));
+        }
+        Shares(AtomicU64::new(CLOSED))
+    }
+}
 
 #[inline]
 const fn open(token: MessageToken, shares: u64) -> u64 {
