@@ -178,8 +178,19 @@ fn unclaimed(other: &mut LinearMemoryController, ptr: u32) -> bool {
 fn a_refused_transfer_releases_the_previous_claim() {
     let memory = SharedLinearMemory::new(1, 1).unwrap();
     let (mut c, ptr) = claimed(&memory);
-    // Zeroed and never touched: address space, not resident memory.
-    let huge = vec![0u8; u32::MAX as usize];
+    // Too long for the length prefix, zeroed and never touched: address
+    // space, not resident memory. A host that refuses that much address
+    // space leaves nothing to test.
+    let len = u32::MAX as usize;
+    let layout = std::alloc::Layout::array::<u8>(len).unwrap();
+    // SAFETY: the layout's size is not zero.
+    let bytes = unsafe { std::alloc::alloc_zeroed(layout) };
+    if bytes.is_null() {
+        return;
+    }
+    // SAFETY: `bytes` came from the global allocator with this layout
+    // (`len` bytes, alignment 1), all of them initialised (zero).
+    let huge = unsafe { Vec::from_raw_parts(bytes, len, len) };
     assert_eq!(c.transfer(&huge), Err(LinearMemoryError::LengthTooLarge));
     assert!(memory.controller().mut_mem(ptr, 8).is_ok());
 }
