@@ -530,3 +530,40 @@ fn a_handle_takes_another_handles_free_block_before_the_memory_grows() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// Issue 19 (S4): a free on another thread empties the span a handle
+/// pins, and retires it at once (so idle handles hold no free page),
+/// while the pinning handle allocates from it: the handle either takes
+/// the span's free block first (and the span stays) or finds the span
+/// gone and takes a new one, maybe on the same granules. One block is
+/// live at the end, and once it is freed the whole page fits one block.
+#[test]
+fn a_free_retires_a_pinned_span_while_its_handle_allocates() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let first = owner.alloc(SMALL).unwrap(); // pins a 2-block span
+        let freer = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                c.free(first, SMALL).unwrap();
+            })
+        };
+        let second = owner.alloc(SMALL).unwrap();
+        owner.mut_mem(second, SMALL).unwrap().fill(3);
+        freer.join().unwrap();
+        assert_eq!(memory.allocated_bytes(), u64::from(SMALL));
+        assert!(
+            owner
+                .mut_mem(second, SMALL)
+                .unwrap()
+                .iter()
+                .all(|&b| b == 3)
+        );
+        owner.free(second, SMALL).unwrap();
+        let all = 255 * GRANULE;
+        let ptr = owner.alloc(all).expect("every span went back");
+        owner.free(ptr, all).unwrap();
+    });
+}
