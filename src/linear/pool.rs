@@ -536,6 +536,30 @@ mod tests {
         assert_eq!(pool.runs().count(), 1, "one run again");
     }
 
+    /// P5 (issue 19, defect 1): the bounded best-fit look at the request's
+    /// own list missed a run that fits behind sixteen shorter ones there.
+    #[test]
+    fn a_fitting_run_behind_sixteen_shorter_ones_on_its_list_is_taken() {
+        let mut pool = Pool::new(2);
+        pool.grow(2).unwrap();
+        let mut holes = Vec::new();
+        for _ in 0..16 {
+            holes.push(pool.take(16, 1).unwrap());
+            pool.take(1, 1).unwrap();
+        }
+        let fitting = pool.take(17, 1).unwrap();
+        pool.take(1, 1).unwrap();
+        let rest = pool.free_granules();
+        pool.take(rest, 1).unwrap();
+        assert_eq!(list_of(16), list_of(17), "one list holds both sizes");
+        let _ = pool.give_back(fitting, 17);
+        for hole in holes {
+            let _ = pool.give_back(hole, 16);
+        }
+        assert_eq!(pool.take(17, 1), Some(fitting));
+        assert_eq!(pool.take(17, 1), None, "no other run holds 17");
+    }
+
     #[test]
     fn size_lists_cover_every_length_in_order() {
         for len in (1..5000u32).chain([1 << 20, (1 << 24) - 1, 1 << 24]) {
