@@ -35,17 +35,21 @@
 //!   spare, so after its granules went back to the pool). A start marked
 //!   before the free began is never missed.
 
+#[cfg(debug_assertions)]
+use alloc::vec::Vec;
+
 use super::super::LinearMemoryError;
 use super::super::block::{BlockId, BlockWord, Place};
-use super::super::classes::{GRANULE, block_size};
+#[cfg(debug_assertions)]
+use super::super::classes::GRANULE;
+use super::super::classes::block_size;
 use super::super::directory::Owner;
+#[cfg(debug_assertions)]
 use super::super::pool::PAGE_GRANULES;
 use super::Allocator;
 use super::large::LargeDesc;
 use super::spans::SpanDesc;
 use crate::sync::{AtomicU32, Ordering};
-#[cfg(debug_assertions)]
-use alloc::vec::Vec;
 
 /// What a lookup found: the block's word, and where the block lives.
 pub(super) struct Found<'a> {
