@@ -45,7 +45,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::block::BlockId;
-use super::classes::{CLASS_COUNT, GRANULE, SMALL_MAX, class_of, granules_for};
+use super::classes::{CLASS_COUNT, GRANULE, SMALL_MAX, class_of};
 use super::directory::{Directory, Stable};
 use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
@@ -412,12 +412,19 @@ impl Allocator {
         if !align.is_power_of_two() || align > PAGE_SIZE {
             return Err(LinearMemoryError::BadAlignment);
         }
-        if !self.can_ever_fit(len, align) {
-            return Err(LinearMemoryError::LengthTooLarge);
-        }
+        // A request that can never fit gets `LengthTooLarge` at once,
+        // never `OutOfMemory` (or a wait).
         let (start, block) = if len <= SMALL_MAX && align <= 8 {
+            // A one-block span (two granules at most) fits any memory of a
+            // page, the never-handed-out first granule aside.
+            if self.max_pages == 0 {
+                return Err(LinearMemoryError::LengthTooLarge);
+            }
             self.alloc_small(cache, class_of(len), len, claimed)?
         } else {
+            if !self.large_can_ever_fit(len, align) {
+                return Err(LinearMemoryError::LengthTooLarge);
+            }
             self.alloc_large(len, align, claimed)?
         };
         cache.last = Some((start, block));
@@ -425,21 +432,13 @@ impl Allocator {
         Ok((start, block))
     }
 
-    /// Whether `len` bytes aligned to `align` fit an empty memory at its
-    /// maximum size: nothing starts in the first granule (offset 0 is never
-    /// handed out), a small block needs a span of at least its own
-    /// granules, and a large block whole granules at a multiple of its
-    /// alignment. A request that fails this can never succeed, so it gets
-    /// `LengthTooLarge` at once instead of `OutOfMemory` (or a wait).
-    #[inline]
-    fn can_ever_fit(&self, len: u32, align: u32) -> bool {
-        let granules = if len <= SMALL_MAX && align <= 8 {
-            granules_for(class_of(len), 1)
-        } else {
-            len.div_ceil(GRANULE)
-        };
+    /// Whether a large block of `len` bytes aligned to `align` fits an
+    /// empty memory at its maximum size: whole granules at a multiple of
+    /// its alignment, and nothing starts in the first granule (offset 0 is
+    /// never handed out).
+    fn large_can_ever_fit(&self, len: u32, align: u32) -> bool {
         let first = u64::from(align.max(GRANULE));
-        first + u64::from(granules) * u64::from(GRANULE)
+        first + u64::from(len.div_ceil(GRANULE)) * u64::from(GRANULE)
             <= u64::from(self.max_pages) * u64::from(PAGE_SIZE)
     }
 
