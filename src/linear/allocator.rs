@@ -16,9 +16,11 @@
 //!   span's free blocks are a bitmap in its state word, so taking or
 //!   returning a block is one compare-and-swap on it. Each controller
 //!   *pins* one span per class and allocates from it; any thread may free
-//!   into any span. A span that empties goes back to the pool at once,
-//!   pinned or not, so idle handles hold no free page resident. Spans
-//!   with free blocks that nobody pins wait on their class's partial list.
+//!   into any span, and a handle that needs a new span takes a free block
+//!   of a span another handle pins before the memory grows. A span that
+//!   empties goes back to the pool at once, pinned or not, so idle handles
+//!   hold no free page resident. Spans with free blocks that nobody pins
+//!   wait on their class's partial list.
 //! - **Large blocks** (over 512 bytes, or aligned beyond 8 bytes) take whole
 //!   granules from the pool directly (`large.rs`): best fit with
 //!   coalescing, behind a mutex (`pool.rs`).
@@ -32,7 +34,7 @@
 //!   memory's use, and nothing a guest writes into a block can reach them.
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
-//! The invariants are numbered in the files that keep them: S1–S4 in
+//! The invariants are numbered in the files that keep them: S1–S5 in
 //! `spans.rs`, C1–C3 in `claims.rs`, L1–L4 in `lookup.rs`.
 
 mod cache;
