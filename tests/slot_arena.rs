@@ -542,3 +542,44 @@ fn insert_and_remove_never_wait_for_other_values_guards() {
     holder.join().unwrap();
     assert_eq!(arena.len(), 32);
 }
+
+// Issue 21: typed keys.
+
+slotarena::new_key_type! {
+    /// Keys of one arena.
+    struct NodeKey;
+    struct EdgeKey;
+}
+
+#[test]
+fn typed_keys_name_values_of_their_own_arena_only_and_cost_nothing() {
+    use slotarena::Key;
+    let nodes: SlotArena<&str, NodeKey> = SlotArena::with_key(4);
+    let edges = SlotArena::<(NodeKey, NodeKey), EdgeKey>::growable_with_key(0, 8);
+    let a = nodes.insert("a").unwrap();
+    let b = nodes.insert_with_key(|_| "b").unwrap();
+    let ab = edges.insert((a, b)).unwrap();
+    assert_eq!(*nodes.get(edges.get(ab).unwrap().1).unwrap(), "b");
+    assert_eq!(std::mem::size_of::<Option<NodeKey>>(), 8);
+    assert_eq!(std::mem::size_of::<Option<MessageToken>>(), 8);
+    assert_eq!(NodeKey::default().to_token(), MessageToken::INVALID);
+    assert_eq!(
+        format!("{:?}", NodeKey::from_token(MessageToken::new(2, 1))),
+        "NodeKey(2v1)"
+    );
+    // Every API speaks the arena's key type.
+    let keys: Vec<NodeKey> = nodes.iter().map(|(key, _)| key).collect();
+    assert_eq!(keys.len(), 2);
+    let mut nodes = nodes;
+    let mut all = nodes.exclusive().unwrap();
+    assert_eq!(all.get_mut(a), Ok(&mut "a"));
+    let drained: Vec<(NodeKey, &str)> = all.drain().collect();
+    assert_eq!(drained.len(), 2);
+    assert_eq!(nodes.get(a).err(), Some(MemoryError::NotAllocated));
+    let entry = nodes.vacant_entry().unwrap();
+    let key: NodeKey = entry.key();
+    assert_eq!(entry.insert("c"), key);
+    let collected: SlotArena<u8, EdgeKey> = [1, 2].into_iter().collect();
+    let pairs: Vec<(EdgeKey, u8)> = collected.into_iter().collect();
+    assert_eq!(pairs.len(), 2);
+}
