@@ -8,7 +8,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use super::Recycle;
-use super::poison::HealthyHolder;
+use super::poison::Holder;
 use super::slot::Slot;
 use crate::MessageToken;
 
@@ -138,18 +138,21 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
 /// later reads and writes answer [`MemoryError::Poisoned`](crate::MemoryError).
 ///
 /// The guard is `Send`, so the panic that counts is the one in flight on
-/// the thread that drops it, begun after that thread took the guard or
-/// last changed the value through it (`DerefMut`, [`map`](Self::map)) while
-/// healthy. A guard made during unwinding and handed to a thread that then
-/// panics mid-update poisons; a thread that receives a guard while already
-/// unwinding, or panics before touching the value, does not.
+/// the thread that drops it. It poisons unless the guard is known to have
+/// reached that thread only after its panic began: that thread made it, or
+/// reached the value through it (`DerefMut`, [`map`](Self::map)), only
+/// while already unwinding. So a task that moves to another worker at an
+/// `.await` and panics there mid-update poisons the value, and a guard
+/// that an unwinding thread makes or takes over and finishes with does
+/// not. (A guard handed untouched to an unwinding thread cannot be told
+/// from the task case, and poisons.)
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
 pub struct WriteGuard<'a, T, U: ?Sized = T> {
     held: Held<'a, T>,
     value: NonNull<U>,
     /// Decides whether dropping the guard poisons the value.
-    holder: HealthyHolder,
+    holder: Holder,
     _borrow: PhantomData<&'a mut U>,
 }
 
@@ -166,7 +169,7 @@ impl<'a, T> WriteGuard<'a, T> {
         WriteGuard {
             held,
             value,
-            holder: HealthyHolder::now(),
+            holder: Holder::now(),
             _borrow: PhantomData,
         }
     }
