@@ -66,3 +66,23 @@ fn try_reserve_ok_yet_the_value_does_not_fit_beside_a_vacant_entry() {
     );
     let _ = MemoryError::NoFreeSlots;
 }
+
+/// `Slot::evict` (behind `Exclusive::drain`/`clear`) recovers the slots of
+/// guards passed to `mem::forget`, but a `VacantEntry` passed to
+/// `mem::forget` (safe code) loses its slot for good: it is vacant, on no
+/// free list, and `drain`/`clear` skip vacant slots. Afterwards the arena
+/// says `capacity() == 2`, `len() == 0`, yet the second insert answers
+/// `NoFreeSlots` (capacity is documented exact from a quiescent state).
+#[test]
+fn exclusive_clear_gives_back_the_slot_of_a_forgotten_vacant_entry() {
+    let mut arena = SlotArena::<u8>::new(2);
+    std::mem::forget(arena.vacant_entry().unwrap());
+    arena.exclusive().unwrap().clear();
+    assert_eq!((arena.len(), arena.capacity()), (0, 2));
+    let first = arena.insert(1).map_err(|error| error.error());
+    let second = arena.insert(2).map_err(|error| error.error());
+    assert!(
+        first.is_ok() && second.is_ok(),
+        "len 0 of capacity 2 after exclusive().clear(), yet inserts answer {first:?}, {second:?}"
+    );
+}
