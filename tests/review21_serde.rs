@@ -20,7 +20,10 @@ fn an_arena_saved_to_a_writer_loads_from_a_reader() {
     let loaded: Result<SlotArena<u32>, _> = serde_json::from_reader(bytes.as_slice());
     match loaded {
         Ok(loaded) => assert_eq!(*loaded.get(key).unwrap(), 7),
-        Err(error) => panic!("from_reader of {:?}: {error}", String::from_utf8_lossy(&bytes)),
+        Err(error) => panic!(
+            "from_reader of {:?}: {error}",
+            String::from_utf8_lossy(&bytes)
+        ),
     }
 }
 
