@@ -414,13 +414,18 @@ impl<T, M> Core<T, M> {
     /// The most values the arena may ever hold at once: the slots it may
     /// grow to, less the retired.
     pub(crate) fn max_capacity(&self) -> usize {
-        self.places.max() - self.retired.load(Ordering::Relaxed)
+        // SeqCst: pairs with `retire`, for a waiter that looks after it
+        // started listening.
+        self.places.max() - self.retired.load(Ordering::SeqCst)
     }
 
-    /// Counts a slot that just retired (S4); it is on no free list.
+    /// Counts a slot that just retired (S4); it is on no free list. Wakes
+    /// every waiter for room: if that was the last slot there could ever
+    /// be, they give up instead of sleeping for ever.
     #[cold]
     fn retire(&self) {
-        self.retired.fetch_add(1, Ordering::Relaxed);
+        self.retired.fetch_add(1, Ordering::SeqCst);
+        self.room.notify_all_listeners();
     }
 
     /// Values present (including removed ones whose guards are still live,

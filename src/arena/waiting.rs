@@ -28,12 +28,16 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        if self.max_capacity() == 0 {
-            return Err(value);
-        }
-        self.room.wait(patience, true, value, |value, look| {
-            self.insert_look(value, look)
-        })
+        // A slot that retires meanwhile (its generations used up) may take
+        // the last room there could ever be: give up then (`retire`
+        // wakes every waiter to look).
+        self.room.wait_while(
+            patience,
+            true,
+            value,
+            || self.max_capacity() != 0,
+            |value, look| self.insert_look(value, look),
+        )
     }
 
     /// Inserts, awaiting room. Cancel-safe: dropping the future drops the
@@ -43,11 +47,13 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        if self.max_capacity() == 0 {
-            return Err(value);
-        }
         self.room
-            .wait_async(true, value, |value, look| self.insert_look(value, look))
+            .wait_async_while(
+                true,
+                value,
+                || self.max_capacity() != 0,
+                |value, look| self.insert_look(value, look),
+            )
             .await
     }
 
@@ -81,8 +87,9 @@ impl<T, K: crate::Key> crate::SlotArena<T, K> {
     ///
     /// # Errors
     ///
-    /// Only for an arena whose maximum capacity is zero (no slot can ever
-    /// free up): the value comes back.
+    /// Only for an arena whose maximum capacity is zero, or drops to zero
+    /// while it waits (its last slots retired, their generations used up):
+    /// no slot can ever free up, and the value comes back.
     ///
     /// # Examples
     ///

@@ -314,7 +314,8 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `NoFreeSlots` only for a manager whose maximum capacity is zero.
+    /// `NoFreeSlots` only for a manager whose maximum capacity is zero, or
+    /// drops to zero while it waits (its last slots retired).
     ///
     /// # Examples
     ///
