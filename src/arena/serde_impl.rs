@@ -148,6 +148,38 @@ type Saved<T> = (usize, Vec<(u64, Option<T>)>);
 
 struct SavedVisitor<T>(PhantomData<fn() -> T>);
 
+/// A saved arena's field name. Read through `deserialize_identifier`, so
+/// formats that lend their input, hand out owned strings (readers,
+/// `serde_json::Value`) or unescape names all work.
+enum Field {
+    MaxCapacity,
+    Slots,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
+        struct FieldVisitor;
+
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`max_capacity` or `slots`")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+                match name {
+                    "max_capacity" => Ok(Field::MaxCapacity),
+                    "slots" => Ok(Field::Slots),
+                    other => Err(E::unknown_field(other, FIELDS)),
+                }
+            }
+        }
+
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Visitor<'de> for SavedVisitor<T> {
     type Value = Saved<T>;
 
@@ -168,12 +200,12 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for SavedVisitor<T> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Saved<T>, A::Error> {
         let mut max = None;
         let mut slots = None;
-        while let Some(key) = map.next_key::<&str>()? {
-            match key {
-                "max_capacity" if max.is_none() => max = Some(map.next_value()?),
-                "slots" if slots.is_none() => slots = Some(map.next_value()?),
-                "max_capacity" | "slots" => return Err(de::Error::duplicate_field("a field")),
-                other => return Err(de::Error::unknown_field(other, FIELDS)),
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::MaxCapacity if max.is_none() => max = Some(map.next_value()?),
+                Field::Slots if slots.is_none() => slots = Some(map.next_value()?),
+                Field::MaxCapacity => return Err(de::Error::duplicate_field("max_capacity")),
+                Field::Slots => return Err(de::Error::duplicate_field("slots")),
             }
         }
         Ok((
