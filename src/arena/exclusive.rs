@@ -262,8 +262,10 @@ impl<T, K: Key> Exclusive<'_, T, K> {
 
     /// Removes every value, yielding each healthy one with its token;
     /// poisoned values are dropped. Values the iterator did not reach
-    /// (it was dropped early) are removed and dropped too. Every token
-    /// answers `NotAllocated` afterwards.
+    /// (it was dropped early) are removed and dropped too, except while a
+    /// panic unwinds: then they stay in the arena (and drop with it), so
+    /// a second panicking `Drop` cannot abort the process. Every token of
+    /// a removed value answers `NotAllocated` afterwards.
     ///
     /// # Examples
     ///
@@ -408,7 +410,8 @@ impl<T, K> fmt::Debug for IterMut<'_, T, K> {
 }
 
 /// Takes every value out of an arena held exclusively, in slot order;
-/// made by [`Exclusive::drain`]. Dropping it removes the rest.
+/// made by [`Exclusive::drain`]. Dropping it removes the rest, unless a
+/// panic is unwinding (then the rest stay in the arena).
 pub struct Drain<'a, T, K = MessageToken> {
     core: &'a Core<T>,
     next: usize,
@@ -428,6 +431,12 @@ impl<T, K: Key> Iterator for Drain<'_, T, K> {
 
 impl<T, K> Drop for Drain<'_, T, K> {
     fn drop(&mut self) {
+        // A value's `Drop` (here or in the caller's loop) is unwinding:
+        // dropping more values could panic again and abort. Those left
+        // stay in the arena, which drops them with itself.
+        if std::thread::panicking() {
+            return;
+        }
         // SAFETY: as for `next`.
         while unsafe { evict_next(self.core, &mut self.next) }.is_some() {}
     }
