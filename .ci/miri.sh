@@ -43,7 +43,9 @@ export PROPTEST_CASES=4
 cargo +nightly miri test --lib --test borrows_and_poison
 cargo +nightly miri test --test slot_arena -- \
     errors_come remove_never remove_under take_waits a_stale try_forms a_panicking \
-    a_guard_taken owned_guards mapped_guards iter_skips dropping_the_arena insert_error
+    a_guard_taken owned_guards mapped_guards iter_skips dropping_the_arena insert_error \
+    too_many take_of_a_poisoned exclusive a_drain clear_through into_iter_from a_vacant_entry \
+    insert_with_key every_guard typed_keys
 cargo +nightly miri test --test waiting -- \
     waiters_are_served a_cancelled_waiter an_async_lock timeouts
 cargo +nightly miri test --test linear_contract -- \

@@ -8,7 +8,8 @@
 ///
 /// When several causes apply, the first in this list wins: `BadToken`,
 /// `NotAllocated`, `StaleToken`, `AlreadyBorrowed`, `BorrowActive`,
-/// `QueueOwned`, `Poisoned`. `NoFreeSlots` only comes from `store`.
+/// `QueueOwned`, `Poisoned`, `TooManyReaders`. `NoFreeSlots` only comes
+/// from `store`.
 ///
 /// The enum is `#[non_exhaustive]`: a `match` needs a wildcard arm.
 ///
@@ -60,8 +61,18 @@ pub enum MemoryError {
     /// Retaining would overflow the message's share count.
     #[error("message already has the maximum number of shares; release some first")]
     TooManyShares,
+    /// The value already has the most read guards one value can have at
+    /// once ([`SlotArena::MAX_READERS`](crate::SlotArena::MAX_READERS));
+    /// a blocking read answers this too, since only a guard's drop makes
+    /// room. Comes after the token errors and `Poisoned`.
+    #[error("value has the maximum number of read guards; drop one and retry")]
+    TooManyReaders,
     /// A thread panicked while it held a write guard on this message, so it
-    /// may be half-updated. Free or take the message to reuse the slot.
-    #[error("message is poisoned: a writer panicked while holding it; free it to reuse the slot")]
+    /// may be half-updated. Free or take the message to reuse the slot
+    /// ([`SlotArena::take`](crate::SlotArena::take) hands the value back,
+    /// inside [`TakeError::Poisoned`](crate::TakeError::Poisoned)).
+    #[error(
+        "message is poisoned: a writer panicked while holding it; free or take it to reuse the slot"
+    )]
     Poisoned,
 }

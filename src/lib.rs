@@ -1,7 +1,8 @@
 //! A concurrent generational slot arena for multithreaded pipelines:
 //! lock-free slot allocation, a reader-writer lock per slot, and
-//! generational tokens: a token whose value was freed never reaches the
-//! value stored in its slot next (until that slot is reused 2³² times).
+//! generational tokens: a token whose value was freed never reaches a
+//! value stored in its slot later (a slot whose generation would wrap is
+//! retired, never reused).
 //!
 //! Pipeline stages pass small `Copy` [`MessageToken`]s to each other while
 //! the messages themselves live in a memory manager, keyed by token. Any
@@ -9,7 +10,9 @@
 //!
 //! The concurrent core is public as [`SlotArena<T>`]: a generational slab of
 //! any `T` for users who would otherwise reach for sharded-slab, a slab
-//! behind a mutex, or dashmap.
+//! behind a mutex, or dashmap, with typed keys ([`new_key_type!`]), plain
+//! `&mut` access for the only handle ([`SlotArena::exclusive`]), vacant
+//! entries, and (feature `serde`) saving and loading with keys intact.
 //!
 //! ```
 //! # #[cfg(feature = "std")] {
@@ -58,8 +61,8 @@
 //! `#![deny(unsafe_code)]` holds at the crate root; `unsafe` is allowed
 //! only in the modules that need it, each block with its `SAFETY` argument
 //! citing numbered invariants: the arena's slot, guards and core
-//! (`arena/{slot,guards,owned,mod}.rs`: the value storage behind the
-//! lifecycle word), `sync` (parking, and loom's lazily initialised cell)
+//! (`arena/{slot,guards,owned,exclusive,mod}.rs`: the value storage behind
+//! the lifecycle word), `sync` (parking, and loom's lazily initialised cell),
 //! the linear memory's byte region (`linear/region.rs`), and guest memories
 //! (`wasm/{bytes,engine,imports}.rs`: byte-wise atomic copies, wasmtime's
 //! memory traits, slices while a guest is paused). The concurrent protocols are
@@ -106,6 +109,7 @@ pub mod arena;
 #[cfg(feature = "limen")]
 pub mod compat;
 mod error;
+mod key;
 #[cfg(feature = "std")]
 pub mod linear;
 mod manager;
@@ -121,8 +125,11 @@ mod wait_queue;
 pub mod wasm;
 
 #[cfg(feature = "std")]
-pub use arena::{InsertError, SlotArena};
+pub use arena::{InsertError, SlotArena, TakeError};
 pub use error::MemoryError;
+#[doc(hidden)]
+pub use key::__fmt_key;
+pub use key::Key;
 #[cfg(feature = "std")]
 pub use manager::ConcurrentMemoryManager;
 #[cfg(feature = "alloc")]
@@ -130,6 +137,10 @@ pub use manager::HeapMemoryManager;
 pub use manager::StaticMemoryManager;
 pub use message::{MemoryClass, Message, MessageHeader, QosClass};
 pub use payload::{BufferDescriptor, Payload};
+/// serde, for the impls `new_key_type!` writes (feature `serde`).
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use serde as __serde;
 pub use token::MessageToken;
 pub use traits::{HeaderStore, MemoryManager};
 

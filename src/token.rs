@@ -1,6 +1,16 @@
 //! [`MessageToken`]: the small `Copy` handle that pipeline stages pass around.
 
+use core::cmp::Ordering;
 use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::num::NonZeroU64;
+
+/// What a token stores: its bits with the index half flipped, so that
+/// `Option<MessageToken>` can use the one pattern no token has (zero) and
+/// stays 8 bytes. Zero is the bits of the invalid index `u32::MAX` at
+/// generation 0, which [`MessageToken::from_bits`] reads as
+/// [`MessageToken::INVALID`].
+const FLIP: u64 = u32::MAX as u64;
 
 /// A generational key naming one message in a memory manager.
 ///
@@ -10,8 +20,9 @@ use core::fmt;
 /// the message stored in that slot next: managers answer
 /// [`MemoryError::NotAllocated`](crate::MemoryError::NotAllocated) while the
 /// slot is empty and [`MemoryError::StaleToken`](crate::MemoryError::StaleToken)
-/// once it holds a newer message. (The generation has 32 bits: only after
-/// one slot is reused 2³² times can an old token match again.)
+/// once it holds a newer message. The generation has 32 bits, and a slot
+/// whose generation would wrap is retired instead of reused, so an old
+/// token never matches again.
 ///
 /// Tokens are plain data, not capabilities: copying one does not keep the
 /// message alive, and a token is checked on every use, but any bits that
@@ -30,14 +41,19 @@ use core::fmt;
 /// assert_eq!(MessageToken::from_bits(token.to_bits()), token);
 /// assert!(!MessageToken::INVALID.is_valid());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// `Option<MessageToken>` is 8 bytes too: no token is all zeros inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(transparent)]
-pub struct MessageToken(u64);
+pub struct MessageToken(NonZeroU64);
 
 impl MessageToken {
     /// A token that no manager ever hands out; every method answers
     /// [`MemoryError::BadToken`](crate::MemoryError::BadToken) for it.
-    pub const INVALID: MessageToken = MessageToken(u64::MAX);
+    pub const INVALID: MessageToken = match NonZeroU64::new(u64::MAX ^ FLIP) {
+        Some(inner) => MessageToken(inner),
+        None => unreachable!(),
+    };
 
     /// The largest slot index a token can name. Index `u32::MAX` is reserved
     /// so that [`INVALID`](Self::INVALID) is never a real slot.
@@ -62,7 +78,17 @@ impl MessageToken {
         if index == u32::MAX {
             return MessageToken::INVALID;
         }
-        MessageToken(((generation as u64) << 32) | index as u64)
+        MessageToken::stored(((generation as u64) << 32) | index as u64)
+    }
+
+    /// The token of `bits`, which must not be the one pattern with no
+    /// token (index `u32::MAX`, generation 0); that reads as `INVALID`.
+    #[inline]
+    const fn stored(bits: u64) -> MessageToken {
+        match NonZeroU64::new(bits ^ FLIP) {
+            Some(inner) => MessageToken(inner),
+            None => MessageToken::INVALID,
+        }
     }
 
     /// The slot index this token names.
@@ -79,7 +105,7 @@ impl MessageToken {
     /// ```
     #[inline]
     pub const fn index(self) -> usize {
-        self.0 as u32 as usize
+        self.to_bits() as u32 as usize
     }
 
     /// The generation of the slot when the message was stored.
@@ -99,7 +125,7 @@ impl MessageToken {
     /// ```
     #[inline]
     pub const fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.to_bits() >> 32) as u32
     }
 
     /// The raw bits, for sending a token through an integer-only channel.
@@ -114,12 +140,15 @@ impl MessageToken {
     /// ```
     #[inline]
     pub const fn to_bits(self) -> u64 {
-        self.0
+        self.0.get() ^ FLIP
     }
 
     /// Rebuilds a token from [`to_bits`](Self::to_bits). Any `u64` is
     /// accepted and checked on every use like any other token; bits that
     /// happen to name a live message reach it (tokens are not capabilities).
+    /// `from_bits(t.to_bits()) == t` for every token; the one `u64` that is
+    /// no token's bits, index `u32::MAX` at generation 0 (`0xffff_ffff`),
+    /// reads as [`INVALID`](Self::INVALID), which it means anyway.
     ///
     /// # Examples
     ///
@@ -139,13 +168,18 @@ impl MessageToken {
     /// let token = arena.insert("first").unwrap();
     /// let copy = MessageToken::from_bits(token.to_bits());
     /// assert_eq!(*arena.get(copy).unwrap(), "first");
-    /// let forged = MessageToken::from_bits(token.to_bits() + (1 << 32)); // next generation
-    /// assert_eq!(arena.get(forged).err(), Some(MemoryError::StaleToken));
+    /// // A generation the slot never reached: never handed out.
+    /// let forged = MessageToken::from_bits(token.to_bits() + (1 << 32));
+    /// assert_eq!(arena.get(forged).err(), Some(MemoryError::BadToken));
+    /// arena.remove(token).unwrap();
+    /// let next = arena.insert("second").unwrap();
+    /// assert_eq!(next, forged); // until now
+    /// assert_eq!(arena.get(copy).err(), Some(MemoryError::StaleToken));
     /// # }
     /// ```
     #[inline]
     pub const fn from_bits(bits: u64) -> MessageToken {
-        MessageToken(bits)
+        MessageToken::stored(bits)
     }
 
     /// `false` only for tokens whose index is the reserved `u32::MAX`
@@ -163,7 +197,43 @@ impl MessageToken {
     /// ```
     #[inline]
     pub const fn is_valid(self) -> bool {
-        self.0 as u32 != u32::MAX
+        self.index() as u32 != u32::MAX
+    }
+}
+
+/// Feature `serde`: a token is saved as its [`to_bits`](MessageToken::to_bits).
+#[cfg(feature = "serde")]
+impl serde::Serialize for MessageToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.to_bits())
+    }
+}
+
+/// Feature `serde`: a token is loaded with [`from_bits`](MessageToken::from_bits).
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MessageToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(deserializer).map(MessageToken::from_bits)
+    }
+}
+
+/// Hashes [`to_bits`](MessageToken::to_bits).
+impl Hash for MessageToken {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.to_bits().hash(state);
+    }
+}
+
+/// Orders by [`to_bits`](MessageToken::to_bits): generation first, then index.
+impl Ord for MessageToken {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.to_bits().cmp(&other.to_bits())
+    }
+}
+
+impl PartialOrd for MessageToken {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -194,14 +264,30 @@ mod tests {
         #[test]
         fn bits_round_trip(bits in any::<u64>()) {
             let token = MessageToken::from_bits(bits);
+            prop_assert_eq!(MessageToken::from_bits(token.to_bits()), token);
+            if bits == u64::from(u32::MAX) {
+                prop_assert_eq!(token, MessageToken::INVALID);
+                return Ok(());
+            }
             prop_assert_eq!(token.to_bits(), bits);
             prop_assert_eq!(MessageToken::new(token.index() as u32, token.generation()).to_bits() == bits, token.is_valid());
         }
     }
 
     #[test]
-    fn token_is_eight_bytes() {
+    fn token_is_eight_bytes_with_or_without_option() {
         assert_eq!(core::mem::size_of::<MessageToken>(), 8);
+        assert_eq!(core::mem::size_of::<Option<MessageToken>>(), 8);
+    }
+
+    #[test]
+    fn the_bits_no_token_has_read_as_invalid_and_order_follows_the_bits() {
+        assert_eq!(MessageToken::from_bits(0xffff_ffff), MessageToken::INVALID);
+        assert_eq!(MessageToken::INVALID.to_bits(), u64::MAX);
+        assert_eq!(MessageToken::from_bits(0).to_bits(), 0);
+        assert!(MessageToken::new(5, 0) < MessageToken::new(6, 0));
+        assert!(MessageToken::new(6, 0) < MessageToken::new(0, 1));
+        assert!(MessageToken::new(0, 1) < MessageToken::INVALID);
     }
 
     #[test]

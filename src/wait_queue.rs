@@ -60,6 +60,16 @@ impl WaitQueue {
         }
     }
 
+    /// Wakes every listener, without the shortcut on the count of
+    /// registered waiters: for a rare change that a waiter checks after it
+    /// starts listening (room that can never come). event-listener's
+    /// `notify` is fenced against `listen`, so a waiter that starts
+    /// listening after this call sees the change in its next look.
+    #[cold]
+    pub(crate) fn notify_all_listeners(&self) {
+        self.event.notify(usize::MAX);
+    }
+
     /// Whether anyone waits: a newcomer then queues behind them instead of
     /// taking room first.
     fn has_waiters(&self) -> bool {
@@ -103,6 +113,21 @@ impl WaitQueue {
         patience: Patience,
         queue: bool,
         state: S,
+        attempt: impl FnMut(S, Look) -> Result<R, S>,
+    ) -> Result<R, S> {
+        self.wait_while(patience, queue, state, || true, attempt)
+    }
+
+    /// [`wait`](Self::wait) that also gives up, with `state`, once
+    /// `possible` answers `false` after a look: room that can never come.
+    /// Whoever makes it impossible calls
+    /// [`notify_all_listeners`](Self::notify_all_listeners) afterwards.
+    pub(crate) fn wait_while<S, R>(
+        &self,
+        patience: Patience,
+        queue: bool,
+        state: S,
+        possible: impl Fn() -> bool,
         mut attempt: impl FnMut(S, Look) -> Result<R, S>,
     ) -> Result<R, S> {
         let mut state = if queue && self.has_waiters() {
@@ -120,6 +145,9 @@ impl WaitQueue {
                 Ok(found) => return Ok(found),
                 Err(state) => state,
             };
+            if !possible() {
+                return Err(state);
+            }
             if !patience.wait(listener) {
                 // One last look: room may have come with the deadline.
                 return attempt(state, Look::Registered);
@@ -135,6 +163,18 @@ impl WaitQueue {
         &self,
         queue: bool,
         state: S,
+        attempt: impl FnMut(S, Look) -> Result<R, S>,
+    ) -> Result<R, S> {
+        self.wait_async_while(queue, state, || true, attempt).await
+    }
+
+    /// [`wait_async`](Self::wait_async) that gives up as
+    /// [`wait_while`](Self::wait_while) does.
+    pub(crate) async fn wait_async_while<S, R>(
+        &self,
+        queue: bool,
+        state: S,
+        possible: impl Fn() -> bool,
         mut attempt: impl FnMut(S, Look) -> Result<R, S>,
     ) -> Result<R, S> {
         let mut state = if queue && self.has_waiters() {
@@ -152,6 +192,9 @@ impl WaitQueue {
                 Ok(found) => return Ok(found),
                 Err(state) => state,
             };
+            if !possible() {
+                return Err(state);
+            }
             listener.await;
         }
     }

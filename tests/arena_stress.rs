@@ -97,3 +97,76 @@ fn a_store_is_never_refused_while_slots_migrate_between_threads() {
         arena.insert((usize::MAX, n)).expect("exact capacity");
     }
 }
+
+/// Vacant entries held, filled and dropped by real threads, with a thread
+/// clearing the arena through `&self` meanwhile: no slot is lost or handed
+/// out twice, every value drops exactly once, and a dropped entry's key
+/// never reaches a value.
+#[test]
+fn vacant_entries_and_clear_race_without_loss_or_double_hand_out() {
+    const ROUNDS: usize = if cfg!(miri) { 50 } else { 20_000 };
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let arena = SlotArena::new(THREADS + 1);
+    let made = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(THREADS + 1));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (arena, made, dropped, start) =
+                (arena.clone(), made.clone(), dropped.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for round in 0..ROUNDS {
+                    // Each thread holds at most one slot: the entry, or the
+                    // value it became (until `clear` or its own remove).
+                    let entry = arena
+                        .vacant_entry()
+                        .unwrap_or_else(|_| panic!("thread {t} refused with a slot free"));
+                    let key = entry.key();
+                    if round % 3 == 0 {
+                        drop(entry);
+                        assert!(
+                            arena.get(key).is_err(),
+                            "a dropped entry's key reached a value"
+                        );
+                        continue;
+                    }
+                    made.fetch_add(1, Ordering::Relaxed);
+                    assert_eq!(entry.insert(Counted(dropped.clone())), key);
+                    // `clear` may have removed it already.
+                    let _ = arena.remove(key);
+                }
+            })
+        })
+        .collect();
+    let clearer = {
+        let arena = arena.clone();
+        thread::spawn(move || {
+            start.wait();
+            for _ in 0..ROUNDS / 10 {
+                arena.clear();
+            }
+        })
+    };
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    clearer.join().unwrap();
+    assert_eq!(arena.len(), 0);
+    assert_eq!(
+        dropped.load(Ordering::Relaxed),
+        made.load(Ordering::Relaxed),
+        "every value dropped exactly once"
+    );
+    // Quiescent: every slot is free for one thread.
+    for n in 0..=THREADS {
+        arena
+            .insert(Counted(dropped.clone()))
+            .unwrap_or_else(|_| panic!("slot {n} lost"));
+    }
+}

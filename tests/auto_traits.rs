@@ -60,3 +60,26 @@ fn guards_of_thread_bound_values_are_not_send() {
     assert_not_send!(OwnedWriteGuard<Cell<u8>>);
     assert_not_send!(SlotArena<Cell<u8>>);
 }
+
+slotarena::new_key_type! {
+    struct Typed;
+}
+
+/// The issue-21 types travel as the arena does: a typed arena like an
+/// untyped one (the key type never matters), the exclusive view and its
+/// iterators like `&mut` of the arena, entries and the by-value iterator
+/// like the values they hold.
+#[test]
+fn typed_arenas_views_entries_and_iterators_travel_with_their_values() {
+    use slotarena::arena::{Drain, Exclusive, IntoIter, IterMut, VacantEntry};
+    send_sync::<SlotArena<String, Typed>>();
+    send_sync::<Typed>();
+    send_sync::<Exclusive<'static, String, Typed>>();
+    send_sync::<IterMut<'static, String>>();
+    send_sync::<Drain<'static, String>>();
+    send_sync::<VacantEntry<'static, String, Typed>>();
+    send_sync::<IntoIter<String, Typed>>();
+    assert_not_send!(SlotArena<Cell<u8>, Typed>);
+    assert_not_send!(Exclusive<'static, Cell<u8>>);
+    assert_not_send!(IntoIter<Cell<u8>>);
+}

@@ -311,10 +311,9 @@ fn growth_under_concurrent_stores_loses_no_slot() {
 }
 
 // Issue 18, item 2: write guards are `Send`, so the panic that poisons must
-// be the one in flight on the thread that drops the guard, begun while that
-// thread held it. Both tests below failed before the fix, which compared
-// "panicking now" on the dropping thread with "panicking when made" on the
-// creating thread.
+// be the one in flight on the thread that drops the guard. Before the fix a
+// guard compared "panicking now" on the dropping thread with "panicking
+// when made" on the creating thread.
 
 /// Sends an owned write guard, made while its thread unwinds, to `to`.
 struct GuardMadeWhileUnwinding {
@@ -361,33 +360,37 @@ fn a_guard_made_while_unwinding_poisons_when_its_next_thread_panics_mid_update()
     assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
 }
 
-/// Drops, while its thread unwinds, a write guard it receives only then.
-struct DropsAGuardWhileUnwinding(mpsc::Receiver<slotarena::arena::OwnedWriteGuard<(u64, u64)>>);
+/// Takes over, while its thread unwinds, a write guard it receives only
+/// then, and finishes a whole update through it.
+struct FinishesAnUpdateWhileUnwinding(
+    mpsc::Receiver<slotarena::arena::OwnedWriteGuard<(u64, u64)>>,
+);
 
-impl Drop for DropsAGuardWhileUnwinding {
+impl Drop for FinishesAnUpdateWhileUnwinding {
     fn drop(&mut self) {
         assert!(thread::panicking());
-        drop(self.0.recv().unwrap());
+        let mut guard = self.0.recv().unwrap();
+        *guard = (8, 8);
     }
 }
 
 #[test]
-fn a_guard_dropped_untouched_by_a_thread_already_unwinding_does_not_poison() {
-    // Failed before the fix: `get` answered Poisoned for a value nobody
-    // had touched.
+fn a_guard_an_unwinding_thread_takes_over_and_finishes_with_does_not_poison() {
+    // Failed before the fix: `get` answered Poisoned, though the update
+    // made during the unwinding ran to completion.
     let arena = slotarena::SlotArena::new(1);
     let token = arena.insert((7u64, 7u64)).unwrap();
     let (to, from) = mpsc::channel();
     let (unwinding_tx, unwinding_rx) = mpsc::channel();
-    let dropper = thread::spawn(move || {
-        let _dropper = DropsAGuardWhileUnwinding(from);
+    let finisher = thread::spawn(move || {
+        let _finisher = FinishesAnUpdateWhileUnwinding(from);
         unwinding_tx.send(()).unwrap();
         panic!("this thread unwinds before it gets the guard");
     });
     unwinding_rx.recv().unwrap();
     to.send(arena.get_mut_owned(token).unwrap()).unwrap();
-    assert!(dropper.join().is_err());
-    assert_eq!(*arena.get(token).unwrap(), (7, 7));
+    assert!(finisher.join().is_err());
+    assert_eq!(*arena.get(token).unwrap(), (8, 8));
 }
 
 #[test]
@@ -401,5 +404,58 @@ fn a_guard_sent_to_a_thread_that_panics_mid_update_poisons() {
     })
     .join();
     assert!(updater.is_err());
+    assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+}
+
+/// Pending once, then ready: an `.await` at which a work-stealing runtime
+/// may move the task to another worker thread.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn a_task_resumed_on_another_thread_that_panics_mid_update_poisons() {
+    // From a review of the first fix, which remembered only the threads
+    // that reached the value through the guard: the task takes `&mut`
+    // before its `.await` on one thread, and writes through it after the
+    // `.await` on another, which never touches the guard itself.
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    async fn update(pair: &mut (u64, u64)) {
+        pair.0 = 1;
+        YieldOnce(false).await;
+        panic!("halfway through the update, on the thread the task moved to");
+    }
+    let arena = slotarena::SlotArena::new(1);
+    let token = arena.insert((0u64, 0u64)).unwrap();
+    let task_arena = arena.clone();
+    let mut task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        let mut guard = task_arena.get_mut_owned(token).unwrap();
+        update(&mut guard).await;
+    });
+    let mut context = Context::from_waker(Waker::noop());
+    assert!(task.as_mut().poll(&mut context).is_pending());
+    let resumed = thread::spawn(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let _ = task.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        }));
+        drop(task);
+        outcome.is_err()
+    })
+    .join()
+    .unwrap();
+    assert!(resumed, "the task panicked on the second thread");
     assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
 }

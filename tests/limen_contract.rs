@@ -213,11 +213,12 @@ fn the_token_index_is_the_packed_u32_not_the_slot() {
 fn a_forged_token_is_checked_like_any_other() {
     // limen-core's own manager reads 99 as an index past its 4 slots. The
     // adapter reads its low 3 bits as slot 3 and the rest as generation
-    // bits, which must match slot 3's message.
+    // bits, which must match slot 3's message (and, while the slot is
+    // empty, not be ahead of its generation: see `bad_token_detected`).
     let forged = LimenToken::new(99);
     assert_eq!(forged.index() & 0b111, 3);
     let m = LimenConcurrentManager::<u32>::new(CAPACITY);
-    assert_eq!(m.read_shared(forged).err(), Some(LimenError::NotAllocated));
+    assert_eq!(m.read_shared(forged).err(), Some(LimenError::BadToken));
     let tokens: Vec<LimenToken> = (0..4).map(|i| m.store_shared(msg(i)).unwrap()).collect();
     assert_eq!(m.read_shared(forged).err(), Some(LimenError::BadToken));
     assert_eq!(m.free_shared(forged).err(), Some(LimenError::BadToken));
@@ -379,6 +380,10 @@ fn errors_limen_lacks_become_their_nearest_limen_error() {
         LimenError::from(MemoryError::TooManyShares),
         LimenError::NoFreeSlots
     );
+    assert_eq!(
+        LimenError::from(MemoryError::TooManyReaders),
+        LimenError::AlreadyBorrowed
+    );
 }
 
 #[test]
@@ -469,4 +474,32 @@ fn an_older_token_stays_bad_while_the_reused_slots_message_is_freed_under_a_guar
         Some(LimenError::NotAllocated)
     );
     drop(guard);
+}
+
+/// Issue 21, item 9: limen-core's own `bad_token_detected`: a token this
+/// manager never handed out, whose slot bits name a real but empty slot
+/// and whose generation bits are ahead of that slot's, is a bad token.
+#[test]
+fn bad_token_detected() {
+    let manager = LimenConcurrentManager::<u32>::new(CAPACITY);
+    let forged = LimenToken::new(99);
+    assert_eq!(
+        manager.read_shared(forged).err(),
+        Some(LimenError::BadToken)
+    );
+    assert_eq!(
+        manager.peek_header(forged).err(),
+        Some(LimenError::BadToken)
+    );
+    assert_eq!(
+        manager.free_shared(forged).err(),
+        Some(LimenError::BadToken)
+    );
+    // The slot's own past stays as it was: a freed token is not bad.
+    let token = manager.store_shared(msg(1)).unwrap();
+    manager.free_shared(token).unwrap();
+    assert_eq!(
+        manager.read_shared(token).err(),
+        Some(LimenError::NotAllocated)
+    );
 }

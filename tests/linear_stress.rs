@@ -192,3 +192,109 @@ fn claims_never_overlap_under_churn() {
     assert_eq!(memory.allocated_bytes(), 0, "every block freed once");
     eprintln!("the intruder claimed {got} ranges");
 }
+
+/// Issue 19: four handles on four threads share a memory too small for
+/// all their blocks, so they take free blocks of each other's pinned
+/// spans; every block is handed to the next thread, which checks its
+/// stamp and frees it through its own handle. A live block whose bytes
+/// another live block shares would lose its stamp before its free. Every
+/// block is freed once, and once all are, one handle gets the whole memory
+/// while the others still live.
+#[test]
+fn live_blocks_never_overlap_across_handles_that_free_each_others_blocks() {
+    const THREADS: usize = 4;
+    let deadline = deadline();
+    let memory = SharedLinearMemory::new(1, 2).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..THREADS).map(|_| std::sync::mpsc::channel()).unzip();
+    let mut workers = Vec::new();
+    for (id, inbox) in receivers.into_iter().enumerate() {
+        let (memory, stop) = (memory.clone(), stop.clone());
+        let next_thread = senders[(id + 1) % THREADS].clone();
+        workers.push(thread::spawn(move || {
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ ((id as u64) << 40);
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut c = LinearMemoryController::new(&memory);
+            let mut mine: Vec<(u32, u32, u8)> = Vec::new();
+            let (mut allocated, mut refused) = (0u64, 0u64);
+            let check_and_free = |c: &mut LinearMemoryController, (ptr, len, stamp): (u32, u32, u8)| {
+                let bytes = c.mut_mem(ptr, len).unwrap();
+                assert!(
+                    bytes.iter().all(|&b| b == stamp),
+                    "block {ptr}+{len} lost its stamp {stamp}: another live block shares its bytes"
+                );
+                c.free(ptr, len).unwrap();
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let len = match next() % 8 {
+                    0..=4 => 1 + (next() % 512) as u32,
+                    5 | 6 => 513 + (next() % 3000) as u32,
+                    _ => 4096 + (next() % 12_000) as u32,
+                };
+                match c.alloc(len) {
+                    Ok(ptr) => {
+                        let stamp = (id as u8) << 6 | (allocated % 64) as u8;
+                        c.mut_mem(ptr, len).unwrap().fill(stamp);
+                        mine.push((ptr, len, stamp));
+                        allocated += 1;
+                    }
+                    Err(error) => {
+                        assert_eq!(error, LinearMemoryError::OutOfMemory);
+                        refused += 1;
+                    }
+                }
+                if mine.len() > 8 || (!mine.is_empty() && next() % 3 == 0) {
+                    let block = mine.swap_remove((next() % mine.len() as u64) as usize);
+                    c.release(); // the last `mut_mem` may have claimed it
+                    if next_thread.send(block).is_err() {
+                        check_and_free(&mut c, block);
+                    }
+                }
+                while let Ok(block) = inbox.try_recv() {
+                    check_and_free(&mut c, block);
+                }
+            }
+            drop(next_thread);
+            (c, mine, inbox, allocated, refused)
+        }));
+    }
+    drop(senders);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        if workers.iter().any(|w| w.is_finished()) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut totals = (0, 0);
+    let mut left = Vec::new();
+    for worker in workers {
+        let (c, mine, inbox, allocated, refused) =
+            worker.join().expect("a worker found overlapping blocks");
+        totals = (totals.0 + allocated, totals.1 + refused);
+        left.push((c, mine, inbox));
+    }
+    for (c, mine, inbox) in &mut left {
+        for (ptr, len, stamp) in mine.drain(..).chain(inbox.try_iter()) {
+            assert!(c.mut_mem(ptr, len).unwrap().iter().all(|&b| b == stamp));
+            c.free(ptr, len).unwrap();
+        }
+    }
+    assert_eq!(memory.allocated_bytes(), 0, "every block freed once");
+    // All handed back: one handle gets the whole memory, wherever the
+    // others' spans were.
+    let mut c = LinearMemoryController::new(&memory);
+    let all = 2 * 65_536 - GRANULE;
+    let ptr = c.alloc(all).expect("nothing stays hidden in a handle");
+    c.free(ptr, all).unwrap();
+    eprintln!(
+        "{} blocks allocated, {} refused for room",
+        totals.0, totals.1
+    );
+}

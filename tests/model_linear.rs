@@ -1,5 +1,6 @@
 //! Model-based property tests of the linear memory: alloc/free/mut_mem/grow
-//! sequences, hostile pointers and lengths included, against an interval set.
+//! sequences through several controllers, hostile pointers and lengths
+//! included, against an interval set.
 
 mod support;
 
@@ -32,6 +33,7 @@ fn op() -> impl Strategy<Value = LinearOp> {
         1 => (any::<u32>(), any::<u32>()).prop_map(|(p, l)| LinearOp::RawAccess(p, l)),
         2 => any::<usize>().prop_map(LinearOp::Verify),
         1 => (0u32..3).prop_map(LinearOp::Grow),
+        3 => any::<u8>().prop_map(LinearOp::Switch),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use slotarena::arena::{OwnedReadGuard, ReadGuard, WriteGuard};
-use slotarena::{MemoryError, MessageToken, SlotArena};
+use slotarena::{MemoryError, MessageToken, SlotArena, TakeError};
 
 /// A value that counts its drops.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ fn errors_come_in_the_contract_order() {
         arena.get(old).err(),
         arena.get_mut(old).err(),
         arena.remove(old).err(),
-        arena.take(old).err(),
+        arena.take(old).err().map(MemoryError::from),
     ] {
         assert_eq!(answer, Some(MemoryError::NotAllocated), "a dead token");
     }
@@ -143,7 +143,10 @@ fn take_waits_for_guards_and_try_take_does_not() {
     let arena = SlotArena::new(1);
     let token = arena.insert(String::from("v")).unwrap();
     let reader = arena.get_owned(token).unwrap();
-    assert_eq!(arena.try_take(token), Err(MemoryError::BorrowActive));
+    assert_eq!(
+        arena.try_take(token),
+        Err(TakeError::Refused(MemoryError::BorrowActive))
+    );
     assert!(arena.contains(token), "a refused try_take changes nothing");
     let taker = {
         let arena = arena.clone();
@@ -175,7 +178,7 @@ fn a_stale_token_never_waits_for_the_slots_new_owner() {
         [
             other.get(stale).err(),
             other.get_mut(stale).err(),
-            other.take(stale).err(),
+            other.take(stale).err().map(MemoryError::from),
             other.get_owned(stale).err(),
         ]
     });
@@ -207,7 +210,7 @@ fn try_forms_answer_already_borrowed_and_never_wait() {
 }
 
 #[test]
-fn a_panicking_writer_poisons_and_removal_still_works() {
+fn a_panicking_writer_poisons_and_take_frees_the_slot() {
     let drops = Arc::new(AtomicUsize::new(0));
     let arena = SlotArena::new(2);
     let token = arena.insert(counted(&drops, 1)).unwrap();
@@ -220,13 +223,12 @@ fn a_panicking_writer_poisons_and_removal_still_works() {
     assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
     assert_eq!(arena.get_mut(token).err(), Some(MemoryError::Poisoned));
     assert!(arena.contains(token));
-    assert_eq!(arena.take(token).err(), Some(MemoryError::Poisoned));
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        1,
-        "take dropped the poisoned value"
-    );
-    assert_eq!(arena.len(), 0, "and freed its slot");
+    let poisoned = arena.take(token).unwrap_err();
+    assert_eq!(poisoned.error(), MemoryError::Poisoned);
+    assert_eq!(arena.len(), 0, "take freed the slot");
+    assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    drop(poisoned);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
     let again = arena.insert(counted(&drops, 2)).unwrap();
     assert_eq!(arena.get(again).unwrap().id, 2, "the reused slot is clean");
 }
@@ -541,4 +543,426 @@ fn insert_and_remove_never_wait_for_other_values_guards() {
     done_tx.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(arena.len(), 32);
+}
+
+// Issue 21, items 6–9: limits and tokens answer errors, never panics or
+// fine print.
+
+/// Item 6: the reader limit answers an error, and a dropped guard makes
+/// room again. `__forget_read_locks` stands for 2²⁶ − 4 forgotten guards.
+#[test]
+fn too_many_read_guards_answer_an_error_until_one_drops() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert(7u8).unwrap();
+    let max = SlotArena::<u8>::MAX_READERS as u64;
+    assert_eq!(max, (1 << 26) - 2);
+    assert_eq!(
+        arena.__forget_read_locks(token, max + 1),
+        Err(MemoryError::TooManyReaders)
+    );
+    arena.__forget_read_locks(token, max - 2).unwrap();
+    let last_but_one = arena.get(token).unwrap();
+    let last = arena.get_owned(token).unwrap();
+    let full = Some(MemoryError::TooManyReaders);
+    let blocking = arena.clone();
+    assert_eq!(never_waits(move || blocking.get(token).err()), full);
+    assert_eq!(arena.try_get(token).err(), full);
+    assert_eq!(arena.get_owned(token).err(), full);
+    assert_eq!(arena.try_get_owned(token).err(), full);
+    assert_eq!(arena.iter().count(), 0, "iter skips the value");
+    drop(last_but_one);
+    assert_eq!(*arena.get(token).unwrap(), 7);
+    assert_eq!(*last, 7);
+}
+
+/// Item 9: a generation the slot never reached answers `BadToken`, on an
+/// empty slot as on a full one; the slot's own generations keep their
+/// errors.
+#[test]
+fn a_token_from_the_future_is_a_bad_token() {
+    let arena = SlotArena::new(1);
+    let token = arena.insert(1).unwrap();
+    let ahead = |by| MessageToken::new(token.index() as u32, token.generation() + by);
+    assert_eq!(arena.get(ahead(1)).err(), Some(MemoryError::BadToken));
+    assert_eq!(arena.remove(ahead(1)), Err(MemoryError::BadToken));
+    assert!(!arena.contains(ahead(1)));
+    arena.remove(token).unwrap();
+    // Empty now, its next value gets generation + 1.
+    assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(ahead(1)).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(ahead(2)).err(), Some(MemoryError::BadToken));
+    let next = arena.insert(2).unwrap();
+    assert_eq!(next, ahead(1));
+    assert_eq!(arena.get(token).err(), Some(MemoryError::StaleToken));
+    assert_eq!(arena.get(ahead(2)).err(), Some(MemoryError::BadToken));
+}
+
+/// Item 7: a slot whose generation would wrap is retired, not reused.
+#[test]
+fn a_slot_whose_generation_would_wrap_is_retired() {
+    let mut arena = SlotArena::new(2);
+    assert!(arena.__set_free_generation(0, u32::MAX - 1));
+    assert!(arena.__set_free_generation(1, u32::MAX - 1));
+    assert!(
+        !arena.__set_free_generation(1, 3),
+        "the hook never goes backward"
+    );
+    let mut last = Vec::new();
+    for round in 0..2 {
+        let a = arena.insert(round).unwrap();
+        let b = arena.insert(round).unwrap();
+        assert_eq!(a.generation(), u32::MAX - 1 + round);
+        last = vec![a, b];
+        arena.remove(a).unwrap();
+        assert_eq!(arena.take(b), Ok(round));
+    }
+    // Both slots gave out their last generation: neither comes back.
+    assert_eq!((arena.capacity(), arena.len()), (0, 0));
+    assert!(arena.insert(9).is_err(), "a retired slot was reused");
+    for token in last {
+        assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    }
+}
+
+/// Item 7, counting: a retired slot leaves the capacity exact, and a
+/// growable arena grows past it.
+#[test]
+fn a_retired_slot_shrinks_the_capacity_and_growth_goes_on() {
+    let mut arena = SlotArena::growable(2, 64);
+    assert!(arena.__set_free_generation(0, u32::MAX));
+    let tokens = [arena.insert(0).unwrap(), arena.insert(1).unwrap()];
+    let last = *tokens.iter().find(|token| token.index() == 0).unwrap();
+    assert_eq!(last.generation(), u32::MAX);
+    arena.remove(last).unwrap();
+    assert_eq!(arena.get(last).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(
+        (arena.capacity(), arena.max_capacity(), arena.len()),
+        (1, 63, 1)
+    );
+    let mut inserted = 1;
+    while let Ok(token) = arena.insert(inserted) {
+        assert_ne!(token.index(), 0, "the retired slot was reused");
+        inserted += 1;
+    }
+    assert_eq!(inserted, 63, "every slot but the retired one holds a value");
+    assert_eq!((arena.capacity(), arena.len()), (63, 63));
+}
+
+/// Item 8: `take` of a poisoned value hands the value back.
+#[test]
+fn take_of_a_poisoned_value_hands_it_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(1);
+    let token = arena.insert(counted(&drops, 1)).unwrap();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let mut guard = arena.get_mut(token).unwrap();
+        guard.id = 2;
+        panic!("half-way through an update");
+    }));
+    let taken = arena.take(token);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "take dropped the poisoned value"
+    );
+    let Err(TakeError::Poisoned(value)) = taken else {
+        panic!("{taken:?}");
+    };
+    assert_eq!(value.id, 2, "the half-updated value, as the writer left it");
+    assert_eq!((arena.len(), arena.capacity()), (0, 1), "its slot is free");
+    assert!(arena.try_take(token).unwrap_err().into_inner().is_none());
+    drop(value);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+// Issue 21: exclusive `&mut` access, with no guard and no waiting.
+
+#[test]
+fn exclusive_access_needs_the_only_handle_and_never_waits() {
+    let mut arena = SlotArena::new(4);
+    let a = arena.insert(1).unwrap();
+    let b = arena.insert(2).unwrap();
+    let clone = arena.clone();
+    assert!(
+        arena.exclusive().is_none(),
+        "a clone reaches the same values"
+    );
+    drop(clone);
+    let owned = arena.get_owned(a).unwrap();
+    assert!(arena.exclusive().is_none(), "an owned guard holds a handle");
+    drop(owned);
+    // A forgotten write guard leaves its lock bit behind, but no borrow:
+    // exclusive access neither waits for it nor fails.
+    std::mem::forget(arena.get_mut(b).unwrap());
+    let mut arena = never_waits(move || {
+        *arena.exclusive().unwrap().get_mut(b).unwrap() += 10;
+        arena
+    });
+    let mut all = arena.exclusive().unwrap();
+    assert_eq!(all.get(a), Ok(&1));
+    assert_eq!(all.get(b), Ok(&12));
+    assert_eq!(all.len(), 2);
+    let mut keys: Vec<MessageToken> = all.keys().collect();
+    keys.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(keys, expected);
+    for (_, value) in &mut all {
+        *value += 100;
+    }
+    all.values_mut().for_each(|value| *value *= 2);
+    let mut values: Vec<i32> = all.values().copied().collect();
+    values.sort();
+    assert_eq!(values, [202, 224]);
+    assert_eq!(
+        all.get(MessageToken::new(a.index() as u32, a.generation() + 1)),
+        Err(MemoryError::BadToken)
+    );
+}
+
+#[test]
+fn exclusive_access_skips_poisoned_values_and_drain_drops_them() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut arena = SlotArena::new(4);
+    let healthy = arena.insert(counted(&drops, 1)).unwrap();
+    let poisoned = arena.insert(counted(&drops, 2)).unwrap();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _guard = arena.get_mut(poisoned).unwrap();
+        panic!("poison it");
+    }));
+    let mut all = arena.exclusive().unwrap();
+    assert_eq!(all.get(poisoned).err(), Some(MemoryError::Poisoned));
+    assert_eq!(all.get_mut(poisoned).err(), Some(MemoryError::Poisoned));
+    assert!(all.contains(poisoned));
+    assert_eq!(
+        all.iter().map(|(token, _)| token).collect::<Vec<_>>(),
+        [healthy]
+    );
+    let drained: Vec<(MessageToken, Counted)> = all.drain().collect();
+    assert_eq!(drained.len(), 1);
+    assert_eq!((drained[0].0, drained[0].1.id), (healthy, 1));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the poisoned value dropped"
+    );
+    drop(drained);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert!(all.is_empty());
+    assert_eq!(arena.get(healthy).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(poisoned).err(), Some(MemoryError::NotAllocated));
+    // Every slot is free again.
+    for id in 0..4 {
+        arena.insert(counted(&drops, id)).unwrap();
+    }
+}
+
+#[test]
+fn a_drain_dropped_early_and_clear_remove_everything_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut arena = SlotArena::new(8);
+    let tokens: Vec<MessageToken> = (0..8)
+        .map(|id| arena.insert(counted(&drops, id)).unwrap())
+        .collect();
+    let first = arena.exclusive().unwrap().drain().next().unwrap();
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        7,
+        "the rest dropped with the drain"
+    );
+    drop(first);
+    assert!(arena.is_empty());
+    assert_eq!(arena.capacity(), 8);
+    let again: Vec<MessageToken> = (0..8)
+        .map(|id| arena.insert(counted(&drops, id)).unwrap())
+        .collect();
+    arena.exclusive().unwrap().clear();
+    assert_eq!(drops.load(Ordering::SeqCst), 16);
+    for token in tokens.into_iter().chain(again) {
+        assert!(!arena.contains(token));
+    }
+    assert_eq!((arena.len(), arena.capacity()), (0, 8));
+}
+
+#[test]
+fn clear_through_a_shared_handle_removes_like_remove() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(4);
+    let held = arena.insert(counted(&drops, 1)).unwrap();
+    let other = arena.insert(counted(&drops, 2)).unwrap();
+    let guard = arena.get(held).unwrap();
+    never_waits({
+        let arena = arena.clone();
+        move || arena.clear()
+    });
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the unguarded value dropped"
+    );
+    assert_eq!(arena.get(held).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(arena.get(other).err(), Some(MemoryError::NotAllocated));
+    assert_eq!(guard.id, 1);
+    drop(guard);
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "the last guard dropped it");
+    assert!(arena.is_empty());
+}
+
+#[test]
+fn into_iter_from_iter_and_extend() {
+    let arena: SlotArena<u32> = (1..=3).collect();
+    assert_eq!((arena.len(), arena.capacity()), (3, 3));
+    let shared = arena.clone();
+    assert_eq!(
+        arena.into_iter().count(),
+        0,
+        "values stay with the other handle"
+    );
+    let mut pairs: Vec<(MessageToken, u32)> = shared.clone().into_iter().collect();
+    assert_eq!(pairs.len(), 0, "`shared` still has another handle");
+    let mut shared = shared;
+    shared.extend([4, 5]);
+    assert_eq!(shared.len(), 5);
+    let tokens: Vec<MessageToken> = shared.iter().map(|(token, _)| token).collect();
+    pairs = shared.into_iter().collect();
+    pairs.sort_by_key(|&(_, value)| value);
+    assert_eq!(
+        pairs.iter().map(|&(_, v)| v).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    for (token, _) in &pairs {
+        assert!(tokens.contains(token));
+    }
+}
+
+#[test]
+#[should_panic(expected = "full at its maximum capacity")]
+fn extend_past_the_maximum_panics_as_documented() {
+    let mut arena = SlotArena::new(1);
+    arena.extend([1, 2]);
+}
+
+// Issue 21: reserve, then fill.
+
+#[test]
+fn a_vacant_entry_holds_its_slot_and_dropping_it_gives_the_slot_back_with_a_new_generation() {
+    let arena = SlotArena::new(1);
+    let entry = arena.vacant_entry().unwrap();
+    let reserved = entry.key();
+    assert_eq!(arena.vacant_entry().err(), Some(MemoryError::NoFreeSlots));
+    assert_eq!(
+        arena.insert(1).unwrap_err().into_inner(),
+        1,
+        "the slot is reserved"
+    );
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::NotAllocated));
+    drop(entry);
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::NotAllocated));
+    let next = arena.insert(2).unwrap();
+    assert_eq!(next.index(), reserved.index(), "the slot came back");
+    assert_ne!(
+        next, reserved,
+        "the dropped entry's key names nothing later"
+    );
+    assert_eq!(arena.get(reserved).err(), Some(MemoryError::StaleToken));
+    assert_eq!(arena.take(next), Ok(2));
+    let entry = arena.vacant_entry().unwrap();
+    let key = entry.key();
+    assert_eq!(entry.insert(3), key);
+    assert_eq!(*arena.get(key).unwrap(), 3);
+}
+
+#[test]
+fn insert_with_key_gives_the_value_its_key_and_a_panic_gives_the_slot_back() {
+    let arena = SlotArena::new(1);
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        arena.insert_with_key(|_| -> (MessageToken, u8) { panic!("no value after all") })
+    }));
+    assert!(panicked.is_err());
+    assert!(arena.is_empty());
+    let key = arena.insert_with_key(|key| (key, 5)).unwrap();
+    assert_eq!(*arena.get(key).unwrap(), (key, 5));
+    assert_eq!(
+        arena.insert_with_key(|key| (key, 6)),
+        Err(MemoryError::NoFreeSlots)
+    );
+}
+
+#[test]
+fn every_guard_knows_its_key() {
+    let arena = SlotArena::new(2);
+    let token = arena.insert((1u8, 2u8)).unwrap();
+    let read = arena.get(token).unwrap();
+    assert_eq!(ReadGuard::key(&ReadGuard::map(read, |pair| &pair.0)), token);
+    assert_eq!(WriteGuard::key(&arena.get_mut(token).unwrap()), token);
+    assert_eq!(OwnedReadGuard::key(&arena.get_owned(token).unwrap()), token);
+    let owned = arena.get_mut_owned(token).unwrap();
+    assert_eq!(slotarena::arena::OwnedWriteGuard::key(&owned), token);
+    drop(owned);
+    // A removed value's last guard still knows the key it had.
+    let guard = arena.get(token).unwrap();
+    arena.remove(token).unwrap();
+    assert_eq!(ReadGuard::key(&guard), token);
+}
+
+#[test]
+fn reserve_grows_a_growable_arena_up_to_its_maximum() {
+    let arena = SlotArena::<u8>::growable(0, 100);
+    arena.insert(1).unwrap();
+    let before = arena.capacity();
+    arena.reserve(before);
+    assert!(
+        arena.capacity() - arena.len() >= before,
+        "{}",
+        arena.capacity()
+    );
+    assert_eq!(arena.try_reserve(100), Err(MemoryError::NoFreeSlots));
+    assert_eq!(arena.try_reserve(99), Ok(()));
+    assert_eq!(arena.capacity(), 100);
+    arena.reserve(1000);
+    assert_eq!(arena.capacity(), 100, "clamped to the maximum");
+    let fixed = SlotArena::<u8>::new(4);
+    assert_eq!(fixed.try_reserve(4), Ok(()));
+    assert_eq!(fixed.try_reserve(5), Err(MemoryError::NoFreeSlots));
+}
+
+// Issue 21: typed keys.
+
+slotarena::new_key_type! {
+    /// Keys of one arena.
+    struct NodeKey;
+    struct EdgeKey;
+}
+
+#[test]
+fn typed_keys_name_values_of_their_own_arena_only_and_cost_nothing() {
+    use slotarena::Key;
+    let nodes: SlotArena<&str, NodeKey> = SlotArena::with_key(4);
+    let edges = SlotArena::<(NodeKey, NodeKey), EdgeKey>::growable_with_key(0, 8);
+    let a = nodes.insert("a").unwrap();
+    let b = nodes.insert_with_key(|_| "b").unwrap();
+    let ab = edges.insert((a, b)).unwrap();
+    assert_eq!(*nodes.get(edges.get(ab).unwrap().1).unwrap(), "b");
+    assert_eq!(std::mem::size_of::<Option<NodeKey>>(), 8);
+    assert_eq!(std::mem::size_of::<Option<MessageToken>>(), 8);
+    assert_eq!(NodeKey::default().to_token(), MessageToken::INVALID);
+    assert_eq!(
+        format!("{:?}", NodeKey::from_token(MessageToken::new(2, 1))),
+        "NodeKey(2v1)"
+    );
+    // Every API speaks the arena's key type.
+    let keys: Vec<NodeKey> = nodes.iter().map(|(key, _)| key).collect();
+    assert_eq!(keys.len(), 2);
+    let mut nodes = nodes;
+    let mut all = nodes.exclusive().unwrap();
+    assert_eq!(all.get_mut(a), Ok(&mut "a"));
+    let drained: Vec<(NodeKey, &str)> = all.drain().collect();
+    assert_eq!(drained.len(), 2);
+    assert_eq!(nodes.get(a).err(), Some(MemoryError::NotAllocated));
+    let entry = nodes.vacant_entry().unwrap();
+    let key: NodeKey = entry.key();
+    assert_eq!(entry.insert("c"), key);
+    let collected: SlotArena<u8, EdgeKey> = [1, 2].into_iter().collect();
+    let pairs: Vec<(EdgeKey, u8)> = collected.into_iter().collect();
+    assert_eq!(pairs.len(), 2);
 }

@@ -1,5 +1,5 @@
-//! Arbitrary alloc/free/mut_mem/grow sequences, hostile pointers and
-//! lengths included, against the interval model of
+//! Arbitrary alloc/free/mut_mem/grow sequences through several controllers,
+//! hostile pointers and lengths included, against the interval model of
 //! `tests/support/linear_model.rs`: no call panics, every answer matches,
 //! written bytes survive until freed.
 #![no_main]
@@ -22,7 +22,7 @@ fn length(u: &mut Unstructured<'_>) -> Result<u32> {
 }
 
 fn op(u: &mut Unstructured<'_>) -> Result<LinearOp> {
-    Ok(match u.int_in_range(0..=8u8)? {
+    Ok(match u.int_in_range(0..=9u8)? {
         0 => LinearOp::Alloc(length(u)?),
         1 => LinearOp::AllocAligned(length(u)?, u.arbitrary()?),
         2 => LinearOp::Free(u.arbitrary()?),
@@ -31,6 +31,7 @@ fn op(u: &mut Unstructured<'_>) -> Result<LinearOp> {
         5 => LinearOp::Write { pick: u.arbitrary()?, offset: u.arbitrary()?, len: u.arbitrary()?, byte: u.arbitrary()? },
         6 => LinearOp::RawAccess(u.int_in_range(0..=8 * 65_536)?, length(u)?),
         7 => LinearOp::Verify(u.arbitrary()?),
+        8 => LinearOp::Switch(u.arbitrary()?),
         _ => LinearOp::Grow(u.int_in_range(0..=3)?),
     })
 }

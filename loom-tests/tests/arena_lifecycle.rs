@@ -85,6 +85,36 @@ fn a_deferred_removal_is_dropped_once_by_whichever_thread_is_last() {
 }
 
 #[test]
+fn a_slot_at_its_last_generation_retires_by_whichever_thread_is_last() {
+    model(|| {
+        let mut arena = SlotArena::new(1);
+        assert!(arena.__set_free_generation(0, u32::MAX));
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let reader = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                if let Ok(guard) = arena.get(token) {
+                    assert_eq!(guard.read(), 1);
+                }
+            })
+        };
+        arena.remove(token).unwrap();
+        reader.join().unwrap();
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
+        // Retired, whichever thread reclaimed it: never handed out again.
+        assert_eq!(
+            (arena.capacity(), arena.len()),
+            (0, 0),
+            "the slot did not retire"
+        );
+        let (again, _) = Probe::new(2);
+        assert!(arena.insert(again).is_err(), "a retired slot was reused");
+        assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
+    });
+}
+
+#[test]
 fn take_waits_for_a_reader_and_is_woken_by_its_drop() {
     // Under loom a waiter parks at once (no spinning), so whenever the
     // reader holds its guard the take parks, and only the reader's unlock
@@ -149,7 +179,7 @@ fn try_take_racing_a_reader_answers_borrow_active_or_the_value_and_loses_nothing
             }
             Err(e) => {
                 // Refused, changing nothing: the value is still there.
-                assert_eq!(e, MemoryError::BorrowActive);
+                assert_eq!(e.error(), MemoryError::BorrowActive);
                 reader.join().unwrap();
                 assert_eq!(arena.try_take(token).unwrap().read(), 1);
             }
@@ -193,8 +223,11 @@ fn a_writer_that_panics_poisons_the_value_for_a_racing_reader() {
         );
         assert_eq!(arena.try_get_mut(token).err(), Some(MemoryError::Poisoned));
         assert!(arena.contains(token));
-        // Take still releases the slot and drops the value.
-        assert_eq!(arena.take(token).err(), Some(MemoryError::Poisoned));
+        // Take still releases the slot, and hands the value back.
+        let poisoned = arena.take(token).unwrap_err();
+        assert_eq!(poisoned.error(), MemoryError::Poisoned);
+        assert_eq!(state.drops(), 0, "take dropped the poisoned value");
+        drop(poisoned);
         assert_eq!(state.drops(), 1);
         insert_into_free_slot(&arena, 2);
     });
@@ -282,9 +315,17 @@ fn racing_takes_of_one_token_hand_the_value_out_once() {
         let token = arena.insert(value).unwrap();
         let other = {
             let arena = arena.clone();
-            thread::spawn(move || arena.take(token).map(|value| value.read()))
+            thread::spawn(move || {
+                arena
+                    .take(token)
+                    .map(|value| value.read())
+                    .map_err(MemoryError::from)
+            })
         };
-        let mine = arena.take(token).map(|value| value.read());
+        let mine = arena
+            .take(token)
+            .map(|value| value.read())
+            .map_err(MemoryError::from);
         let results = [mine, other.join().unwrap()];
         assert!(
             results.contains(&Ok(1)) && results.contains(&Err(MemoryError::NotAllocated)),
@@ -305,7 +346,10 @@ fn a_take_racing_a_remove_lets_exactly_one_win() {
             let arena = arena.clone();
             thread::spawn(move || arena.remove(token))
         };
-        let taken = arena.take(token).map(|value| value.read());
+        let taken = arena
+            .take(token)
+            .map(|value| value.read())
+            .map_err(MemoryError::from);
         let removed = remover.join().unwrap();
         match (taken, removed) {
             (Ok(1), Err(MemoryError::NotAllocated)) | (Err(MemoryError::NotAllocated), Ok(())) => {}
@@ -366,5 +410,64 @@ fn a_reader_a_writer_and_a_remove_race_without_overlap_or_loss() {
         reader.join().unwrap();
         assert_eq!(state.drops(), 1, "the removed value was not dropped");
         insert_into_free_slot(&arena, 2);
+    });
+}
+
+#[test]
+fn exclusive_access_after_the_other_handle_drops_is_ordered_after_its_accesses() {
+    model(|| {
+        let mut arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let other = arena.clone();
+        let writer = thread::spawn(move || {
+            if let Ok(mut guard) = other.get_mut(token) {
+                guard.write();
+            }
+            // `other` drops here: its Arc release is what `exclusive` sees.
+        });
+        // Exclusive access exists only once the other handle is gone, and
+        // its plain `&mut` never overlaps the writer's guard.
+        let mut all = loop {
+            if let Some(all) = arena.exclusive() {
+                break all;
+            }
+            thread::yield_now();
+        };
+        assert_eq!(all.get_mut(token).unwrap().write(), 1);
+        let drained: Vec<_> = all.drain().collect();
+        assert_eq!(drained.len(), 1);
+        drop(drained);
+        assert_eq!(state.drops(), 1);
+        writer.join().unwrap();
+        insert_into_free_slot(&arena, 2);
+    });
+}
+
+#[test]
+fn clear_racing_a_reader_drops_every_value_once_and_frees_every_slot() {
+    model(|| {
+        let arena = SlotArena::new(2);
+        let (first, first_state) = Probe::new(1);
+        let (second, second_state) = Probe::new(2);
+        let a = arena.insert(first).unwrap();
+        arena.insert(second).unwrap();
+        let reader = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                if let Ok(guard) = arena.get(a) {
+                    assert_eq!(guard.read(), 1);
+                }
+            })
+        };
+        arena.clear();
+        assert!(!arena.contains(a));
+        reader.join().unwrap();
+        assert_eq!((first_state.drops(), second_state.drops()), (1, 1));
+        assert_eq!(arena.len(), 0);
+        for id in 3..5 {
+            let (value, _) = Probe::new(id);
+            assert!(arena.insert(value).is_ok(), "clear lost a slot");
+        }
     });
 }

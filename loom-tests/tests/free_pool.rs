@@ -119,3 +119,56 @@ fn a_thread_churning_twice_never_starves_another_of_the_free_slot() {
         assert_eq!(arena.len(), 0);
     });
 }
+
+#[test]
+fn a_vacant_entry_stolen_and_given_back_is_never_handed_out_twice() {
+    // Thread 1 (shard 1) reserves a slot (stealing it from shard 0), then
+    // either fills it or drops the entry, which pushes the slot to shard 1
+    // with its generation moved on. Main stores meanwhile and after: it is
+    // never refused while a slot is free, no slot is handed out twice, and
+    // the dropped entry's key never reaches a value.
+    for fill in [false, true] {
+        model(move || {
+            let arena = SlotArena::new(2);
+            let reserver = {
+                let arena = arena.clone();
+                thread::spawn(move || {
+                    let entry = arena
+                        .vacant_entry()
+                        .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
+                    let key = entry.key();
+                    if fill {
+                        let (value, _) = Probe::new(10);
+                        assert_eq!(entry.insert(value), key);
+                    } else {
+                        drop(entry);
+                    }
+                    key
+                })
+            };
+            let (value, _) = Probe::new(1);
+            let mine = arena
+                .insert(value)
+                .unwrap_or_else(|_| panic!("main refused with a slot free"));
+            let key = reserver.join().unwrap();
+            assert_ne!(mine, key, "a reserved slot was handed out twice");
+            assert_eq!(arena.get(mine).unwrap().read(), 1);
+            if fill {
+                assert_eq!(arena.get(key).unwrap().read(), 10);
+                assert_eq!(arena.len(), 2);
+            } else {
+                // Quiescent, the given-back slot is free on shard 1.
+                let (value, _) = Probe::new(2);
+                let second = arena
+                    .insert(value)
+                    .unwrap_or_else(|_| panic!("main refused the given-back slot"));
+                assert_eq!(second.index(), key.index());
+                assert!(
+                    arena.get(key).is_err(),
+                    "a dropped entry's key reached a value"
+                );
+                assert_eq!(arena.get(second).unwrap().read(), 2);
+            }
+        });
+    }
+}

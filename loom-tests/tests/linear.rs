@@ -443,7 +443,7 @@ fn a_block_freed_on_another_thread_stays_a_double_free_inside_the_block_that_too
 /// elsewhere. Its directory load may still name the old descriptor while
 /// its load of the descriptor's `start` (or of a block word the remake
 /// reset) sees the remake: it then answers by the retirer's mark, which the
-/// Release of those stores orders before it (`allocator.rs`, L4; with them
+/// Release of those stores orders before it (`allocator/lookup.rs`, L4; with them
 /// Relaxed the answer was `UnknownPointer`). Found by review.
 #[test]
 fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
@@ -483,5 +483,87 @@ fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
         other.free(big, 4 * GRANULE).unwrap();
         other.free(fill, fill_len).unwrap();
         assert_eq!(memory.allocated_bytes(), 0);
+    });
+}
+
+/// Issue 19: a handle takes a free block back from a span another handle
+/// pins, before the memory grows, while the owner allocates and frees in
+/// that span. The span holds four blocks and at most three are ever live
+/// at once, so in every interleaving the other handle finds a free one:
+/// nothing is handed out twice and the memory never grows. Before the fix
+/// the other handle grew the memory for a span of its own.
+#[test]
+fn a_handle_takes_another_handles_free_block_before_the_memory_grows() {
+    /// The 224-byte class: four blocks in a 4-granule span.
+    const LEN: u32 = 200;
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let first = owner.alloc(LEN).unwrap(); // pins the span
+        let mut other = LinearMemoryController::new(&memory);
+        // Granule 0 and the span aside, the first page is one large block.
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = other.alloc_aligned(fill_len, GRANULE).unwrap();
+        let owner_thread = thread::spawn(move || {
+            let second = owner.alloc(LEN).unwrap();
+            owner.mut_mem(second, LEN).unwrap().fill(1);
+            owner.free(first, LEN).unwrap();
+            (owner, second)
+        });
+        let theirs = other.alloc(LEN).unwrap();
+        other.mut_mem(theirs, LEN).unwrap().fill(2);
+        let (mut owner, second) = owner_thread.join().unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "grew with a free block in a pinned span"
+        );
+        assert!(
+            theirs.abs_diff(second) >= LEN,
+            "blocks {theirs} and {second} overlap"
+        );
+        assert!(owner.mut_mem(second, LEN).unwrap().iter().all(|&b| b == 1));
+        assert!(other.mut_mem(theirs, LEN).unwrap().iter().all(|&b| b == 2));
+        owner.free(second, LEN).unwrap();
+        other.free(theirs, LEN).unwrap();
+        other.free(fill, fill_len).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}
+
+/// Issue 19 (S4): a free on another thread empties the span a handle
+/// pins, and retires it at once (so idle handles hold no free page),
+/// while the pinning handle allocates from it: the handle either takes
+/// the span's free block first (and the span stays) or finds the span
+/// gone and takes a new one, maybe on the same granules. One block is
+/// live at the end, and once it is freed the whole page fits one block.
+#[test]
+fn a_free_retires_a_pinned_span_while_its_handle_allocates() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let first = owner.alloc(SMALL).unwrap(); // pins a 2-block span
+        let freer = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                c.free(first, SMALL).unwrap();
+            })
+        };
+        let second = owner.alloc(SMALL).unwrap();
+        owner.mut_mem(second, SMALL).unwrap().fill(3);
+        freer.join().unwrap();
+        assert_eq!(memory.allocated_bytes(), u64::from(SMALL));
+        assert!(
+            owner
+                .mut_mem(second, SMALL)
+                .unwrap()
+                .iter()
+                .all(|&b| b == 3)
+        );
+        owner.free(second, SMALL).unwrap();
+        let all = 255 * GRANULE;
+        let ptr = owner.alloc(all).expect("every span went back");
+        owner.free(ptr, all).unwrap();
     });
 }

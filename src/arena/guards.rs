@@ -8,8 +8,9 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use super::Recycle;
-use super::poison::HealthyHolder;
+use super::poison::Holder;
 use super::slot::Slot;
+use crate::MessageToken;
 
 /// The lock a guard holds, and what its drop needs to give it back.
 pub(super) struct Held<'a, T> {
@@ -137,18 +138,21 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
 /// later reads and writes answer [`MemoryError::Poisoned`](crate::MemoryError).
 ///
 /// The guard is `Send`, so the panic that counts is the one in flight on
-/// the thread that drops it, begun after that thread took the guard or
-/// last changed the value through it (`DerefMut`, [`map`](Self::map)) while
-/// healthy. A guard made during unwinding and handed to a thread that then
-/// panics mid-update poisons; a thread that receives a guard while already
-/// unwinding, or panics before touching the value, does not.
+/// the thread that drops it. It poisons unless the guard is known to have
+/// reached that thread only after its panic began: that thread made it, or
+/// reached the value through it (`DerefMut`, [`map`](Self::map)), only
+/// while already unwinding. So a task that moves to another worker at an
+/// `.await` and panics there mid-update poisons the value, and a guard
+/// that an unwinding thread makes or takes over and finishes with does
+/// not. (A guard handed untouched to an unwinding thread cannot be told
+/// from the task case, and poisons.)
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
 pub struct WriteGuard<'a, T, U: ?Sized = T> {
     held: Held<'a, T>,
     value: NonNull<U>,
     /// Decides whether dropping the guard poisons the value.
-    holder: HealthyHolder,
+    holder: Holder,
     _borrow: PhantomData<&'a mut U>,
 }
 
@@ -165,7 +169,7 @@ impl<'a, T> WriteGuard<'a, T> {
         WriteGuard {
             held,
             value,
-            holder: HealthyHolder::now(),
+            holder: Holder::now(),
             _borrow: PhantomData,
         }
     }
@@ -236,5 +240,53 @@ impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
 impl<T, U: ?Sized + fmt::Debug> fmt::Debug for WriteGuard<'_, T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("WriteGuard").field(&&**self).finish()
+    }
+}
+
+// === key() ===
+
+impl<T> Held<'_, T> {
+    /// The key of the value whose lock this is. The generation cannot move
+    /// while a guard holds the value (S4: it moves when the value leaves,
+    /// after the last guard).
+    pub(super) fn key(&self) -> MessageToken {
+        MessageToken::new(self.index, super::word::generation(self.slot.word()))
+    }
+}
+
+impl<T, U: ?Sized> ReadGuard<'_, T, U> {
+    /// The key of the value the guard holds (sharded-slab's
+    /// `Entry::key`), also after a [`map`](Self::map). An associated
+    /// function, like `map`, so it never hides a method of `U`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::ReadGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert((1, 2)).unwrap();
+    /// let second = ReadGuard::map(arena.get(token).unwrap(), |pair| &pair.1);
+    /// assert_eq!(ReadGuard::key(&second), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.held.key()
+    }
+}
+
+impl<T, U: ?Sized> WriteGuard<'_, T, U> {
+    /// The key of the value the guard holds; see [`ReadGuard::key`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::WriteGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(WriteGuard::key(&arena.get_mut(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.held.key()
     }
 }

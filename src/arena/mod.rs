@@ -32,6 +32,15 @@
 //!   value's `Drop` panics, so a panicking `Drop` cannot lose the slot. A
 //!   taken value is moved out and its slot pushed back before the caller
 //!   gets it.
+//! - A slot whose value had the last generation (`u32::MAX`) is retired
+//!   when the value leaves instead of going back on a list (`slot.rs`, S4;
+//!   `Recycle::recycle` counts it), so no key ever names a later value.
+//! - A vacant entry (`entry.rs`) is a popped slot the caller owns before the
+//!   value exists; dropping it abandons the slot (generation moved on) and
+//!   recycles it.
+//! - Exclusive access (`exclusive.rs`) needs the only handle
+//!   (`Arc::get_mut`); it reads words with plain loads and lends plain
+//!   references, and `drain`/`clear` move values out with `Slot::evict`.
 //! - Growth (the cold path) adds a segment under a mutex; segments never
 //!   move and are freed only with the arena, so a `&Slot` stays valid for
 //!   the arena's life and no reclamation scheme (such as epochs) is needed.
@@ -40,6 +49,8 @@
 
 #![allow(unsafe_code)]
 
+mod entry;
+mod exclusive;
 mod free_list;
 mod free_pool;
 mod guards;
@@ -47,22 +58,27 @@ mod iter;
 mod owned;
 mod poison;
 mod segments;
+#[cfg(feature = "serde")]
+mod serde_impl;
 mod slot;
 mod waiting;
 mod word;
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 pub(crate) use crate::wait_queue::Patience;
 use crate::wait_queue::WaitQueue;
-use crate::{MemoryError, MessageToken};
+use crate::{Key, MemoryError, MessageToken};
 use free_list::Links;
 use free_pool::FreePool;
 use guards::Held;
 use segments::Segments;
 use slot::Slot;
 
+pub use entry::VacantEntry;
+pub use exclusive::{Drain, Exclusive, ExclusiveIter, IntoIter, IterMut};
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
 pub use owned::{OwnedReadGuard, OwnedWriteGuard};
@@ -99,6 +115,8 @@ pub(crate) struct Core<T, M = ()> {
     free: FreePool,
     /// Slots created so far; changes only under `growth`.
     capacity: AtomicUsize,
+    /// Slots retired so far (their generations ran out: `slot.rs`, S4).
+    retired: AtomicUsize,
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
     /// Threads and tasks waiting for a free slot.
@@ -118,8 +136,17 @@ impl<T, M> Links for Core<T, M> {
 }
 
 impl<T, M> Recycle for Core<T, M> {
+    /// Pushes the slot back, unless it just retired (S4): then it stays off
+    /// every list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle(&self, index: u32) {
+        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
+        // free list.
+        if self.slot_at(index).is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired")
+        {
+            self.retire();
+            return;
+        }
         self.free.push(index, self);
         self.room.notify_one();
     }
@@ -141,39 +168,72 @@ impl<T, M: Default> Core<T, M> {
             max <= MAX_CAPACITY,
             "capacity {max} exceeds SlotArena::MAX_CAPACITY ({MAX_CAPACITY})"
         );
-        let core = Core {
+        let core = Core::unlisted(initial, max);
+        core.free.push_fresh(0, initial, &core);
+        core
+    }
+
+    /// `initial` vacant slots of generation 0 on no free list yet.
+    fn unlisted(initial: usize, max: usize) -> Self {
+        Core {
             places: Segments::new(initial, max),
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
+            retired: AtomicUsize::new(0),
             growth: Mutex::new(()),
             room: WaitQueue::default(),
-        };
-        core.free.push_fresh(0, initial, &core);
-        core
+        }
     }
 
     /// Stores `value` in a free slot, growing if there is none; returns the
     /// value when full at the maximum.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
+        match self.pop_or_grow() {
+            Some(index) => Ok(self.fill(index, value)),
+            None => Err(value),
+        }
+    }
+
+    /// Pops a free slot, growing if there is none; `None` when full at the
+    /// maximum. The caller owns the slot (S3): it fills it, or abandons it
+    /// (`Slot::abandon`) and recycles it.
+    #[inline]
+    pub(crate) fn pop_or_grow(&self) -> Option<u32> {
         loop {
             // Read before popping: if the pop misses the slots of a growth
             // that lands meanwhile, `grow` sees the capacity moved from
             // `seen` and we look again. Read after, it could already be the
             // grown capacity, and at the maximum the store would answer
             // "full" with the new slots free.
-            let seen = self.capacity();
+            let seen = self.created();
             if let Some(index) = self.free.pop(self) {
-                return Ok(self.fill(index, value));
+                return Some(index);
             }
             // Mutation `insert_reads_capacity_after_pop`: the race above.
             let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
-                self.capacity()
+                self.created()
             } else {
                 seen
             };
             if !self.grow(seen) {
-                return Err(value);
+                return None;
+            }
+        }
+    }
+
+    /// Grows until `additional` more values fit beside those present now,
+    /// or to the maximum. Returns whether they fit.
+    #[cold]
+    pub(crate) fn reserve(&self, additional: usize) -> bool {
+        let target = self.len().saturating_add(additional);
+        loop {
+            let seen = self.created();
+            if seen - self.retired.load(Ordering::Relaxed) >= target {
+                return true;
+            }
+            if !self.grow(seen) {
+                return false;
             }
         }
     }
@@ -207,7 +267,7 @@ impl<T, M: Default> Core<T, M> {
             return false;
         };
         self.free.push_fresh(first, len, self);
-        // Release pairs with `capacity()`'s Acquire (segment visible first).
+        // Release pairs with `created()`'s Acquire (segment visible first).
         self.capacity.store(first + len, Ordering::Release);
         true
     }
@@ -295,20 +355,21 @@ impl<T, M> Core<T, M> {
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else
-    /// `BorrowActive`). A poisoned value is dropped, its slot freed, and
-    /// the answer is `Poisoned`. A retained value answers `QueueOwned`.
+    /// `BorrowActive`), and frees its slot; also says whether the value was
+    /// poisoned (the caller decides what that means). A retained value
+    /// answers `QueueOwned`.
     #[inline]
-    pub(crate) fn take(&self, token: MessageToken, blocking: bool) -> Result<T, MemoryError> {
+    pub(crate) fn take(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<(T, bool), MemoryError> {
         let (slot, _) = self.place(token)?;
         let word = slot.begin_take(token, blocking, false)?;
-        if word & word::POISONED != 0 {
-            self.reclaim(slot, token, word::generation(word));
-            return Err(MemoryError::Poisoned);
-        }
         // SAFETY: `begin_take` gave us the slot for reclaiming.
         let value = unsafe { slot.vacate(word::generation(word)) };
         self.recycle(token.index() as u32);
-        Ok(value)
+        Ok((value, word & word::POISONED != 0))
     }
 
     /// Drops the value now, without waiting: `BorrowActive` while a guard
@@ -334,17 +395,37 @@ impl<T, M> Core<T, M> {
         self.check(token).map(|word| word & word::RETAINED != 0)
     }
 
-    /// Slots created so far.
+    /// Slots created so far, retired ones included: every index below it
+    /// has a slot.
     #[inline]
-    pub(crate) fn capacity(&self) -> usize {
+    pub(crate) fn created(&self) -> usize {
         // Acquire pairs with the Release in `grow`: a caller that sees the
         // new capacity also sees the new segment.
         self.capacity.load(Ordering::Acquire)
     }
 
-    /// The most slots the arena may grow to.
+    /// Slots that can hold a value: those created, less the retired.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        // Relaxed: a count, exact when no operation is in flight.
+        self.created() - self.retired.load(Ordering::Relaxed)
+    }
+
+    /// The most values the arena may ever hold at once: the slots it may
+    /// grow to, less the retired.
     pub(crate) fn max_capacity(&self) -> usize {
-        self.places.max()
+        // SeqCst: pairs with `retire`, for a waiter that looks after it
+        // started listening.
+        self.places.max() - self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Counts a slot that just retired (S4); it is on no free list. Wakes
+    /// every waiter for room: if that was the last slot there could ever
+    /// be, they give up instead of sleeping for ever.
+    #[cold]
+    fn retire(&self) {
+        self.retired.fetch_add(1, Ordering::SeqCst);
+        self.room.notify_all_listeners();
     }
 
     /// Values present (including removed ones whose guards are still live,
@@ -412,7 +493,11 @@ impl<T, M> DropValue for &mut Place<T, M> {
 const MAX_CAPACITY: usize = word::NIL as usize;
 
 /// A concurrent generational slab of `T`: lock-free slot allocation,
-/// per-slot reader-writer locks, and values named by [`MessageToken`]s.
+/// per-slot reader-writer locks, and values named by keys: [`MessageToken`]s,
+/// or keys of a type of the arena's own (`SlotArena<T, K>`, with `K` made
+/// by [`new_key_type!`](crate::new_key_type) and the arena by
+/// [`with_key`](Self::with_key)), so one arena's key cannot name another's
+/// value by accident.
 ///
 /// A cheap `Clone` handle (one `Arc`); `Send + Sync` when `T` is.
 ///
@@ -429,8 +514,9 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 ///   value; [`try_take`](Self::try_take) answers `BorrowActive` instead.
 /// - Capacity is exact: from a quiescent state with `k` free slots, any one
 ///   thread can insert `k` values, whichever threads freed them.
-/// - A token of a removed value never reaches the value stored in its slot
-///   next (until the slot's 32-bit generation wraps, after 2³² reuses).
+/// - A token of a removed value never reaches a value stored in its slot
+///   later: a slot whose 32-bit generation would wrap is retired instead
+///   of reused ([`capacity`](Self::capacity) shrinks by one).
 ///
 /// Reads are not lock-free: a guard is a lock, and a writer excludes
 /// readers. What is lock-free is slot allocation and the token check.
@@ -451,20 +537,24 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 /// assert_eq!(arena.take(token).unwrap(), "hello, world");
 /// assert_eq!(arena.get(token).err(), Some(MemoryError::NotAllocated));
 /// ```
-pub struct SlotArena<T> {
+pub struct SlotArena<T, K = MessageToken> {
     core: Arc<Core<T>>,
+    /// The arena's key type; `fn(K) -> K` keeps the handle `Send + Sync`
+    /// whatever `K` is.
+    _key: PhantomData<fn(K) -> K>,
 }
 
-impl<T> Clone for SlotArena<T> {
+impl<T, K> Clone for SlotArena<T, K> {
     /// Another handle to the same values.
     fn clone(&self) -> Self {
         SlotArena {
             core: Arc::clone(&self.core),
+            _key: PhantomData,
         }
     }
 }
 
-impl<T> fmt::Debug for SlotArena<T> {
+impl<T, K: Key> fmt::Debug for SlotArena<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlotArena")
             .field("len", &self.len())
@@ -475,9 +565,6 @@ impl<T> fmt::Debug for SlotArena<T> {
 }
 
 impl<T> SlotArena<T> {
-    /// The largest capacity an arena may have (2²⁶ − 1 slots).
-    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
-
     /// An arena of exactly `capacity` slots.
     ///
     /// # Panics
@@ -515,8 +602,58 @@ impl<T> SlotArena<T> {
     /// ```
     #[track_caller]
     pub fn growable(initial: usize, max: usize) -> Self {
+        Self::growable_with_key(initial, max)
+    }
+}
+
+impl<T, K: Key> SlotArena<T, K> {
+    /// The largest capacity an arena may have (2²⁶ − 1 slots).
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
+    /// The most read guards one value can have at once (2²⁶ − 2). One more
+    /// answers [`MemoryError::TooManyReaders`], never a panic.
+    pub const MAX_READERS: usize = word::MAX_READERS as usize;
+
+    /// [`new`](SlotArena::new) for an arena whose keys are `K` (made with
+    /// [`new_key_type!`](crate::new_key_type)); slotmap's `with_key`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](SlotArena::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// slotarena::new_key_type! { struct Id; }
+    ///
+    /// let arena: slotarena::SlotArena<u8, Id> = slotarena::SlotArena::with_key(4);
+    /// let id: Id = arena.insert(1).unwrap();
+    /// assert_eq!(*arena.get(id).unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn with_key(capacity: usize) -> Self {
+        Self::growable_with_key(capacity, capacity)
+    }
+
+    /// [`growable`](SlotArena::growable) for an arena whose keys are `K`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`growable`](SlotArena::growable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// slotarena::new_key_type! { struct Id; }
+    ///
+    /// let arena = slotarena::SlotArena::<u8, Id>::growable_with_key(0, 64);
+    /// assert_eq!(arena.max_capacity(), 64);
+    /// ```
+    #[track_caller]
+    pub fn growable_with_key(initial: usize, max: usize) -> Self {
         SlotArena {
             core: Arc::new(Core::new(initial, max)),
+            _key: PhantomData,
         }
     }
 
@@ -541,10 +678,10 @@ impl<T> SlotArena<T> {
     /// assert_eq!(arena.insert('b').unwrap_err().into_inner(), 'b');
     /// ```
     #[inline]
-    pub fn insert(&self, value: T) -> Result<MessageToken, InsertError<T>> {
+    pub fn insert(&self, value: T) -> Result<K, InsertError<T>> {
         self.core
             .insert(value)
-            .map(|(token, ())| token)
+            .map(|(token, ())| K::from_token(token))
             .map_err(|value| InsertError { value })
     }
 
@@ -559,20 +696,25 @@ impl<T> SlotArena<T> {
     /// arena.remove(token).unwrap();
     /// assert!(!arena.contains(token));
     /// ```
-    pub fn contains(&self, token: MessageToken) -> bool {
+    pub fn contains(&self, key: K) -> bool {
+        let token = key.to_token();
         self.core.check(token).is_ok()
     }
 
-    /// The token of the value occupying slot `index` right now (live, or
-    /// removed while guards still hold it), if any: a snapshot for layers
+    /// Slot `index` right now, if the arena has it: the token of its
+    /// generation (that of the value occupying it, live or removed while
+    /// guards still hold it; for an empty slot, the generation its next
+    /// value gets), and whether a value occupies it. A snapshot for layers
     /// whose keys carry fewer generation bits than a token
     /// (`compat::limen`); every use of the token is checked again, and
     /// answers `NotAllocated` for a removed value.
     #[cfg(feature = "limen")]
-    pub(crate) fn token_at(&self, index: usize) -> Option<MessageToken> {
+    pub(crate) fn slot_at(&self, index: usize) -> Option<(MessageToken, bool)> {
         let word = self.core.places.get(index)?.slot.word();
-        (word::state(word) != word::VACANT)
-            .then(|| MessageToken::new(index as u32, word::generation(word)))
+        Some((
+            MessageToken::new(index as u32, word::generation(word)),
+            word::state(word) != word::VACANT,
+        ))
     }
 
     /// Values in the arena, counting removed values whose last guard has
@@ -601,7 +743,9 @@ impl<T> SlotArena<T> {
         self.len() == 0
     }
 
-    /// Slots that exist now (free or not).
+    /// Slots that exist now (free or not), less the retired ones: a slot
+    /// whose value had the last of its 2³² generations is retired when
+    /// that value leaves, so no old token can ever name a later value.
     ///
     /// # Examples
     ///
@@ -612,7 +756,8 @@ impl<T> SlotArena<T> {
         self.core.capacity()
     }
 
-    /// The most slots the arena may grow to.
+    /// The most slots the arena may grow to, less the retired ones (see
+    /// [`capacity`](Self::capacity)).
     ///
     /// # Examples
     ///
@@ -645,7 +790,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*guard, "x"); // still readable; dropped with the guard
     /// ```
     #[inline]
-    pub fn remove(&self, token: MessageToken) -> Result<(), MemoryError> {
+    pub fn remove(&self, key: K) -> Result<(), MemoryError> {
+        let token = key.to_token();
         self.core.remove(token)
     }
 
@@ -657,9 +803,12 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`; `Poisoned` if a writer
-    /// panicked while holding the value (the value is dropped and its slot
-    /// freed).
+    /// [`TakeError::Refused`] with `BadToken`, `NotAllocated` or
+    /// `StaleToken`, changing nothing. [`TakeError::Poisoned`] if a writer
+    /// panicked while holding the value: it is taken all the same (the
+    /// token is dead, the slot free) and handed back inside the error, as
+    /// std's `PoisonError::into_inner` hands back a poisoned lock's data,
+    /// so the caller decides whether a half-updated value is usable.
     ///
     /// # Examples
     ///
@@ -668,8 +817,29 @@ impl<T> SlotArena<T> {
     /// let token = arena.insert(vec![1, 2]).unwrap();
     /// assert_eq!(arena.take(token).unwrap(), [1, 2]);
     /// ```
-    pub fn take(&self, token: MessageToken) -> Result<T, MemoryError> {
-        self.core.take(token, true)
+    ///
+    /// A poisoned value is not lost:
+    ///
+    /// ```
+    /// use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::new(1);
+    /// let token = arena.insert(vec![1]).unwrap();
+    /// let _ = catch_unwind(AssertUnwindSafe(|| {
+    ///     let mut guard = arena.get_mut(token).unwrap();
+    ///     guard.push(2);
+    ///     panic!("before the update was complete");
+    /// }));
+    /// assert_eq!(arena.get(token).err(), Some(MemoryError::Poisoned));
+    /// let error = arena.take(token).unwrap_err();
+    /// assert_eq!(error.error(), MemoryError::Poisoned);
+    /// assert_eq!(error.into_inner(), Some(vec![1, 2]));
+    /// assert!(arena.is_empty()); // the slot is free again
+    /// ```
+    pub fn take(&self, key: K) -> Result<T, TakeError<T>> {
+        let token = key.to_token();
+        TakeError::of(self.core.take(token, true))
     }
 
     /// [`take`](Self::take) without waiting: `BorrowActive` while any guard
@@ -677,22 +847,53 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// As `take`, plus `BorrowActive`.
+    /// As `take`, plus `Refused(BorrowActive)`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use slotarena::{MemoryError, SlotArena};
+    /// use slotarena::{MemoryError, SlotArena, TakeError};
     ///
     /// let arena = SlotArena::new(2);
     /// let token = arena.insert(5).unwrap();
     /// let guard = arena.get(token).unwrap();
-    /// assert_eq!(arena.try_take(token), Err(MemoryError::BorrowActive));
+    /// assert_eq!(arena.try_take(token), Err(TakeError::Refused(MemoryError::BorrowActive)));
     /// drop(guard);
     /// assert_eq!(arena.try_take(token), Ok(5));
     /// ```
-    pub fn try_take(&self, token: MessageToken) -> Result<T, MemoryError> {
-        self.core.take(token, false)
+    pub fn try_take(&self, key: K) -> Result<T, TakeError<T>> {
+        let token = key.to_token();
+        TakeError::of(self.core.take(token, false))
+    }
+
+    /// Removes every value present for the whole call, the way
+    /// [`remove`](Self::remove) does: each token dies at once, and each
+    /// value is dropped now or when its last guard drops. Never waits.
+    /// Weakly consistent, like [`iter`](Self::iter): a value inserted
+    /// meanwhile may stay. With `&mut` access and no other handle,
+    /// [`exclusive`](Self::exclusive)`()?.clear()` does it without atomics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let arena = slotarena::SlotArena::new(4);
+    /// let kept = arena.insert(1).unwrap();
+    /// arena.insert(2).unwrap();
+    /// let guard = arena.get(kept).unwrap();
+    /// arena.clear();
+    /// assert_eq!(arena.len(), 1); // the removed value holds its slot for `guard`
+    /// assert!(!arena.contains(kept));
+    /// assert_eq!(*guard, 1);
+    /// drop(guard);
+    /// assert!(arena.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        for index in 0..self.core.created() {
+            if let Some((token, _)) = self.core.live_at(index) {
+                // A racing remove or take may win; the value is gone either way.
+                let _ = self.core.remove(token);
+            }
+        }
     }
 
     /// Retains only the values for which `keep` answers `true`, visiting
@@ -710,18 +911,18 @@ impl<T> SlotArena<T> {
     /// arena.retain(|_, n| *n % 2 == 0);
     /// assert_eq!(arena.len(), 4);
     /// ```
-    pub fn retain(&self, mut keep: impl FnMut(MessageToken, &mut T) -> bool) {
-        for index in 0..self.capacity() {
+    pub fn retain(&self, mut keep: impl FnMut(K, &mut T) -> bool) {
+        for index in 0..self.core.created() {
             let Some((token, _)) = self.core.live_at(index) else {
                 continue;
             };
-            let Ok(mut guard) = self.get_mut(token) else {
+            let Ok(mut guard) = self.core.write(token, true) else {
                 continue;
             };
-            if !keep(token, &mut guard) {
+            if !keep(K::from_token(token), &mut guard) {
                 // We hold the write lock, so the value is dropped when
                 // `guard` drops, right after this.
-                let removed = self.remove(token);
+                let removed = self.core.remove(token);
                 debug_assert!(removed.is_ok(), "{removed:?}");
             }
         }
@@ -735,7 +936,9 @@ impl<T> SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`; `TooManyReaders`
+    /// when the value already has [`MAX_READERS`](Self::MAX_READERS) read
+    /// guards (it never waits for one to drop).
     ///
     /// # Examples
     ///
@@ -746,12 +949,17 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*a + *b, 6);
     /// ```
     #[inline]
-    pub fn get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.read(token, true)
     }
 
     /// Exclusive access to the value `token` names; waits while any guard
     /// holds it.
+    ///
+    /// This is a write lock taken through `&self`. With `&mut` access to
+    /// the only handle, [`exclusive`](Self::exclusive)`()?.get_mut(token)`
+    /// gives a plain `&mut T` without one (slotmap's `get_mut`).
     ///
     /// # Errors
     ///
@@ -766,7 +974,8 @@ impl<T> SlotArena<T> {
     /// assert_eq!(*arena.get(token).unwrap(), 4);
     /// ```
     #[inline]
-    pub fn get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.write(token, true)
     }
 
@@ -790,7 +999,8 @@ impl<T> SlotArena<T> {
     /// assert!(arena.try_get(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get(&self, token: MessageToken) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn try_get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.read(token, false)
     }
 
@@ -814,7 +1024,8 @@ impl<T> SlotArena<T> {
     /// assert!(arena.try_get_mut(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get_mut(&self, token: MessageToken) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn try_get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+        let token = key.to_token();
         self.core.write(token, false)
     }
 
@@ -834,7 +1045,8 @@ impl<T> SlotArena<T> {
     /// drop(arena);
     /// assert_eq!(*guard, 9);
     /// ```
-    pub fn get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_read(token, true)
     }
 
@@ -851,7 +1063,8 @@ impl<T> SlotArena<T> {
     /// let token = arena.insert(9).unwrap();
     /// assert_eq!(*arena.try_get_owned(token).unwrap(), 9);
     /// ```
-    pub fn try_get_owned(&self, token: MessageToken) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn try_get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_read(token, false)
     }
 
@@ -870,7 +1083,8 @@ impl<T> SlotArena<T> {
     /// *arena.get_mut_owned(token).unwrap() = 10;
     /// assert_eq!(*arena.get(token).unwrap(), 10);
     /// ```
-    pub fn get_mut_owned(&self, token: MessageToken) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_write(token, true)
     }
 
@@ -892,11 +1106,50 @@ impl<T> SlotArena<T> {
     /// assert_eq!(arena.try_get_mut_owned(token).err(), Some(MemoryError::AlreadyBorrowed));
     /// drop(claim);
     /// ```
-    pub fn try_get_mut_owned(
-        &self,
-        token: MessageToken,
-    ) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn try_get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+        let token = key.to_token();
         self.owned_write(token, false)
+    }
+
+    /// Test hook, not API: takes `count` read locks on the value `token`
+    /// names that are never given back, the same as taking `count` read
+    /// guards and passing each to `mem::forget` (which safe code may do),
+    /// but in one step, so a test can bring a value near its reader limit
+    /// without holding millions of guards.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Self::try_get); `TooManyReaders` if `count` more
+    /// readers would pass the limit.
+    #[doc(hidden)]
+    pub fn __forget_read_locks(&self, key: K, count: u64) -> Result<(), MemoryError> {
+        let token = key.to_token();
+        self.core.place(token)?.0.forget_read_locks(token, count)
+    }
+
+    /// Test hook, not API: moves the free slot `index` forward to the
+    /// generation `generation` for its next value, so a test can bring a
+    /// slot near the end of its generations without 2³² reuses. Answers
+    /// `false` (and changes nothing) unless this is the arena's only handle
+    /// (no clone, no owned guard), the slot is free, and its generation is
+    /// not past `generation` (never backward: an old key would match again).
+    #[doc(hidden)]
+    pub fn __set_free_generation(&mut self, index: usize, generation: u32) -> bool {
+        let Some(core) = Arc::get_mut(&mut self.core) else {
+            return false;
+        };
+        core.places
+            .get(index)
+            .is_some_and(|place| place.slot.set_free_generation(generation))
+    }
+
+    /// A handle to the same arena keyed by plain tokens, for the owned
+    /// guards (which do not carry the key type).
+    pub(super) fn untyped(&self) -> SlotArena<T> {
+        SlotArena {
+            core: Arc::clone(&self.core),
+            _key: PhantomData,
+        }
     }
 
     fn owned_read(
@@ -907,7 +1160,7 @@ impl<T> SlotArena<T> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_read(token, blocking)?;
         Ok(OwnedReadGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))
@@ -921,7 +1174,7 @@ impl<T> SlotArena<T> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_write(token, blocking)?;
         Ok(OwnedWriteGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))
@@ -929,8 +1182,8 @@ impl<T> SlotArena<T> {
 
     /// Every value present for the whole iteration, each with its token and
     /// a read guard; values inserted or removed meanwhile may or may not
-    /// appear. Never waits: values locked for writing (or poisoned) are
-    /// skipped.
+    /// appear. Never waits: values locked for writing, poisoned, or at
+    /// their [reader limit](Self::MAX_READERS) are skipped.
     ///
     /// # Examples
     ///
@@ -941,16 +1194,16 @@ impl<T> SlotArena<T> {
     /// let sum: i32 = arena.iter().map(|(_, value)| *value).sum();
     /// assert_eq!(sum, 3);
     /// ```
-    pub fn iter(&self) -> Iter<'_, T> {
+    pub fn iter(&self) -> Iter<'_, T, K> {
         Iter::new(&self.core)
     }
 }
 
-impl<'a, T> IntoIterator for &'a SlotArena<T> {
-    type Item = (MessageToken, ReadGuard<'a, T>);
-    type IntoIter = Iter<'a, T>;
+impl<'a, T, K: Key> IntoIterator for &'a SlotArena<T, K> {
+    type Item = (K, ReadGuard<'a, T>);
+    type IntoIter = Iter<'a, T, K>;
 
-    fn into_iter(self) -> Iter<'a, T> {
+    fn into_iter(self) -> Iter<'a, T, K> {
         self.iter()
     }
 }
@@ -1008,6 +1261,90 @@ impl<T> core::error::Error for InsertError<T> {}
 impl<T> From<InsertError<T>> for MemoryError {
     fn from(_: InsertError<T>) -> MemoryError {
         MemoryError::NoFreeSlots
+    }
+}
+
+/// Why a [`take`](SlotArena::take) or [`try_take`](SlotArena::try_take)
+/// did not hand back a healthy value.
+///
+/// Like std's `PoisonError`, a poisoned value still comes back: the caller
+/// decides whether it is usable. Prints without needing `T: Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TakeError<T> {
+    /// Nothing was taken and nothing changed; the error says why.
+    Refused(MemoryError),
+    /// The value was taken (its token is dead, its slot free), but a writer
+    /// panicked while holding it, so it may be half-updated.
+    Poisoned(T),
+}
+
+impl<T> TakeError<T> {
+    fn of(taken: Result<(T, bool), MemoryError>) -> Result<T, TakeError<T>> {
+        match taken {
+            Ok((value, false)) => Ok(value),
+            Ok((value, true)) => Err(TakeError::Poisoned(value)),
+            Err(error) => Err(TakeError::Refused(error)),
+        }
+    }
+
+    /// The error without the value: the refusal's, or
+    /// [`MemoryError::Poisoned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, SlotArena};
+    ///
+    /// let arena = SlotArena::<u8>::new(1);
+    /// let token = slotarena::MessageToken::new(0, 0);
+    /// assert_eq!(arena.take(token).unwrap_err().error(), MemoryError::NotAllocated);
+    /// ```
+    pub fn error(&self) -> MemoryError {
+        match self {
+            TakeError::Refused(error) => *error,
+            TakeError::Poisoned(_) => MemoryError::Poisoned,
+        }
+    }
+
+    /// The poisoned value, taken all the same (std's
+    /// `PoisonError::into_inner`); `None` for a refusal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{MemoryError, TakeError};
+    ///
+    /// assert_eq!(TakeError::Poisoned(3).into_inner(), Some(3));
+    /// assert_eq!(TakeError::<u8>::Refused(MemoryError::StaleToken).into_inner(), None);
+    /// ```
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            TakeError::Poisoned(value) => Some(value),
+            TakeError::Refused(_) => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TakeError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TakeError::Refused(error) => f.debug_tuple("Refused").field(error).finish(),
+            TakeError::Poisoned(_) => f.write_str("Poisoned(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TakeError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error(), f)
+    }
+}
+
+impl<T> core::error::Error for TakeError<T> {}
+
+impl<T> From<TakeError<T>> for MemoryError {
+    fn from(error: TakeError<T>) -> MemoryError {
+        error.error()
     }
 }
 

@@ -10,9 +10,9 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use super::guards::Held;
-use super::poison::HealthyHolder;
+use super::poison::Holder;
 use super::slot::Slot;
-use crate::SlotArena;
+use crate::{MessageToken, SlotArena};
 
 /// What an owned guard keeps: the arena alive, and the slot it locked.
 struct Lease<T> {
@@ -148,8 +148,8 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
 /// Made by [`SlotArena::get_mut_owned`] and
 /// [`SlotArena::try_get_mut_owned`]. Poisons the value by the same rule as
 /// [`WriteGuard`](super::WriteGuard): when the thread that drops it is
-/// unwinding from a panic that began after that thread took the guard or
-/// last changed the value through it.
+/// unwinding, unless the guard is known to have reached that thread only
+/// after its panic began.
 ///
 /// # Examples
 ///
@@ -193,7 +193,7 @@ pub struct OwnedWriteGuard<T, U: ?Sized = T> {
     lease: Lease<T>,
     value: NonNull<U>,
     /// Decides whether dropping the guard poisons the value.
-    holder: HealthyHolder,
+    holder: Holder,
     /// Invariance in `U`, as `&mut U` needs: a covariant guard could be
     /// coerced to a shorter-lived `U` and store a short-lived reference
     /// into the arena (the `Send`/`Sync` impls below are written by hand).
@@ -216,7 +216,7 @@ impl<T> OwnedWriteGuard<T> {
                 index,
             },
             value,
-            holder: HealthyHolder::now(),
+            holder: Holder::now(),
             _invariant: PhantomData,
         }
     }
@@ -304,5 +304,43 @@ impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
 impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedWriteGuard<T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("OwnedWriteGuard").field(&&**self).finish()
+    }
+}
+
+// === key() ===
+
+impl<T, U: ?Sized> OwnedReadGuard<T, U> {
+    /// The key of the value the guard holds; see
+    /// [`ReadGuard::key`](super::ReadGuard::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedReadGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(OwnedReadGuard::key(&arena.get_owned(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.lease.held().key()
+    }
+}
+
+impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
+    /// The key of the value the guard holds; see
+    /// [`ReadGuard::key`](super::ReadGuard::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::{SlotArena, arena::OwnedWriteGuard};
+    ///
+    /// let arena = SlotArena::new(2);
+    /// let token = arena.insert(1).unwrap();
+    /// assert_eq!(OwnedWriteGuard::key(&arena.get_mut_owned(token).unwrap()), token);
+    /// ```
+    pub fn key(this: &Self) -> MessageToken {
+        this.lease.held().key()
     }
 }

@@ -14,7 +14,10 @@
 //!   while a guard is held, S1) or a CAS whose expected value has a
 //!   non-vacant state, so none can land on a vacant word.
 //! - S4: the generation moves on when a value leaves the slot, so no token
-//!   issued before matches afterwards, and a stale CAS always fails.
+//!   issued before matches afterwards, and a stale CAS always fails. A
+//!   slot whose value had the last generation is retired instead (its next
+//!   generation would wrap to one an old token carries): it never takes a
+//!   value again.
 //! - S5: whoever clears `PARKED` unparks every waiter on the word, and a
 //!   waiter sleeps only while the word still equals what it saw with
 //!   `PARKED` set (checked under the parking lot's lock), so no wake-up is
@@ -25,8 +28,8 @@
 use core::mem::MaybeUninit;
 
 use super::word::{
-    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, STATE_MASK,
-    TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
+    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, RETIRED_WORD,
+    STATE_MASK, TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
 };
 use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
@@ -55,13 +58,17 @@ impl<T> Default for Slot<T> {
 }
 
 /// Whether `word` holds the value `token` names, in the contract's order:
-/// an empty slot or a dead token is `NotAllocated`, a newer value in the
-/// slot is `StaleToken`.
+/// a generation the slot has not reached yet (a token never handed out) is
+/// `BadToken`, an empty slot or a dead token is `NotAllocated`, a newer
+/// value in the slot is `StaleToken`.
 #[inline]
 fn check(word: u64, token: MessageToken) -> Result<(), MemoryError> {
     let same = generation(word) == token.generation();
     match state(word) {
         PRESENT if same => Ok(()),
+        // A vacant word holds the generation its next value gets, any other
+        // the generation of its value: tokens beyond it were never issued.
+        _ if token.generation() > generation(word) => Err(MemoryError::BadToken),
         PRESENT => Err(MemoryError::StaleToken),
         VACANT => Err(MemoryError::NotAllocated),
         // Mutation `check_accepts_dying_value`: a removed or taken value
@@ -108,12 +115,34 @@ impl<T> Slot<T> {
             .store(word::vacant(generation, next), Ordering::Relaxed);
     }
 
+    /// Moves a vacant slot's generation (the one its next value gets)
+    /// forward to `generation`, keeping its free-list link: for the test
+    /// hook `SlotArena::__set_free_generation`, whose `&mut` arena with no
+    /// other handle excludes every other access, and for loading a saved
+    /// arena. Never backward, so a key issued before never matches again
+    /// (S4). Returns whether the slot was vacant, not retired, and not past
+    /// `generation` already.
+    pub(super) fn set_free_generation(&self, generation: u32) -> bool {
+        let word = self.word();
+        if state(word) != VACANT || self.is_retired() || generation < word::generation(word) {
+            return false;
+        }
+        self.word.store(
+            word::vacant(generation, word::next_free(word)),
+            Ordering::Relaxed,
+        );
+        true
+    }
+
     /// Puts `value` into the vacant slot the caller popped, and publishes
     /// it with one Release store. Returns the value's generation.
     #[inline]
     pub(super) fn fill(&self, value: T) -> u32 {
         let word = self.word();
-        debug_assert_eq!(state(word), VACANT, "filling a slot in use: {word:#x}");
+        debug_assert!(
+            state(word) == VACANT && word != RETIRED_WORD,
+            "filling a slot in use or retired: {word:#x}"
+        );
         // SAFETY: the caller popped the slot, so it owns it (S3): no guard
         // exists and no other thread can write the value (S1: it is vacant).
         self.value.with_mut(|cell| unsafe { (*cell).write(value) });
@@ -216,10 +245,9 @@ impl<T> Slot<T> {
                 && (generation(word) == token.generation()
                     || cfg!(slotarena_mutation = "lock_read_skips_generation"))
             {
-                assert!(
-                    readers(word) < MAX_READERS,
-                    "more than {MAX_READERS} read guards on one value"
-                );
+                if readers(word) >= MAX_READERS {
+                    return Err(MemoryError::TooManyReaders);
+                }
                 // Acquire pairs with `fill`'s and the last writer's Release.
                 // The CAS fails unless the generation still matches (S4).
                 match self.word.compare_exchange_weak(
@@ -251,6 +279,41 @@ impl<T> Slot<T> {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
                 word = self.wait(word, &backoff);
+            }
+        }
+    }
+
+    /// Takes `count` read locks on the value `token` names at once, as
+    /// `count` calls of [`lock_read`](Self::lock_read) would, without
+    /// waiting: for the test hook `SlotArena::__forget_read_locks`. Nobody
+    /// ever unlocks them, exactly as if their guards were `mem::forget`ed.
+    pub(super) fn forget_read_locks(
+        &self,
+        token: MessageToken,
+        count: u64,
+    ) -> Result<(), MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            if word & POISONED != 0 {
+                return Err(MemoryError::Poisoned);
+            }
+            if word & WRITER != 0 {
+                return Err(MemoryError::AlreadyBorrowed);
+            }
+            if count > MAX_READERS - readers(word) {
+                return Err(MemoryError::TooManyReaders);
+            }
+            // Acquire, as `lock_read`'s; the CAS fails unless the
+            // generation still matches (S4).
+            match self.word.compare_exchange_weak(
+                word,
+                word + count * ONE_READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => word = now,
             }
         }
     }
@@ -596,6 +659,44 @@ impl<T> Slot<T> {
             .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
     }
 
+    /// Moves the value out of a slot, whatever state its word is in, and
+    /// marks the slot vacant with the next generation (or retired, S4);
+    /// returns the word it had, or `None` if it was vacant. The caller
+    /// pushes the index onto a free list next (`Recycle::recycle`).
+    ///
+    /// # Safety
+    ///
+    /// - The caller has exclusive access to the whole arena (a `&mut` to
+    ///   its only handle): no guard is live and no other thread can touch
+    ///   the slot. A guard that was `mem::forget`ed may have left reader
+    ///   or writer bits behind; its borrow is over, so they guard nothing.
+    pub(super) unsafe fn evict(&self) -> Option<(u64, T)> {
+        let word = self.word();
+        if state(word) == VACANT {
+            return None;
+        }
+        // SAFETY: exclusive access (the caller's contract) and an
+        // initialised value (S1: the state is not vacant); the word says
+        // vacant right after, so nobody reads the moved-out value again.
+        let value = self.value.with(|cell| unsafe { cell.cast::<T>().read() });
+        self.mark_vacant(generation(word));
+        Some((word, value))
+    }
+
+    /// Gives back a vacant slot the caller popped and will not fill: its
+    /// generation moves on (or it retires, S4), so the key of the value it
+    /// was reserved for (a vacant entry's) never names a later value. The
+    /// caller recycles the slot next.
+    pub(super) fn abandon(&self) {
+        let word = self.word();
+        debug_assert_eq!(state(word), VACANT, "abandoning a slot in use: {word:#x}");
+        // Mutation `abandon_keeps_generation`: the slot goes back with the
+        // generation its reserved key carries.
+        if !cfg!(slotarena_mutation = "abandon_keeps_generation") {
+            self.mark_vacant(generation(word));
+        }
+    }
+
     fn debug_assert_reclaiming(&self) {
         debug_assert!(
             self.word() & WRITER != 0 && matches!(state(self.word()), REMOVING | TAKING),
@@ -604,14 +705,24 @@ impl<T> Slot<T> {
         );
     }
 
-    /// The word of a slot whose value left: vacant, next generation (S4).
+    /// The word of a slot whose value left: vacant, next generation, or
+    /// retired if `generation` was the last (S4).
     #[inline]
     fn mark_vacant(&self, generation: u32) {
-        // Relaxed: the slot is owned (S3); the free list's push publishes.
-        self.word.store(
-            word::vacant(generation.wrapping_add(1), word::NIL),
-            Ordering::Relaxed,
-        );
+        let word = match generation.checked_add(1) {
+            Some(next) => word::vacant(next, word::NIL),
+            None => RETIRED_WORD,
+        };
+        // Relaxed: the slot is owned (S3); the free list's push publishes,
+        // and a retired word is never read for anything but itself.
+        self.word.store(word, Ordering::Relaxed);
+    }
+
+    /// Whether the slot is retired (S4). Meaningful to the owner of a
+    /// vacant slot, which `Recycle::recycle` is.
+    #[inline]
+    pub(super) fn is_retired(&self) -> bool {
+        self.word() == RETIRED_WORD
     }
 
     /// Drops the value of a slot that is not vacant, for the arena's drop.

@@ -28,12 +28,16 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        if self.max_capacity() == 0 {
-            return Err(value);
-        }
-        self.room.wait(patience, true, value, |value, look| {
-            self.insert_look(value, look)
-        })
+        // A slot that retires meanwhile (its generations used up) may take
+        // the last room there could ever be: give up then (`retire`
+        // wakes every waiter to look).
+        self.room.wait_while(
+            patience,
+            true,
+            value,
+            || self.max_capacity() != 0,
+            |value, look| self.insert_look(value, look),
+        )
     }
 
     /// Inserts, awaiting room. Cancel-safe: dropping the future drops the
@@ -43,11 +47,13 @@ impl<T, M> Core<T, M> {
     where
         M: Default,
     {
-        if self.max_capacity() == 0 {
-            return Err(value);
-        }
         self.room
-            .wait_async(true, value, |value, look| self.insert_look(value, look))
+            .wait_async_while(
+                true,
+                value,
+                || self.max_capacity() != 0,
+                |value, look| self.insert_look(value, look),
+            )
             .await
     }
 
@@ -73,7 +79,7 @@ impl<T, M> Core<T, M> {
     }
 }
 
-impl<T> crate::SlotArena<T> {
+impl<T, K: crate::Key> crate::SlotArena<T, K> {
     /// [`insert`](Self::insert), waiting for a free slot when the arena is
     /// full at its maximum capacity: back-pressure instead of an error.
     /// The waiting thread sleeps until a remove, take or last guard frees
@@ -81,8 +87,9 @@ impl<T> crate::SlotArena<T> {
     ///
     /// # Errors
     ///
-    /// Only for an arena whose maximum capacity is zero (no slot can ever
-    /// free up): the value comes back.
+    /// Only for an arena whose maximum capacity is zero, or drops to zero
+    /// while it waits (its last slots retired, their generations used up):
+    /// no slot can ever free up, and the value comes back.
     ///
     /// # Examples
     ///
@@ -100,10 +107,10 @@ impl<T> crate::SlotArena<T> {
     /// assert_eq!(consumer.join().unwrap(), Ok(1));
     /// assert_eq!(*arena.get(second).unwrap(), 2);
     /// ```
-    pub fn insert_wait(&self, value: T) -> Result<MessageToken, super::InsertError<T>> {
+    pub fn insert_wait(&self, value: T) -> Result<K, super::InsertError<T>> {
         self.core
             .insert_wait(value, Patience::Forever)
-            .map(|(token, ())| token)
+            .map(|(token, ())| K::from_token(token))
             .map_err(|value| super::InsertError { value })
     }
 
@@ -124,14 +131,10 @@ impl<T> crate::SlotArena<T> {
     /// let late = arena.insert_timeout('b', Duration::from_millis(10));
     /// assert_eq!(late.unwrap_err().into_inner(), 'b');
     /// ```
-    pub fn insert_timeout(
-        &self,
-        value: T,
-        timeout: Duration,
-    ) -> Result<MessageToken, super::InsertError<T>> {
+    pub fn insert_timeout(&self, value: T, timeout: Duration) -> Result<K, super::InsertError<T>> {
         self.core
             .insert_wait(value, Patience::timeout(timeout))
-            .map(|(token, ())| token)
+            .map(|(token, ())| K::from_token(token))
             .map_err(|value| super::InsertError { value })
     }
 
@@ -158,11 +161,11 @@ impl<T> crate::SlotArena<T> {
     /// assert_eq!(*arena.get(second).unwrap(), 2);
     /// # });
     /// ```
-    pub async fn insert_async(&self, value: T) -> Result<MessageToken, super::InsertError<T>> {
+    pub async fn insert_async(&self, value: T) -> Result<K, super::InsertError<T>> {
         self.core
             .insert_async(value)
             .await
-            .map(|(token, ())| token)
+            .map(|(token, ())| K::from_token(token))
             .map_err(|value| super::InsertError { value })
     }
 }
@@ -196,7 +199,7 @@ impl<T, M> Core<T, M> {
     }
 }
 
-impl<T> crate::SlotArena<T> {
+impl<T, K: crate::Key> crate::SlotArena<T, K> {
     /// [`get_owned`](Self::get_owned) as a future: awaits a writer instead
     /// of blocking the thread. Cancel-safe: a dropped future holds no lock.
     ///
@@ -216,11 +219,12 @@ impl<T> crate::SlotArena<T> {
     /// ```
     pub async fn get_owned_async(
         &self,
-        token: MessageToken,
+        key: K,
     ) -> Result<super::OwnedReadGuard<T>, crate::MemoryError> {
+        let token = key.to_token();
         let slot = self.core.lock_async(token, false).await?;
         Ok(super::OwnedReadGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))
@@ -251,11 +255,12 @@ impl<T> crate::SlotArena<T> {
     /// ```
     pub async fn get_mut_owned_async(
         &self,
-        token: MessageToken,
+        key: K,
     ) -> Result<super::OwnedWriteGuard<T>, crate::MemoryError> {
+        let token = key.to_token();
         let slot = self.core.lock_async(token, true).await?;
         Ok(super::OwnedWriteGuard::new(
-            self.clone(),
+            self.untyped(),
             slot,
             token.index() as u32,
         ))

@@ -7,7 +7,8 @@
 //! ┌────────────────────────┬─────────────────────┬───┬───────┬───┬───┬───┐
 //! │ generation             │ readers / next free │ R │ state │ P │ K │ W │
 //! └────────────────────────┴─────────────────────┴───┴───────┴───┴───┴───┘
-//!   W = a writer (or the slot's reclaimer) holds it exclusively
+//!   W = a writer (or the slot's reclaimer) holds it exclusively; in a
+//!       vacant word: the slot is retired (its generations are used up)
 //!   K = a thread is parked waiting on this word
 //!   P = poisoned: a writer panicked while it held the value
 //!   R = retained: the message has queue shares (the manager's fan-out),
@@ -28,6 +29,11 @@
 
 /// A writer, or the thread reclaiming the slot, holds it exclusively.
 pub(super) const WRITER: u64 = 1 << 0;
+/// In a vacant word: the slot is retired, held by nobody forever. Its last
+/// value had the last generation (`u32::MAX`), so a next value would wrap
+/// to a generation some old token carries; it never goes back on a free
+/// list.
+pub(super) const RETIRED: u64 = WRITER;
 /// At least one thread is parked on this word; whoever clears a condition
 /// that waiters wait for must clear this bit and unpark them.
 pub(super) const PARKED: u64 = 1 << 1;
@@ -60,7 +66,7 @@ const GENERATION_SHIFT: u32 = 32;
 /// may have, so every real index fits in the middle field.
 pub const NIL: u32 = COUNT_MAX as u32;
 /// The most read guards one value can have at once.
-pub(super) const MAX_READERS: u64 = COUNT_MAX - 1;
+pub(crate) const MAX_READERS: u64 = COUNT_MAX - 1;
 
 /// The generation recorded in a word.
 #[inline]
@@ -97,6 +103,9 @@ pub(crate) const fn vacant(generation: u32, next: u32) -> u64 {
 pub(crate) const fn next_free(word: u64) -> u32 {
     readers(word) as u32
 }
+
+/// The word of a retired slot: vacant at the last generation, on no list.
+pub(super) const RETIRED_WORD: u64 = vacant(u32::MAX, NIL) | RETIRED;
 
 /// A present word of `generation` with no guard.
 #[inline]

@@ -50,7 +50,10 @@
 //! 2<sup>generation bits</sup> times: only then do the bits match again
 //! and the old token reaches the new message. A `u32` this manager never
 //! handed out is checked the same way: its low bits pick a slot, which
-//! may be a real one, and its high bits must match that slot's message.
+//! may be a real one, and its high bits must match that slot's message;
+//! high bits ahead of every generation the slot has reached answer
+//! `BadToken` even while the slot is empty (limen-core's own
+//! `bad_token_detected`: `MessageToken::new(99)` on 4 slots is bad).
 //! As a consequence, limen's `MessageToken::index()` is the whole packed
 //! `u32`, not the slot index.
 //!
@@ -71,6 +74,7 @@
 //! | `MemoryError::QueueOwned` | `MemoryError::BorrowActive` (no queue shares) |
 //! | `MemoryError::NotShared` | `MemoryError::NotAllocated` (no queue shares) |
 //! | `MemoryError::TooManyShares` | `MemoryError::NoFreeSlots` (no queue shares) |
+//! | `MemoryError::TooManyReaders` | `MemoryError::AlreadyBorrowed` (no reader limit) |
 //! | `QosClass::BestEffort` | `QoSClass::Background` |
 //! | `QosClass::Standard` (the default) | `QoSClass::BestEffort` (the default) |
 //! | `QosClass::LatencySensitive`, `QosClass::Critical` | `QoSClass::LatencyCritical` |
@@ -257,8 +261,9 @@ impl<P: Payload> LimenConcurrentManager<P> {
     ///
     /// # Errors
     ///
-    /// `BadToken` for a token of no slot or of an older message of a slot
-    /// now reused, `NotAllocated` once the message is freed and before its
+    /// `BadToken` for a token of no slot, of an older message of a slot
+    /// now reused, or of a generation its slot has not reached,
+    /// `NotAllocated` once the message is freed and before its
     /// slot is reused, `Poisoned` if a writer panicked while holding it.
     ///
     /// # Examples
@@ -378,13 +383,13 @@ impl<P: Payload> LimenConcurrentManager<P> {
     /// the slot's current message.
     fn resolve(&self, token: LimenToken) -> Result<MessageToken, MemoryError> {
         let (index, bits) = self.layout.unpack(token);
-        if index >= self.arena.capacity() {
+        let (current, occupied) = self.arena.slot_at(index).ok_or(MemoryError::BadToken)?;
+        if self.layout.ahead(current, bits) {
             return Err(MemoryError::BadToken);
         }
-        let current = self
-            .arena
-            .token_at(index)
-            .ok_or(MemoryError::NotAllocated)?;
+        if !occupied {
+            return Err(MemoryError::NotAllocated);
+        }
         if self.layout.matches(current, bits) {
             Ok(current)
         } else {

@@ -161,7 +161,7 @@ impl BlockWord {
     /// made, under the owner's exclusive right to it).
     pub(super) fn reset(&self) {
         // Release: a lookup that reads the new word is ordered after the
-        // marks of the blocks the place had before (`allocator.rs`, L4).
+        // marks of the blocks the place had before (`allocator/lookup.rs`, L4).
         self.0.store(Block::NEVER.0, Ordering::Release);
     }
 

@@ -7,7 +7,7 @@
 //! about [`SPAN_TARGET`] bytes: small, so that a class with few live blocks
 //! holds little memory, and one span's free blocks fit in the low half of
 //! its state word. A span may hold fewer blocks when the memory has no
-//! room for a whole one (`allocator.rs`).
+//! room for a whole one (`allocator/spans.rs`).
 //!
 //! Classes stop at 512 bytes, the largest whose span holds two blocks: a
 //! one-block span costs a descriptor and a trip to the pool per block,

@@ -2,7 +2,9 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::future::Future;
 use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
 
 use super::allocator::{Allocator, SpanCache};
 use super::region::Claim;
@@ -20,11 +22,15 @@ const PREFIX: u32 = 4;
 /// from and keeps the claim until this handle's next call, its
 /// [`release`](Self::release), or its drop; meanwhile any other handle
 /// asking for bytes of that allocation, or freeing it, gets
-/// [`LinearMemoryError::Busy`] at once.
+/// [`LinearMemoryError::Busy`] at once. Every call that takes `&mut self`
+/// releases it first, a refused one too; an async form releases it when
+/// called, before its future is first polled.
 ///
 /// A handle also keeps one partly used span per size class to allocate
-/// small blocks from without contention; dropping it hands them back (an
-/// empty one goes straight back to the memory's pool).
+/// small blocks from without contention; a span whose last block is freed
+/// goes straight back to the memory's pool (so an idle handle holds no
+/// free page), other handles take free blocks from it before the memory
+/// grows, and dropping the handle hands the others back.
 ///
 /// # Examples
 ///
@@ -117,11 +123,14 @@ impl LinearMemoryController {
     /// assert_eq!(controller.wait_policy(), WaitPolicy::Wait);
     /// ```
     pub fn with_wait_policy(mut self, policy: WaitPolicy) -> LinearMemoryController {
+        self.release();
         self.policy = policy;
         self
     }
 
-    /// Sets the policy of this handle's [`AsyncMemoryController`] methods.
+    /// Sets the policy of this handle's [`AsyncMemoryController`] methods
+    /// (and releases the claim left by the last `mut_mem`, as every call
+    /// does).
     ///
     /// # Examples
     ///
@@ -134,6 +143,7 @@ impl LinearMemoryController {
     /// controller.set_wait_policy(WaitPolicy::Wait);
     /// ```
     pub fn set_wait_policy(&mut self, policy: WaitPolicy) {
+        self.release();
         self.policy = policy;
     }
 
@@ -208,7 +218,9 @@ impl LinearMemoryController {
     }
 
     /// [`alloc_wait`](Self::alloc_wait) as a future, for any async runtime.
-    /// Cancel-safe: nothing is allocated unless it completes.
+    /// Cancel-safe: nothing is allocated unless it completes. The claim
+    /// left by the last `mut_mem` ends when this is called, not when the
+    /// future is first polled.
     ///
     /// # Errors
     ///
@@ -223,12 +235,13 @@ impl LinearMemoryController {
     /// assert!(ptr > 0);
     /// # });
     /// ```
-    pub async fn alloc_async(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+    pub fn alloc_async(
+        &mut self,
+        len: u32,
+    ) -> impl Future<Output = Result<u32, LinearMemoryError>> + Send + '_ {
         self.release();
-        self.memory
-            .allocator
-            .alloc_async(&mut self.spans, len, 8)
-            .await
+        let (allocator, spans) = (&*self.memory.allocator, &mut self.spans);
+        allocator.alloc_async(spans, len, 8)
     }
 
     /// [`lock`](Self::lock), waiting while another handle claims the
@@ -266,7 +279,8 @@ impl LinearMemoryController {
     }
 
     /// [`lock_wait`](Self::lock_wait) as a future. Cancel-safe: no claim is
-    /// taken unless it completes.
+    /// taken unless it completes. The claim left by the last `mut_mem`
+    /// ends when this is called, not when the future is first polled.
     ///
     /// # Errors
     ///
@@ -282,25 +296,28 @@ impl LinearMemoryController {
     /// controller.lock_async(ptr, 4).await.unwrap().copy_from_slice(b"abcd");
     /// # });
     /// ```
-    pub async fn lock_async(
+    pub fn lock_async(
         &mut self,
         ptr: u32,
         len: u32,
-    ) -> Result<BytesGuard<'_>, LinearMemoryError> {
+    ) -> impl Future<Output = Result<BytesGuard<'_>, LinearMemoryError>> + Send + '_ {
         self.release();
         let allocator = self.allocator();
-        let claim = allocator
-            .wait_for_claims_async(|_| allocator.claim(ptr, len))
-            .await?;
-        Ok(BytesGuard {
-            allocator,
-            claim: Some(claim),
-        })
+        async move {
+            let claim = allocator
+                .wait_for_claims_async(|_| allocator.claim(ptr, len))
+                .await?;
+            Ok(BytesGuard {
+                allocator,
+                claim: Some(claim),
+            })
+        }
     }
 
     /// [`free`](Self::free), awaiting the end of another handle's claim on
     /// the allocation instead of answering `Busy`. Cancel-safe: nothing is
-    /// freed unless it completes.
+    /// freed unless it completes. The claim left by the last `mut_mem`
+    /// ends when this is called, not when the future is first polled.
     ///
     /// # Errors
     ///
@@ -316,18 +333,20 @@ impl LinearMemoryController {
     /// controller.free_async(ptr, 4).await.unwrap();
     /// # });
     /// ```
-    pub async fn free_async(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+    pub fn free_async(
+        &mut self,
+        ptr: u32,
+        len: u32,
+    ) -> impl Future<Output = Result<(), LinearMemoryError>> + Send + '_ {
         self.release();
         let shard = self.spans.shard();
         let allocator = self.allocator();
-        allocator
-            .wait_for_claims_async(|look| match look {
-                Look::First => allocator.free(shard, ptr, len),
-                // A registered waiter reads the block's word with a
-                // read-modify-write (Q1).
-                Look::Registered => allocator.free_touching(shard, ptr, len),
-            })
-            .await
+        allocator.wait_for_claims_async(move |look| match look {
+            Look::First => allocator.free(shard, ptr, len),
+            // A registered waiter reads the block's word with a
+            // read-modify-write (Q1).
+            Look::Registered => allocator.free_touching(shard, ptr, len),
+        })
     }
 
     /// The memory this handle works on.
@@ -437,11 +456,12 @@ impl LinearMemoryController {
     /// assert_eq!(host.mut_mem(ptr, 6).unwrap(), [2, 0, 0, 0, b'h', b'i']);
     /// ```
     pub fn transfer(&mut self, bytes: &[u8]) -> Result<u32, LinearMemoryError> {
+        // First, like every call: a refused transfer releases too.
+        self.release();
         let len = u32::try_from(bytes.len()).map_err(|_| LinearMemoryError::LengthTooLarge)?;
         let total = len
             .checked_add(PREFIX)
             .ok_or(LinearMemoryError::LengthTooLarge)?;
-        self.release();
         // Claimed as it is published: no other handle can see the block
         // before the value is in it (or make this fail and leak it).
         let claim = self
@@ -594,22 +614,46 @@ impl MemoryController for LinearMemoryController {
     }
 }
 
+/// The boxed future of an [`AsyncMemoryController`] method, as
+/// `#[async_trait]` declares it.
+type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = Result<T, LinearMemoryError>> + Send + 'a>>;
+
 /// `alloc` and `free` follow the handle's [`WaitPolicy`]: by default they
 /// answer at once; with [`WaitPolicy::Wait`] they await room (free bytes at
-/// the maximum size, the end of another handle's claim).
-#[async_trait::async_trait]
+/// the maximum size, the end of another handle's claim). Both release the
+/// claim left by the last `mut_mem` when called, not when first polled
+/// (written out rather than with `#[async_trait]`, whose bodies run only
+/// when polled); nothing is allocated or freed unless the future is.
 impl AsyncMemoryController for LinearMemoryController {
-    async fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
+    fn alloc<'life0, 'async_trait>(&'life0 mut self, len: u32) -> BoxedAnswer<'async_trait, u32>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.release();
         match self.policy {
-            WaitPolicy::Immediate => LinearMemoryController::alloc(self, len),
-            WaitPolicy::Wait => self.alloc_async(len).await,
+            WaitPolicy::Immediate => {
+                Box::pin(async move { LinearMemoryController::alloc(self, len) })
+            }
+            WaitPolicy::Wait => Box::pin(self.alloc_async(len)),
         }
     }
 
-    async fn free(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+    fn free<'life0, 'async_trait>(
+        &'life0 mut self,
+        ptr: u32,
+        len: u32,
+    ) -> BoxedAnswer<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.release();
         match self.policy {
-            WaitPolicy::Immediate => LinearMemoryController::free(self, ptr, len),
-            WaitPolicy::Wait => self.free_async(ptr, len).await,
+            WaitPolicy::Immediate => {
+                Box::pin(async move { LinearMemoryController::free(self, ptr, len) })
+            }
+            WaitPolicy::Wait => Box::pin(self.free_async(ptr, len)),
         }
     }
 

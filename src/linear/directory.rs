@@ -9,14 +9,14 @@
 //! anything before the memory drops, so a reference into them stays valid
 //! for the memory's life and readers need no reclamation scheme: a reader
 //! that raced a reuse reads a consistent but stale descriptor, which the
-//! block word then rejects (`allocator.rs`, L2).
+//! block word then rejects (`allocator/lookup.rs`, L2).
 //!
 //! # Freed starts
 //!
 //! DESIGN: `free` answers `DoubleFree` for a pointer that was allocated and
 //! already freed, and `UnknownPointer` for one never allocated. While a
 //! freed block's span or descriptor still holds its place, the block's word
-//! says so (`allocator.rs`, L1/L3). Once its granules go back to the pool,
+//! says so (`allocator/lookup.rs`, L1/L3). Once its granules go back to the pool,
 //! another span or block may take them and the directory no longer leads
 //! to that word; a bit per 8-byte offset (every allocation starts 8-byte
 //! aligned) remembers the start instead. Bits are set only where granules
@@ -220,7 +220,7 @@ impl Directory {
     /// caller took from the pool (so their leaves exist, and nobody else
     /// writes their words until the caller gives them back), and reports
     /// each previous owner with how many of the granules it had, a run at
-    /// a time (`allocator.rs`: a descriptor is reused only once no granule
+    /// a time (`allocator/lookup.rs`: a descriptor is reused only once no granule
     /// names it).
     pub(super) fn assign(
         &self,

@@ -8,7 +8,10 @@ pub enum LinearMemoryError {
     /// `alloc` was asked for zero bytes.
     #[error("zero-length allocation; ask for at least one byte")]
     ZeroLength,
-    /// The length can never fit this memory, even at its maximum size.
+    /// The length can never fit this memory, even empty at its maximum
+    /// size: it is longer than the maximum size less the first 256 bytes
+    /// (never handed out), or than what is left at its alignment. Every
+    /// form answers it at once; the waiting ones never wait for it.
     #[error("length exceeds what this memory can ever hold; ask for less")]
     LengthTooLarge,
     /// An alignment that is not a power of two, or is above `PAGE_SIZE`.

@@ -16,6 +16,19 @@
 //!   of every size class share pages, large blocks take best-fit runs, and
 //!   a 1-page memory holds blocks of 8, 64, 100, 4096 and 16384 bytes at
 //!   once.
+//! - Nothing a handle keeps is hidden from the others. A handle pins one
+//!   span of small blocks per size class to allocate from, but from a
+//!   quiescent state (no call in progress on other handles) `alloc`
+//!   answers `OutOfMemory`, and `alloc_wait` sleeps, only when no span of
+//!   the request's class has a free block, whichever handle pins it, and
+//!   no aligned run of free granules (256 bytes each) holds the request,
+//!   even at the maximum size (for a small block, the granules of a
+//!   one-block span). A free granule is one that no live large block and
+//!   no span covers; a span whose last block is freed goes back at once,
+//!   so every span holds a live block. The memory grows only for a
+//!   request that nothing free in it can serve as it is: before it grows
+//!   for a new span, a handle takes a free block of its class from a span
+//!   another handle pins, or a smaller span from the free granules.
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers
@@ -29,6 +42,11 @@
 //!   handle can get bytes of that allocation, or free it, until this
 //!   handle's next call, its `release()`, or its drop (`Busy`, never a
 //!   wait).
+//! - A request that can never fit, even in the empty memory at its
+//!   maximum size (longer than `max_pages` × 64 KiB less the first 256
+//!   bytes, or than what its alignment leaves), answers `LengthTooLarge`
+//!   at once, from the waiting forms too: nothing waits for the
+//!   impossible.
 //! - When space runs out the memory grows, up to `max_pages`; then `alloc`
 //!   answers `OutOfMemory`. Freed space is reused, and pages that become
 //!   wholly free go back to the OS.

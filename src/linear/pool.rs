@@ -11,7 +11,9 @@
 //! the non-empty lists finds the first list that must hold a fit in a few
 //! instructions; the request's own list is searched for a best fit too (its
 //! runs may be a little too small). Every operation is O(1) but for that
-//! bounded search and the page bookkeeping. Coalescing uses boundary tags
+//! bounded search, the page bookkeeping, and a last look at the rest of
+//! the request's own list when no longer run exists (so a take fails only
+//! when no free run holds the request: P5). Coalescing uses boundary tags
 //! kept out of band: `tag[g]` names the free run (its node) that starts or
 //! ends at granule `g`. Runs live in a node table that grows with the
 //! number of free runs, so the per-granule cost is one `u32`.
@@ -25,6 +27,8 @@
 //! - P3: `free_in_page[p]` is the number of free granules in page `p`.
 //! - P4: `tag[g]` is non-zero exactly when `g` is the first or the last
 //!   granule of a free run, and is then one more than that run's node.
+//! - P5: `take` answers `None` only when no free run can hold the request
+//!   (at its alignment).
 
 use alloc::vec::Vec;
 
@@ -189,9 +193,10 @@ impl Pool {
     }
 
     /// Takes `granules` granules whose start is a multiple of `align`
-    /// granules (a power of two): the best fit among the runs of the
+    /// granules (a power of two): the best fit among the first runs of the
     /// request's own size list (a bounded look), else the first run of the
-    /// next non-empty list. `None` if no run holds them (see
+    /// next non-empty list, else any run of its own list that fits. `None`
+    /// only if no free run holds them (see
     /// [`growth_for`](Self::growth_for)).
     pub(super) fn take(&mut self, granules: u32, align: u32) -> Option<u32> {
         debug_assert!(granules > 0 && align.is_power_of_two());
@@ -243,8 +248,20 @@ impl Pool {
             return Some(node);
         }
         // Any run of a longer list fits.
-        let list = self.next_list(list + 1)?;
-        Some(self.heads[list])
+        if let Some(list) = self.next_list(list + 1) {
+            return Some(self.heads[list]);
+        }
+        // Else a fitting run may hide further down the request's own list:
+        // look at all of it rather than grow or answer `OutOfMemory`
+        // (the first that fits; only a memory about to grow gets here).
+        while node != NIL {
+            let Node { len, next, .. } = self.nodes[node as usize];
+            if len >= granules {
+                return Some(node);
+            }
+            node = next;
+        }
+        None
     }
 
     /// The first non-empty list at or after `from`.
@@ -517,6 +534,30 @@ mod tests {
         let _ = pool.give_back(c, 4);
         assert_eq!(pool.free_granules(), PAGE_GRANULES - 1);
         assert_eq!(pool.runs().count(), 1, "one run again");
+    }
+
+    /// P5 (issue 19, defect 1): the bounded best-fit look at the request's
+    /// own list missed a run that fits behind sixteen shorter ones there.
+    #[test]
+    fn a_fitting_run_behind_sixteen_shorter_ones_on_its_list_is_taken() {
+        let mut pool = Pool::new(2);
+        pool.grow(2).unwrap();
+        let mut holes = Vec::new();
+        for _ in 0..16 {
+            holes.push(pool.take(16, 1).unwrap());
+            pool.take(1, 1).unwrap();
+        }
+        let fitting = pool.take(17, 1).unwrap();
+        pool.take(1, 1).unwrap();
+        let rest = pool.free_granules();
+        pool.take(rest, 1).unwrap();
+        assert_eq!(list_of(16), list_of(17), "one list holds both sizes");
+        let _ = pool.give_back(fitting, 17);
+        for hole in holes {
+            let _ = pool.give_back(hole, 16);
+        }
+        assert_eq!(pool.take(17, 1), Some(fitting));
+        assert_eq!(pool.take(17, 1), None, "no other run holds 17");
     }
 
     #[test]

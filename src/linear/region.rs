@@ -20,7 +20,7 @@
 //!   readable, writable and initialised (zero when fresh, then only ever
 //!   written as `u8`); bytes above it are never accessed.
 //! - R3: callers of [`Region::slice_mut`] hold the claim on a live
-//!   allocation that contains the range (`allocator.rs`, C1–C3), so no two
+//!   allocation that contains the range (`allocator/claims.rs`, C1–C3), so no two
 //!   live slices overlap.
 
 #![allow(unsafe_code)]
@@ -35,7 +35,7 @@ use super::{LinearMemoryError, PAGE_SIZE};
 /// exclusively (R3): made only by `Allocator::claim_word` right after it
 /// set the claim flag of the allocation's block word, or by
 /// `Allocator::alloc_claimed` for the allocation it published claimed
-/// (`allocator.rs`, C1); given back only through `Allocator::release`. Deliberately neither `Clone` nor `Copy`: one
+/// (`allocator/claims.rs`, C1); given back only through `Allocator::release`. Deliberately neither `Clone` nor `Copy`: one
 /// claim, one user.
 ///
 /// Two aligned `u64`s: the range is one word, not two `u32` fields, so a
@@ -219,7 +219,7 @@ impl Region {
     /// The claimed bytes. Borrowing the claim mutably for as long as the
     /// slice lives makes the slice unique: claims are neither `Clone` nor
     /// forgeable and an allocation has at most one claim at a time
-    /// (allocator.rs, C1–C3), so no two live slices overlap.
+    /// (`allocator/claims.rs`, C1–C3), so no two live slices overlap.
     pub(super) fn bytes_mut<'a>(&'a self, claim: &'a mut Claim) -> &'a mut [u8] {
         // SAFETY: a claim covers part of a live allocation, which lies below
         // the committed size; it is exclusive (C1–C3) and borrowed mutably

@@ -29,6 +29,8 @@
 //! ```
 
 use alloc::boxed::Box;
+use core::future::Future;
+use core::pin::Pin;
 
 use surrealism_types::controller as surrealism;
 
@@ -64,14 +66,35 @@ impl surrealism::MemoryController for LinearMemoryController {
     }
 }
 
-#[async_trait::async_trait]
+/// The boxed future of a surrealism `AsyncMemoryController` method, as
+/// `#[async_trait]` declares it.
+type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// `alloc` and `free` answer at once, like the sync ones, and release the
+/// claim left by the last `mut_mem` when called, not when first polled
+/// (written out rather than with `#[async_trait]`, whose bodies run only
+/// when polled).
 impl surrealism::AsyncMemoryController for LinearMemoryController {
-    async fn alloc(&mut self, len: u32) -> anyhow::Result<u32> {
-        Ok(LinearMemoryController::alloc(self, len)?)
+    fn alloc<'life0, 'async_trait>(&'life0 mut self, len: u32) -> BoxedAnswer<'async_trait, u32>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.release();
+        Box::pin(async move { Ok(LinearMemoryController::alloc(self, len)?) })
     }
 
-    async fn free(&mut self, ptr: u32, len: u32) -> anyhow::Result<()> {
-        Ok(LinearMemoryController::free(self, ptr, len)?)
+    fn free<'life0, 'async_trait>(
+        &'life0 mut self,
+        ptr: u32,
+        len: u32,
+    ) -> BoxedAnswer<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.release();
+        Box::pin(async move { Ok(LinearMemoryController::free(self, ptr, len)?) })
     }
 
     fn mut_mem(&mut self, ptr: u32, len: u32) -> anyhow::Result<&mut [u8]> {

@@ -48,6 +48,9 @@ pub(crate) struct SlotTable<P, S> {
     /// them in index order once the free list is empty.
     unused_from: usize,
     live: usize,
+    /// Slots whose generations ran out: their last message had generation
+    /// `u32::MAX`, so they are on no list and never hold a message again.
+    retired: usize,
     _payload: PhantomData<fn() -> P>,
 }
 
@@ -59,12 +62,14 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
             free_head: NIL,
             unused_from: 0,
             live: 0,
+            retired: 0,
             _payload: PhantomData,
         }
     }
 
+    /// Slots, less the retired ones.
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.as_ref().len()
+        self.slots.as_ref().len() - self.retired
     }
 
     pub(crate) fn available(&self) -> usize {
@@ -108,10 +113,16 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
     }
 
     /// Finds the occupied slot `token` names, answering errors in the
-    /// contract's order: `BadToken`, `NotAllocated`, `StaleToken`.
+    /// contract's order: `BadToken` (out of range, or a generation the slot
+    /// has not reached: never handed out), `NotAllocated`, `StaleToken`.
     fn check(&self, token: MessageToken) -> Result<(), MemoryError> {
         match self.slots.as_ref().get(token.index()) {
             None => Err(MemoryError::BadToken),
+            Some(Slot::Vacant { generation, .. } | Slot::Occupied { generation, .. })
+                if token.generation() > *generation =>
+            {
+                Err(MemoryError::BadToken)
+            }
             Some(Slot::Vacant { .. }) => Err(MemoryError::NotAllocated),
             Some(Slot::Occupied { generation, .. }) if *generation != token.generation() => {
                 Err(MemoryError::StaleToken)
@@ -138,19 +149,26 @@ impl<P, S: AsRef<[Slot<P>]> + AsMut<[Slot<P>]>> SlotTable<P, S> {
 
     /// Frees the slot and hands its message back. The slot is on the free
     /// list before the caller drops the message, so a panicking `Drop`
-    /// cannot lose it.
+    /// cannot lose it. A slot whose message had the last generation is
+    /// retired instead: its next generation would wrap to one an old token
+    /// carries.
     pub(crate) fn take(&mut self, token: MessageToken) -> Result<Message<P>, MemoryError> {
         self.check(token)?;
         let index = token.index();
+        let next = token.generation().checked_add(1);
         let vacant = Slot::Vacant {
-            generation: token.generation().wrapping_add(1),
-            next_free: self.free_head,
+            generation: next.unwrap_or(u32::MAX),
+            next_free: if next.is_some() { self.free_head } else { NIL },
         };
         let Slot::Occupied { message, .. } = mem::replace(&mut self.slots.as_mut()[index], vacant)
         else {
             unreachable!("checked occupied");
         };
-        self.free_head = index as u32;
+        if next.is_some() {
+            self.free_head = index as u32;
+        } else {
+            self.retired += 1;
+        }
         self.live -= 1;
         Ok(message)
     }
@@ -266,3 +284,38 @@ macro_rules! impl_single_owner_manager {
     };
 }
 pub(crate) use impl_single_owner_manager;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageHeader;
+
+    /// Issue 21, item 7, for the single-owner managers: the slot's last
+    /// generation is handed out once, then the slot retires.
+    #[test]
+    fn a_slot_whose_generation_would_wrap_is_retired() {
+        let mut table = SlotTable::new([Slot::unused(), Slot::unused()]);
+        table.slots[0] = Slot::Vacant {
+            generation: u32::MAX,
+            next_free: NIL,
+        };
+        let last = table
+            .store(Message::new(MessageHeader::empty(), 1u8))
+            .unwrap();
+        assert_eq!((last.index(), last.generation()), (0, u32::MAX));
+        table.take(last).unwrap();
+        assert_eq!((table.capacity(), table.available()), (1, 1));
+        assert_eq!(table.get(last).err(), Some(MemoryError::NotAllocated));
+        let other = table
+            .store(Message::new(MessageHeader::empty(), 2u8))
+            .unwrap();
+        assert_eq!(other.index(), 1);
+        assert_eq!(
+            table.store(Message::new(MessageHeader::empty(), 3u8)).err(),
+            Some(MemoryError::NoFreeSlots),
+            "a retired slot was reused"
+        );
+        table.take(other).unwrap();
+        assert_eq!(table.available(), 1);
+    }
+}

@@ -105,11 +105,13 @@ subject!(ConcurrentMemoryManager<u64>, take_shared, |m: &Self, t| m
     .try_read_shared(t)
     .map(|g| *g.payload()));
 
-/// What the model knows: the capacity, and every live token's value.
+/// What the model knows: the capacity, every live token's value, and each
+/// used slot's generation (its value's, or its next value's once freed).
 pub struct Model {
     capacity: usize,
     live: HashMap<usize, (MessageToken, u64)>,
     issued: Vec<MessageToken>,
+    generations: HashMap<usize, u32>,
 }
 
 impl Model {
@@ -118,6 +120,7 @@ impl Model {
             capacity,
             live: HashMap::new(),
             issued: Vec::new(),
+            generations: HashMap::new(),
         }
     }
 
@@ -134,6 +137,11 @@ impl Model {
     fn lookup(&self, token: MessageToken) -> Result<u64, MemoryError> {
         if !token.is_valid() || token.index() >= self.capacity {
             return Err(MemoryError::BadToken);
+        }
+        // Every slot starts at generation 0 and moves on by one per free.
+        let reached = self.generations.get(&token.index()).copied().unwrap_or(0);
+        if token.generation() > reached {
+            return Err(MemoryError::BadToken); // never handed out
         }
         match self.live.get(&token.index()) {
             None => Err(MemoryError::NotAllocated),
@@ -169,6 +177,7 @@ impl Model {
                         "{op:?} repeated an old token {token:?}"
                     );
                     self.live.insert(token.index(), (token, value));
+                    self.generations.insert(token.index(), token.generation());
                     self.issued.push(token);
                 }
             }
@@ -202,6 +211,8 @@ impl Model {
                 assert_eq!(subject.free(token), expected, "{op:?} {token:?}");
                 if expected.is_ok() {
                     self.live.remove(&token.index());
+                    self.generations
+                        .insert(token.index(), token.generation() + 1);
                 }
             }
             Op::Take(choice) => {
@@ -210,6 +221,8 @@ impl Model {
                 assert_eq!(subject.take(token), expected, "{op:?} {token:?}");
                 if expected.is_ok() {
                     self.live.remove(&token.index());
+                    self.generations
+                        .insert(token.index(), token.generation() + 1);
                 }
             }
             Op::Forged(bits) => {

@@ -17,7 +17,9 @@ impl From<MemoryError> for LimenError {
             MemoryError::NoFreeSlots | MemoryError::TooManyShares => LimenError::NoFreeSlots,
             MemoryError::BadToken | MemoryError::StaleToken => LimenError::BadToken,
             MemoryError::NotAllocated | MemoryError::NotShared => LimenError::NotAllocated,
-            MemoryError::AlreadyBorrowed => LimenError::AlreadyBorrowed,
+            MemoryError::AlreadyBorrowed | MemoryError::TooManyReaders => {
+                LimenError::AlreadyBorrowed
+            }
             MemoryError::BorrowActive | MemoryError::QueueOwned => LimenError::BorrowActive,
             MemoryError::Poisoned => LimenError::Poisoned,
         }

@@ -54,6 +54,21 @@ impl Layout {
         (index as usize, bits >> self.index_bits)
     }
 
+    /// Whether the generation bits `bits` are ahead of every generation
+    /// slot `current` has reached (`current` carries its value's
+    /// generation, or for an empty slot its next value's): no token of
+    /// that slot carried them yet, so a token that does was never handed
+    /// out. Once the slot's generation passes the largest `bits`, every
+    /// pattern has been handed out and none is ahead.
+    pub(super) fn ahead(self, current: MessageToken, bits: u32) -> bool {
+        debug_assert_eq!(
+            self.truncate(bits),
+            bits,
+            "{bits:#x} is wider than the layout"
+        );
+        bits > current.generation()
+    }
+
     /// Whether `current`, the token of the value in the slot right now,
     /// carries the generation bits `bits` of a limen token.
     pub(super) fn matches(self, current: MessageToken, bits: u32) -> bool {

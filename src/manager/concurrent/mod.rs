@@ -194,7 +194,9 @@ impl<P> ConcurrentMemoryManager<P> {
         }
     }
 
-    /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)).
+    /// Slots the manager has now (grows up to [`max_capacity`](Self::max_capacity)),
+    /// less those retired because their generations ran out (as in
+    /// [`SlotArena::capacity`](crate::SlotArena::capacity)).
     ///
     /// # Examples
     ///
@@ -210,7 +212,7 @@ impl<P> ConcurrentMemoryManager<P> {
         self.shared.core.capacity()
     }
 
-    /// The most slots the manager may grow to.
+    /// The most slots the manager may grow to, less the retired ones.
     ///
     /// # Examples
     ///
@@ -312,7 +314,8 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `NoFreeSlots` only for a manager whose maximum capacity is zero.
+    /// `NoFreeSlots` only for a manager whose maximum capacity is zero, or
+    /// drops to zero while it waits (its last slots retired).
     ///
     /// # Examples
     ///
@@ -395,7 +398,7 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
@@ -417,7 +420,7 @@ impl<P> ConcurrentMemoryManager<P> {
     /// # Errors
     ///
     /// `BadToken`, `NotAllocated`, `StaleToken`, `AlreadyBorrowed` (a writer
-    /// holds it), `Poisoned`.
+    /// holds it), `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
@@ -439,7 +442,7 @@ impl<P> ConcurrentMemoryManager<P> {
     ///
     /// # Errors
     ///
-    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`.
+    /// `BadToken`, `NotAllocated`, `StaleToken`, `Poisoned`, `TooManyReaders`.
     ///
     /// # Examples
     ///
@@ -552,7 +555,11 @@ impl<P> ConcurrentMemoryManager<P> {
     /// assert_eq!(manager.take_shared(token).err(), Some(MemoryError::NotAllocated));
     /// ```
     pub fn take_shared(&self, token: MessageToken) -> Result<Message<P>, MemoryError> {
-        self.shared.core.take(token, false)
+        match self.shared.core.take(token, false)? {
+            (message, false) => Ok(message),
+            // The slot is already free; the message drops here.
+            (_, true) => Err(MemoryError::Poisoned),
+        }
     }
 
     /// Adds `count` queue shares to a message (fan-out to `count` queues)

@@ -1,0 +1,42 @@
+//! W1 or W2 alone on one implementation, for instruction counts that the
+//! machine's noise does not move:
+//! `valgrind --tool=callgrind target/release/slots_profile [W1|W2] [rounds] [implementation]`
+//! with the implementation one of `slotarena`, `arena`, `limen-header`,
+//! `limen-bare`, `sharded-slab`, `mutex-slab`, `dashmap` (W1, 20 000 rounds
+//! of slotarena's manager by default). Subtract a run with fewer rounds to
+//! drop the set-up: (I refs at 40 000 − I refs at 20 000) ÷ 20 000 is the
+//! cost of one round.
+
+use std::hint::black_box;
+
+use slotarena_bench::slots::{
+    self, Arena, Dash, LimenBare, LimenHeader, MutexSlab, Ours, SLOTS, Sharded, Store,
+};
+
+fn run<S: Store>(workload: &str, rounds: u64) {
+    let store = S::new(SLOTS);
+    match workload {
+        "W1" => slots::w1_round(&store, 0, rounds),
+        "W2" => {
+            let keys = slots::prefill(&store);
+            black_box(slots::w2(&store, &keys, rounds));
+        }
+        other => panic!("slots_profile runs W1 or W2, not {other}"),
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_else(|| "W1".to_string());
+    let rounds = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    match args.next().as_deref().unwrap_or("slotarena") {
+        "slotarena" => run::<Ours>(&workload, rounds),
+        "arena" => run::<Arena>(&workload, rounds),
+        "limen-header" => run::<LimenHeader>(&workload, rounds),
+        "limen-bare" => run::<LimenBare>(&workload, rounds),
+        "sharded-slab" => run::<Sharded>(&workload, rounds),
+        "mutex-slab" => run::<MutexSlab>(&workload, rounds),
+        "dashmap" => run::<Dash>(&workload, rounds),
+        other => panic!("no implementation {other}"),
+    }
+}

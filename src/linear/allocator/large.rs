@@ -1,0 +1,85 @@
+//! Large blocks (over 512 bytes, or aligned beyond 8 bytes): whole
+//! granules from the pool, best fit (`pool.rs`), one descriptor each.
+
+use alloc::vec::Vec;
+
+use super::super::LinearMemoryError;
+use super::super::block::{Block, BlockId, BlockWord};
+use super::super::classes::GRANULE;
+use super::super::directory::Owner;
+use super::super::pool::Pool;
+use super::Allocator;
+use super::lookup::Names;
+
+/// One large block (or a freed one, waiting for reuse).
+#[derive(Default)]
+pub(super) struct LargeDesc {
+    pub(super) word: BlockWord,
+    /// Which granules still name it in the directory (L3).
+    pub(super) names: Names,
+}
+
+/// What is under the pool's lock.
+pub(super) struct PoolState {
+    pub(super) pool: Pool,
+    pub(super) large_spare: Vec<u32>,
+    pub(super) large_made: u32,
+}
+
+impl PoolState {
+    /// Lists a freed large block's descriptor for reuse (L3: exactly once).
+    pub(super) fn make_spare(&mut self, desc: u32) {
+        debug_assert!(
+            !self.large_spare.contains(&desc),
+            "L3: {desc} made spare twice"
+        );
+        self.large_spare.push(desc);
+    }
+}
+
+impl Allocator {
+    #[cold]
+    pub(super) fn alloc_large(
+        &self,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
+        let granules = len.div_ceil(GRANULE);
+        let (start, (desc, large)) =
+            self.take_granules_then(granules, (align / GRANULE).max(1), |state, _| {
+                // A spare descriptor, else a new one; taken only once it exists.
+                let desc = state.large_spare.last().copied();
+                let desc = desc.unwrap_or(state.large_made);
+                let large = self
+                    .large
+                    .get_or_make(desc, LargeDesc::default)
+                    .ok_or(LinearMemoryError::OutOfMemory)?;
+                if state.large_spare.pop().is_none() {
+                    state.large_made += 1;
+                }
+                large.names.taken(granules);
+                Ok((desc, large))
+            })?;
+        let offset = start * GRANULE;
+        large
+            .word
+            .publish(Block::live(offset, len).claimed_if(claimed));
+        // The directory's Release publishes the word to lookups (L1).
+        self.assign(start, granules, Owner::Large { desc });
+        Ok((offset, BlockId::large(desc)))
+    }
+
+    /// Gives a freed large block's granules back to the pool (its word
+    /// already says freed), and its descriptor once no granule names it.
+    pub(super) fn free_large(&self, desc: u32, large: &LargeDesc, ptr: u32, len: u32) {
+        // Its start must outlive its granules (L1).
+        self.directory.mark_freed_start(ptr);
+        let mut state = self.pool.lock();
+        self.region
+            .decommit_clean(state.pool.give_back(ptr / GRANULE, len.div_ceil(GRANULE)));
+        if large.names.gone() {
+            state.make_spare(desc);
+        }
+    }
+}

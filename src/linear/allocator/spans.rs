@@ -1,0 +1,632 @@
+//! Small blocks: size classes on spans (S1–S5). A span is a run of
+//! granules from the pool holding blocks of one class; its free blocks are
+//! a bitmap in its state word. Handles pin spans to allocate from
+//! (`cache.rs`), partly free spans nobody pins wait on their class's
+//! partial list, and an empty span goes back to the pool.
+//!
+//! ## Span states
+//!
+//! A span descriptor's `state` word is `generation << 40 | flags | free`,
+//! where bit `i` of `free` says block `i` is free. The generation changes
+//! each time the descriptor starts a new span, so a controller's pin
+//! `(descriptor, generation)` does not reach the next span that reuses the
+//! descriptor (a pin is only a preference: two controllers allocating from
+//! one span would still take distinct bits).
+//!
+//! - S1: a block is taken by the compare-and-swap that clears its bit, and
+//!   given back by the one that sets it, after its word was marked freed.
+//! - S2: a span is retired (`RETIRED`, its granules back in the pool) only
+//!   by the compare-and-swap that sees every block free; nothing takes a
+//!   block of a retired span, so its granules hold no live block.
+//! - S3: generation 0 means "never published" (a descriptor being made);
+//!   every published span has a generation in `1..2^24`, wrapping past 0,
+//!   so reclaiming and taking from any span never skip a published one.
+//! - S4: a free that leaves a span empty retires it, pinned or not, so no
+//!   span stays empty for longer than a free to an allocation (a span a
+//!   handle just took from the pool is empty until its first allocation,
+//!   which follows at once; `reclaim_empty_spans` covers that window).
+//! - S5: every pinned span is on its class's `pinned` list while pinned,
+//!   and a handle that needs a new span takes a free block of a span
+//!   another handle pins, or a smaller span the pool holds, before the
+//!   memory grows: a pin is a preference, never a reason to grow, sleep
+//!   or answer `OutOfMemory`, and the memory grows only for a request
+//!   that nothing free as it is can serve.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::super::LinearMemoryError;
+use super::super::block::{Block, BlockId, BlockWord};
+use super::super::classes::{GRANULE, block_size, granules_for, span_blocks};
+use super::super::directory::{Owner, Stable};
+use super::lookup::Names;
+use super::{Allocator, Growth, SpanCache};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// The free-block bitmap in a span's state word.
+pub(super) const FREE_MASK: u64 = 0xffff_ffff;
+
+/// On its class's partial list (has free blocks, nobody pins it).
+pub(super) const LISTED: u64 = 1 << 32;
+
+/// A controller allocates from it.
+pub(super) const PINNED: u64 = 1 << 33;
+
+/// Its granules went back to the pool (S2).
+pub(super) const RETIRED: u64 = 1 << 34;
+
+pub(super) const GENERATION_SHIFT: u32 = 40;
+
+/// The largest generation: the state word's top 24 bits.
+pub(super) const GENERATION_MAX: u32 = u32::MAX >> (GENERATION_SHIFT - 32);
+
+pub(super) fn generation(state: u64) -> u32 {
+    (state >> GENERATION_SHIFT) as u32
+}
+
+/// The generation of the next span a descriptor of generation `previous`
+/// starts: `1..=GENERATION_MAX`, wrapping past 0, which only a descriptor
+/// never published has (S3).
+pub(super) fn next_generation(previous: u32) -> u32 {
+    if previous >= GENERATION_MAX {
+        1
+    } else {
+        previous + 1
+    }
+}
+
+pub(super) fn free_bits(state: u64) -> u64 {
+    state & FREE_MASK
+}
+
+/// One span of a size class (or a retired one, waiting for reuse).
+pub(super) struct SpanDesc {
+    pub(super) state: AtomicU64,
+    /// Byte offset of the span's first block.
+    pub(super) start: AtomicU32,
+    /// The free bits of this span when empty: one per block it holds (a
+    /// span may hold fewer blocks than its class's whole span).
+    pub(super) all_free: AtomicU64,
+    /// Each block's word (L1).
+    pub(super) blocks: Box<[BlockWord]>,
+    /// Which granules still name it in the directory (L3).
+    pub(super) names: Names,
+}
+
+impl SpanDesc {
+    pub(super) fn new(blocks: u32) -> SpanDesc {
+        SpanDesc {
+            state: AtomicU64::new(0),
+            start: AtomicU32::new(0),
+            all_free: AtomicU64::new(0),
+            blocks: (0..blocks).map(|_| BlockWord::default()).collect(),
+            names: Names::default(),
+        }
+    }
+
+    /// Takes the lowest free block with the compare-and-swap that clears
+    /// its bit (S1), as long as `usable` accepts the span's state; else
+    /// the state that stopped it (no free block, or not usable).
+    #[inline]
+    pub(super) fn take_free_block(&self, usable: impl Fn(u64) -> bool) -> Result<u32, u64> {
+        // Relaxed: the compare-and-swap below decides, with Acquire.
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let free = free_bits(state);
+            if free == 0 || !usable(state) {
+                return Err(state);
+            }
+            let index = free.trailing_zeros();
+            // Acquire pairs with the Release of the free that set the bit:
+            // its accesses to the block happen before ours.
+            match self.state.compare_exchange_weak(
+                state,
+                state & !(1u64 << index),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(index),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Whether `state` has every block of this span free. Relaxed: written
+    /// before the span was published, and read by whoever got its state
+    /// with an Acquire or under its class's lock.
+    pub(super) fn is_empty(&self, state: u64) -> bool {
+        free_bits(state) == self.all_free.load(Ordering::Relaxed)
+    }
+}
+
+/// A controller's pin on a span: which descriptor, in which generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SpanRef {
+    pub(super) desc: u32,
+    pub(super) generation: u32,
+}
+
+/// What is under a class's lock.
+pub(super) struct ClassLists {
+    /// Spans with free blocks that nobody pins, by `(desc, generation)`;
+    /// entries whose span changed since are skipped.
+    pub(super) partial: Vec<(u32, u32)>,
+    /// Spans that handles pin, by `(desc, generation)`, one entry per pin
+    /// (a handle removes its entry when it drops the pin): where another
+    /// handle finds their free blocks before it grows the memory (S5).
+    /// Entries whose span was retired or remade since are skipped.
+    pub(super) pinned: Vec<(u32, u32)>,
+    /// Retired descriptors, for reuse.
+    pub(super) spare: Vec<u32>,
+    /// Descriptors made so far.
+    pub(super) made: u32,
+}
+
+impl ClassLists {
+    /// Forgets the pin `span` (its handle dropped it).
+    pub(super) fn unpinned(&mut self, span: SpanRef) {
+        if let Some(at) = self
+            .pinned
+            .iter()
+            .position(|&entry| entry == (span.desc, span.generation))
+        {
+            self.pinned.swap_remove(at);
+        }
+    }
+
+    /// Lists a retired descriptor for reuse (L3: exactly once).
+    pub(super) fn make_spare(&mut self, desc: u32) {
+        debug_assert!(!self.spare.contains(&desc), "L3: {desc} made spare twice");
+        self.spare.push(desc);
+    }
+}
+
+pub(super) struct Class {
+    pub(super) descs: Stable<SpanDesc>,
+    pub(super) lists: Mutex<ClassLists>,
+    /// Mirror of `lists.made` for lock-free scans.
+    pub(super) made: AtomicU32,
+}
+
+/// How many blocks a new span may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SpanSize {
+    /// Its class's whole span.
+    Whole,
+    /// The most blocks, halving from a whole span, that fit.
+    Halving,
+}
+
+/// Outcome of taking a block from a pinned span.
+pub(super) enum Take {
+    Block(u32),
+    Full,
+    /// Retired or reused since it was pinned.
+    Gone,
+}
+
+/// What a free must do after giving its block back.
+pub(super) enum AfterFree {
+    Nothing,
+    List(u32),
+    Retire,
+}
+
+impl Allocator {
+    #[inline]
+    pub(super) fn alloc_small(
+        &self,
+        cache: &mut SpanCache,
+        class: usize,
+        len: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
+        let mut dropped = None;
+        let (desc_index, index) = loop {
+            if let Some(span) = cache.pinned[class] {
+                match self.take_block(class, span) {
+                    Take::Block(index) => break (span.desc, index),
+                    Take::Full => self.unpin(class, span),
+                    Take::Gone => {}
+                }
+                cache.pinned[class] = None;
+                dropped = Some(span);
+            }
+            // A span nobody pins, or a whole new one the pool holds now.
+            match self.acquire_span(class, dropped.take(), SpanSize::Whole, Growth::No) {
+                Ok(span) => {
+                    cache.pinned[class] = Some(span);
+                    continue;
+                }
+                Err(LinearMemoryError::OutOfMemory) => {}
+                Err(error) => return Err(error),
+            }
+            // Before the memory grows: a free block of a span another
+            // handle pins (S5), or a smaller span the pool holds now.
+            if let Some(block) = self.steal_block(class) {
+                break block;
+            }
+            match self.acquire_span(class, None, SpanSize::Halving, Growth::No) {
+                Ok(span) => {
+                    cache.pinned[class] = Some(span);
+                    continue;
+                }
+                Err(LinearMemoryError::OutOfMemory) => {}
+                Err(error) => return Err(error),
+            }
+            match self.acquire_span(class, None, SpanSize::Halving, Growth::Yes) {
+                Ok(span) => cache.pinned[class] = Some(span),
+                Err(LinearMemoryError::OutOfMemory) => {
+                    break self
+                        .take_any_block(class)
+                        .ok_or(LinearMemoryError::OutOfMemory)?;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let desc = self.span_desc(class, desc_index);
+        // Relaxed: set before the span was published, which the Acquire of
+        // the CAS that took the block ordered before us.
+        let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
+        desc.blocks[index as usize].publish(Block::live(start, len).claimed_if(claimed));
+        let block = BlockId::small(class as u8, desc_index, index as u8);
+        Ok((start, block))
+    }
+
+    pub(super) fn span_desc(&self, class: usize, desc: u32) -> &SpanDesc {
+        self.classes[class]
+            .descs
+            .get(desc)
+            .expect("a pinned or recorded span's descriptor exists")
+    }
+
+    /// Takes a free block of the pinned `span` (S1).
+    #[inline]
+    pub(super) fn take_block(&self, class: usize, span: SpanRef) -> Take {
+        let pinned = |state: u64| generation(state) == span.generation && state & RETIRED == 0;
+        match self.span_desc(class, span.desc).take_free_block(pinned) {
+            Ok(index) => Take::Block(index),
+            Err(state) if pinned(state) => Take::Full,
+            Err(_) => Take::Gone,
+        }
+    }
+
+    /// A free block of `class` in a span another handle pins, as
+    /// `(descriptor, index)`: taken before the memory grows for a new span
+    /// (S5). The compare-and-swap that clears the block's bit decides who
+    /// gets it (S1); a retired or remade span is skipped (S2).
+    #[cold]
+    pub(super) fn steal_block(&self, class: usize) -> Option<(u32, u32)> {
+        let lists = self.classes[class].lists.lock();
+        lists.pinned.iter().find_map(|&(desc, generation_pinned)| {
+            let pinned =
+                |state: u64| generation(state) == generation_pinned && state & RETIRED == 0;
+            let index = self.span_desc(class, desc).take_free_block(pinned).ok()?;
+            Some((desc, index))
+        })
+    }
+
+    /// For a memory out of granules: a free block of `class` in any span,
+    /// pinned by another controller or not, as `(descriptor, index)`. A pin
+    /// is only a preference; the compare-and-swap that clears the block's
+    /// bit decides who gets it (S1), and a retired span is never taken
+    /// from (S2). Without this, free blocks in spans other controllers pin
+    /// could not serve this one until they unpinned.
+    #[cold]
+    pub(super) fn take_any_block(&self, class: usize) -> Option<(u32, u32)> {
+        let class_state = &self.classes[class];
+        // Acquire pairs with `acquire_span`'s Release.
+        let made = class_state.made.load(Ordering::Acquire);
+        for desc in 0..made {
+            let Some(span) = class_state.descs.get(desc) else {
+                continue;
+            };
+            let live = |state: u64| generation(state) != 0 && state & RETIRED == 0;
+            if let Ok(index) = span.take_free_block(live) {
+                return Some((desc, index));
+            }
+        }
+        None
+    }
+
+    /// Pins a span of `class` for the caller: one from the partial list, or
+    /// a new one from the pool.
+    #[cold]
+    pub(super) fn acquire_span(
+        &self,
+        class: usize,
+        dropped: Option<SpanRef>,
+        size: SpanSize,
+        growth: Growth,
+    ) -> Result<SpanRef, LinearMemoryError> {
+        let class_state = &self.classes[class];
+        {
+            let mut lists = class_state.lists.lock();
+            if let Some(span) = dropped {
+                lists.unpinned(span);
+            }
+            while let Some((desc, generation_listed)) = lists.partial.pop() {
+                let span_desc = self.span_desc(class, desc);
+                // Relaxed: the CAS below re-reads with Acquire.
+                let mut state = span_desc.state.load(Ordering::Relaxed);
+                loop {
+                    let listed = generation(state) == generation_listed
+                        && state & (RETIRED | PINNED) == 0
+                        && state & LISTED != 0;
+                    if !listed {
+                        break;
+                    }
+                    match span_desc.state.compare_exchange_weak(
+                        state,
+                        (state & !LISTED) | PINNED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            lists.pinned.push((desc, generation_listed));
+                            return Ok(SpanRef {
+                                desc,
+                                generation: generation_listed,
+                            });
+                        }
+                        Err(now) => state = now,
+                    }
+                }
+            }
+        }
+        let (start, blocks) = self.take_span_granules(class, size, growth)?;
+        let granules = granules_for(class, blocks);
+        let mut lists = class_state.lists.lock();
+        let desc = match lists.spare.pop() {
+            Some(desc) => desc,
+            None => {
+                let desc = lists.made;
+                lists.made += 1;
+                // Release pairs with `reclaim_empty_spans`' Acquire.
+                class_state.made.store(lists.made, Ordering::Release);
+                desc
+            }
+        };
+        let Some(span_desc) = class_state
+            .descs
+            .get_or_make(desc, || SpanDesc::new(span_blocks(class)))
+        else {
+            drop(lists);
+            self.give_granules(start, granules);
+            return Err(LinearMemoryError::OutOfMemory);
+        };
+        // Nobody else writes a retired or fresh descriptor (S2): its state
+        // says retired (or was never published), so no free, unpin,
+        // reclaim or partial-list entry acts on it; stale readers only
+        // read, and every word they act on names its own range (L2).
+        let generation = next_generation(generation(span_desc.state.load(Ordering::Relaxed)));
+        // Skipped until the state below publishes this generation.
+        lists.pinned.push((desc, generation));
+        drop(lists);
+        let all_free = u64::MAX >> (u64::BITS - blocks);
+        // Release (and `reset`'s): a lookup that sees the remade span is
+        // ordered after the marks of the blocks it had before (L4).
+        span_desc.start.store(start * GRANULE, Ordering::Release);
+        span_desc.all_free.store(all_free, Ordering::Relaxed);
+        for word in &span_desc.blocks {
+            word.reset();
+        }
+        // L1: the directory names the span before its state is published.
+        // Published first, the empty span could be retired by another
+        // thread's `reclaim_empty_spans` and its granules handed to another
+        // block before this assign, which would then point that block's
+        // granules back at this descriptor (its lookups lost for good).
+        span_desc.names.taken(granules);
+        // The directory's Release publishes the fields above to lookups.
+        self.assign(
+            start,
+            granules,
+            Owner::Span {
+                class: class as u8,
+                desc,
+            },
+        );
+        // Release publishes them to whoever acquires the state.
+        span_desc.state.store(
+            (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
+            Ordering::Release,
+        );
+        Ok(SpanRef { desc, generation })
+    }
+
+    /// Granules for a new span of `class`, and how many blocks it holds: a
+    /// whole span if the pool has room for one (or, with `Growth::Yes`, if
+    /// the memory can grow or take back empty spans for one), else, with
+    /// `SpanSize::Halving`, the most blocks (halving) that fit, so a
+    /// fragmented or small memory can still use its last bytes.
+    pub(super) fn take_span_granules(
+        &self,
+        class: usize,
+        size: SpanSize,
+        growth: Growth,
+    ) -> Result<(u32, u32), LinearMemoryError> {
+        let mut blocks = span_blocks(class);
+        loop {
+            match self.take_granules(granules_for(class, blocks), 1, growth) {
+                Ok(start) => return Ok((start, blocks)),
+                Err(LinearMemoryError::OutOfMemory) if blocks > 1 && size == SpanSize::Halving => {
+                    blocks /= 2;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Gives up the pin on `span`: it goes back to the pool if empty, on
+    /// the partial list if it has free blocks.
+    pub(super) fn unpin(&self, class: usize, span: SpanRef) {
+        let desc = self.span_desc(class, span.desc);
+        let mut state = desc.state.load(Ordering::Relaxed);
+        loop {
+            if generation(state) != span.generation || state & RETIRED != 0 {
+                return; // taken back by `reclaim_empty_spans`
+            }
+            let mut next = state & !PINNED;
+            if desc.is_empty(state) {
+                next |= RETIRED;
+            } else if free_bits(state) != 0 {
+                next |= LISTED;
+            }
+            // Release: our allocations' effects before whoever takes it next.
+            match desc
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if next & RETIRED != 0 {
+                        self.retire(class, span.desc);
+                    } else if next & LISTED != 0 {
+                        self.classes[class]
+                            .lists
+                            .lock()
+                            .partial
+                            .push((span.desc, span.generation));
+                    }
+                    return;
+                }
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Returns a retired span's granules and descriptor (S2: the caller's
+    /// compare-and-swap retired it).
+    pub(super) fn retire(&self, class: usize, desc: u32) {
+        let span_desc = self.span_desc(class, desc);
+        // Relaxed: written before the span was published; we retired it.
+        let start = span_desc.start.load(Ordering::Relaxed) / GRANULE;
+        let blocks = span_desc.all_free.load(Ordering::Relaxed).count_ones();
+        // Every block is free (S2); their starts must outlive the span (L1).
+        for word in &span_desc.blocks[..blocks as usize] {
+            let block = word.load();
+            if block.was_allocated() {
+                self.directory.mark_freed_start(block.start());
+            }
+        }
+        self.give_granules(start, granules_for(class, blocks));
+        if span_desc.names.gone() {
+            self.classes[class].lists.lock().make_spare(desc);
+        }
+    }
+
+    /// Retires every empty span, pinned or not, for a pool that ran dry;
+    /// returns how many. A controller whose pin is taken finds its span
+    /// `Gone` at its next allocation.
+    #[cold]
+    pub(super) fn reclaim_empty_spans(&self) -> usize {
+        let mut reclaimed = 0;
+        for (class, class_state) in self.classes.iter().enumerate() {
+            // Acquire pairs with `acquire_span`'s Release.
+            let made = class_state.made.load(Ordering::Acquire);
+            for desc in 0..made {
+                let Some(span_desc) = class_state.descs.get(desc) else {
+                    continue;
+                };
+                // Acquire: `is_empty` reads the span's fields.
+                let mut state = span_desc.state.load(Ordering::Acquire);
+                while generation(state) != 0 && state & RETIRED == 0 && span_desc.is_empty(state) {
+                    match span_desc.state.compare_exchange_weak(
+                        state,
+                        state | RETIRED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            self.retire(class, desc);
+                            reclaimed += 1;
+                            break;
+                        }
+                        Err(now) => state = now,
+                    }
+                }
+            }
+        }
+        reclaimed
+    }
+
+    /// Gives block `index` of span `desc` (`span_desc`) back (its word
+    /// already says freed), listing or retiring the span as needed (S1, S2).
+    pub(super) fn put_block(&self, class: usize, desc: u32, span_desc: &SpanDesc, index: u32) {
+        let bit = 1u64 << index;
+        let mut state = span_desc.state.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
+            let mut next = state | bit;
+            let mut after = AfterFree::Nothing;
+            if span_desc.is_empty(next) {
+                // Back to the pool at once, pinned or not (S4): a page
+                // whose blocks are all free goes back to the OS even while
+                // an idle handle pins a span on it. The pinning handle
+                // finds its span `Gone` at its next allocation.
+                next |= RETIRED;
+                after = AfterFree::Retire;
+            } else if state & (PINNED | LISTED) == 0 {
+                next |= LISTED;
+                after = AfterFree::List(generation(state));
+            }
+            // Release pairs with `take_block`'s Acquire.
+            match span_desc.state.compare_exchange_weak(
+                state,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    match after {
+                        AfterFree::Nothing => {}
+                        AfterFree::List(generation) => self.classes[class]
+                            .lists
+                            .lock()
+                            .partial
+                            .push((desc, generation)),
+                        AfterFree::Retire => self.retire(class, desc),
+                    }
+                    return;
+                }
+                Err(now) => state = now,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::linear::PAGE_SIZE;
+
+    /// Issue 19, defect 3: after 2^24 - 1 spans on one descriptor, the
+    /// next one's generation wrapped to 0, which reads as "never
+    /// published": an idle handle's empty span on it was never reclaimed,
+    /// and a request for the rest of the memory answered `OutOfMemory`
+    /// with nothing allocated. Here the descriptor starts at the last
+    /// generation instead of being remade 2^24 - 1 times.
+    #[test]
+    fn a_span_generation_never_wraps_to_never_published() {
+        assert_eq!(next_generation(GENERATION_MAX - 1), GENERATION_MAX);
+        assert_eq!(next_generation(GENERATION_MAX), 1);
+        let allocator = Allocator::new(1, 1).unwrap();
+        let desc = allocator.classes[0]
+            .descs
+            .get_or_make(0, || SpanDesc::new(span_blocks(0)))
+            .unwrap();
+        desc.state.store(
+            (u64::from(GENERATION_MAX) << GENERATION_SHIFT) | RETIRED,
+            Ordering::Relaxed,
+        );
+        let (mut a, mut b) = (SpanCache::new(&allocator), SpanCache::new(&allocator));
+        // `a` pins an empty span made on that descriptor.
+        let small = allocator.alloc(&mut a, 8, 8).unwrap();
+        allocator.free(a.shard(), small, 8).unwrap();
+        assert_ne!(generation(desc.state.load(Ordering::Relaxed)), 0);
+        let rest = PAGE_SIZE - GRANULE;
+        let large = allocator.alloc(&mut b, rest, 8);
+        assert!(large.is_ok(), "{large:?} with nothing allocated");
+        allocator.free(b.shard(), large.unwrap(), rest).unwrap();
+        allocator.unpin_all(&mut a);
+    }
+}
