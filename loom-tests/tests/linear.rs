@@ -611,3 +611,32 @@ fn a_free_racing_a_large_allocation_never_loses_another_live_block() {
         filler.free(fill, rest).unwrap();
     });
 }
+
+/// Two `alloc_wait`s racing for the only span the memory has room for:
+/// either may look while the other's span is taken but unpublished, and
+/// publishing it wakes the waiter for its second block (review of issue
+/// 19). Both wait: a plain `alloc` that looks in that window still answers
+/// `OutOfMemory` (a span being made is in no list yet).
+#[test]
+fn a_waiter_wakes_for_the_free_block_of_a_span_another_handle_makes() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        // Everything but 4 granules: room for one span of the class.
+        let mut filler = LinearMemoryController::new(&memory);
+        let fill = filler.alloc(251 * 256).unwrap();
+        let waiter = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                let ptr = c.alloc_wait(SMALL).unwrap();
+                c.free(ptr, SMALL).unwrap();
+            })
+        };
+        let mut other = LinearMemoryController::new(&memory);
+        // The span's second block stays free for the waiter.
+        let ptr = other.alloc_wait(SMALL).unwrap();
+        waiter.join().unwrap();
+        other.free(ptr, SMALL).unwrap();
+        filler.free(fill, 251 * 256).unwrap();
+    });
+}

@@ -176,8 +176,8 @@ impl Allocator {
     }
 
     /// Room may have appeared without a free (a growth, a handle's spans
-    /// given back): the same read-modify-write a free ends with, then the
-    /// wake-up.
+    /// given back, a new span with blocks to spare): the same
+    /// read-modify-write a free ends with, then the wake-up.
     fn made_room(&self) {
         let shard = &self.allocated[thread_hint() % self.allocated.len()];
         shard.fetch_add(0, Ordering::AcqRel);
