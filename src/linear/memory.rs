@@ -164,6 +164,13 @@ impl SharedLinearMemory {
 
     /// Bytes of live allocations, as requested (not rounded to blocks).
     ///
+    /// Exact once every allocation and free the caller is ordered after
+    /// has returned and none is in flight. While other threads allocate
+    /// and free, it is a statistic: each thread's count is read at its own
+    /// moment, so the answer may miss or double an allocation that runs
+    /// meanwhile, but it is never more than the memory's size (in bytes)
+    /// when it returns, and never wraps below zero.
+    ///
     /// # Examples
     ///
     /// ```
