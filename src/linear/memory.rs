@@ -12,10 +12,9 @@ pub const MAX_PAGES: u32 = 65_536;
 /// The maximum size is reserved up front as address space only, so growing
 /// never moves bytes that an allocation points at, and memory is committed
 /// page by page as it is used. Pages that become wholly free go back to the
-/// OS (in batches of 2 MiB, so churn below that costs no system call),
-/// whether or not idle handles exist: a handle's span of small blocks goes
-/// back to the memory as soon as its last block is freed. They
-/// read as zero when used again, as pages the memory grows over do. The
+/// OS at once, however small the memory, whether or not idle handles
+/// exist: a handle's span of small blocks goes back to the memory as soon
+/// as its last block is freed. They read as zero when used again, as pages the memory grows over do. The
 /// bytes of a new allocation are otherwise unspecified: they may hold what
 /// a freed block left there.
 ///
