@@ -31,7 +31,9 @@
 //! - **Claims** (`claims.rs`): exclusive `mut_mem` (C1–C3).
 //! - **Metadata is out of band**: the block words, the granule directory,
 //!   the span and large-block descriptors live in the heap, grow with the
-//!   memory's use, and nothing a guest writes into a block can reach them.
+//!   memory's use (descriptors with the most spans of each class, and
+//!   large blocks, it ever held at once: they are kept for reuse), and
+//!   nothing a guest writes into a block can reach them.
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
 //! The invariants are numbered in the files that keep them: S1–S5 in

@@ -51,7 +51,9 @@ impl SharedLinearMemory {
     /// [`MAX_PAGES`], the whole 4 GiB `u32` space).
     ///
     /// Only address space is reserved for `max_pages`; memory for the
-    /// bookkeeping grows with the pages in use.
+    /// bookkeeping grows with the pages in use, and with the most blocks of
+    /// each size the memory ever held at once (their descriptors are kept
+    /// for reuse while it lives).
     ///
     /// # Errors
     ///
