@@ -567,3 +567,76 @@ fn a_free_retires_a_pinned_span_while_its_handle_allocates() {
         owner.free(ptr, all).unwrap();
     });
 }
+
+/// A free of a large block's pointer racing its allocation (a guest guessing
+/// the pointer the host is about to get) never hands the granules back while
+/// the allocation still writes their directory entries: the guest's block in
+/// those granules stays its own (review of issue 19).
+#[test]
+fn a_free_racing_a_large_allocation_never_loses_another_live_block() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut host = LinearMemoryController::new(&memory);
+        // Granules 1-3 free (a 600-byte large block), the rest of the page full.
+        let ptr = host.alloc(600).unwrap();
+        assert_eq!(ptr, 256);
+        let mut filler = LinearMemoryController::new(&memory);
+        let rest = 252 * 256;
+        let fill = filler.alloc(rest).unwrap();
+        host.free(ptr, 600).unwrap();
+        let guest = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut guest = LinearMemoryController::new(&memory);
+                if guest.free(256, 600).is_ok() {
+                    // Granule 2, inside the host's block.
+                    guest.alloc_aligned(8, 512).ok().map(|w| (guest, w))
+                } else {
+                    None
+                }
+            })
+        };
+        let _ = host.alloc(600);
+        if let Some((mut guest, w)) = guest.join().unwrap() {
+            let mut checker = LinearMemoryController::new(&memory);
+            let seen = checker.mut_mem(w, 8).map(|b| b.len());
+            checker.release();
+            let freed = guest.free(w, 8);
+            assert!(
+                seen == Ok(8) && freed == Ok(()),
+                "the guest's live block at {w} is lost: mut_mem {seen:?}, free {freed:?}"
+            );
+        }
+        let _ = host.free(256, 600);
+        filler.free(fill, rest).unwrap();
+    });
+}
+
+/// Two `alloc_wait`s racing for the only span the memory has room for:
+/// either may look while the other's span is taken but unpublished, and
+/// publishing it wakes the waiter for its second block (review of issue
+/// 19). Both wait: a plain `alloc` that looks in that window still answers
+/// `OutOfMemory` (a span being made is in no list yet).
+#[test]
+fn a_waiter_wakes_for_the_free_block_of_a_span_another_handle_makes() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        // Everything but 4 granules: room for one span of the class.
+        let mut filler = LinearMemoryController::new(&memory);
+        let fill = filler.alloc(251 * 256).unwrap();
+        let waiter = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                let ptr = c.alloc_wait(SMALL).unwrap();
+                c.free(ptr, SMALL).unwrap();
+            })
+        };
+        let mut other = LinearMemoryController::new(&memory);
+        // The span's second block stays free for the waiter.
+        let ptr = other.alloc_wait(SMALL).unwrap();
+        waiter.join().unwrap();
+        other.free(ptr, SMALL).unwrap();
+        filler.free(fill, 251 * 256).unwrap();
+    });
+}

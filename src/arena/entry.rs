@@ -13,9 +13,13 @@ use crate::{Key, MemoryError, MessageToken, SlotArena};
 /// [`SlotArena::vacant_entry`].
 ///
 /// Until [`insert`](Self::insert), the key answers `NotAllocated`, as for
-/// an empty slot, and no other insert can take the slot (it still counts
-/// as free in [`len`](SlotArena::len)). Dropping the entry gives the slot
-/// back and moves its generation on, so the key never names a later value.
+/// an empty slot, and no other insert can take the slot (it is not counted
+/// by [`len`](SlotArena::len), but [`reserve`](SlotArena::reserve) and
+/// [`try_reserve`](SlotArena::try_reserve) count it as taken). Dropping
+/// the entry gives the slot back and moves its generation on, so the key
+/// never names a later value. An entry passed to `mem::forget` keeps its
+/// slot until the arena is cleared with
+/// [`Exclusive::clear`](crate::arena::Exclusive::clear).
 ///
 /// # Examples
 ///
@@ -64,6 +68,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// ```
     pub fn vacant_entry(&self) -> Result<VacantEntry<'_, T, K>, MemoryError> {
         let index = self.core.pop_or_grow().ok_or(MemoryError::NoFreeSlots)?;
+        self.core.entry_opened();
         Ok(VacantEntry {
             core: &self.core,
             index,
@@ -127,7 +132,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert!(arena.capacity() >= 64);
     /// ```
     pub fn try_reserve(&self, additional: usize) -> Result<(), MemoryError> {
-        if self.len().saturating_add(additional) > self.max_capacity() {
+        if self.core.taken().saturating_add(additional) > self.max_capacity() {
             return Err(MemoryError::NoFreeSlots);
         }
         if self.core.reserve(additional) {
@@ -167,7 +172,9 @@ impl<T, K: Key> VacantEntry<'_, T, K> {
     /// ```
     pub fn insert(self, value: T) -> K {
         let this = core::mem::ManuallyDrop::new(self);
-        K::from_token(this.core.fill(this.index, value).0)
+        let key = K::from_token(this.core.fill(this.index, value).0);
+        this.core.entry_closed();
+        key
     }
 }
 
@@ -175,6 +182,7 @@ impl<T, K> Drop for VacantEntry<'_, T, K> {
     /// Gives the slot back, its generation moved on.
     fn drop(&mut self) {
         self.core.slot_at(self.index).abandon();
+        self.core.entry_closed();
         self.core.recycle(self.index);
     }
 }

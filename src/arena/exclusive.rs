@@ -286,8 +286,9 @@ impl<T, K: Key> Exclusive<'_, T, K> {
     }
 
     /// Removes and drops every value (poisoned ones included) and frees
-    /// every slot. If a value's `Drop` panics, the values not yet dropped
-    /// stay in the arena (and are dropped with it).
+    /// every slot, also the slot of a vacant entry passed to
+    /// `mem::forget`. If a value's `Drop` panics, the values not yet
+    /// dropped stay in the arena (and are dropped with it).
     ///
     /// # Examples
     ///
@@ -300,6 +301,9 @@ impl<T, K: Key> Exclusive<'_, T, K> {
     /// ```
     pub fn clear(&mut self) {
         self.drain().for_each(drop);
+        // SAFETY: the view holds the arena exclusively (`Arc::get_mut`
+        // and `&mut self`): no guard, entry or other handle exists.
+        unsafe { self.core.relist_vacant() };
     }
 }
 

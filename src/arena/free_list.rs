@@ -141,6 +141,14 @@ impl FreeList {
         self.head.load(Ordering::Acquire)
     }
 
+    /// Forgets every index on the list, for a caller that holds the
+    /// arena exclusively (nothing pops or pushes meanwhile) and lists its
+    /// free slots again. The tag moves on, as for any change.
+    pub fn empty_exclusive(&self) {
+        let (tag, _) = unpack(self.head.load(Ordering::Relaxed));
+        self.head.store(pack(bump(tag), NIL), Ordering::Relaxed);
+    }
+
     /// Pushes one index whose slot the caller owns.
     #[inline]
     pub fn push(&self, index: u32, links: &impl Links) {

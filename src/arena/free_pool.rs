@@ -121,6 +121,21 @@ impl FreePool {
         self.shards[self.home()].push(index, links);
     }
 
+    /// Empties every list and deals `indexes` (ascending, every one owned
+    /// by the caller) to the shards by runs of [`RUN`], as fresh slots
+    /// are: for an arena held exclusively, whose lists nothing else
+    /// touches meanwhile.
+    pub(crate) fn relist(&self, indexes: &[u32], links: &impl Links) {
+        for list in self.shards.iter() {
+            list.empty_exclusive();
+        }
+        // Highest first, so each list hands out its lowest index first.
+        for &index in indexes.iter().rev() {
+            let shard = (index as usize / RUN) & self.mask;
+            self.shards[shard].push(index, links);
+        }
+    }
+
     /// Deals fresh indexes `first..first + len`, which the caller owns, to
     /// the shards in runs of [`RUN`] adjacent indexes, lowest first.
     pub(crate) fn push_fresh(&self, first: usize, len: usize, links: &impl Links) {

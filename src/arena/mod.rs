@@ -117,6 +117,9 @@ pub(crate) struct Core<T, M = ()> {
     capacity: AtomicUsize,
     /// Slots retired so far (their generations ran out: `slot.rs`, S4).
     retired: AtomicUsize,
+    /// Vacant entries outstanding: slots popped for a value that does not
+    /// exist yet, on no free list and not counted by `len`.
+    entries: AtomicUsize,
     /// Serialises growth (the cold path only).
     growth: Mutex<()>,
     /// Threads and tasks waiting for a free slot.
@@ -180,6 +183,7 @@ impl<T, M: Default> Core<T, M> {
             free: FreePool::new(),
             capacity: AtomicUsize::new(initial),
             retired: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
             growth: Mutex::new(()),
             room: WaitQueue::default(),
         }
@@ -226,7 +230,7 @@ impl<T, M: Default> Core<T, M> {
     /// or to the maximum. Returns whether they fit.
     #[cold]
     pub(crate) fn reserve(&self, additional: usize) -> bool {
-        let target = self.len().saturating_add(additional);
+        let target = self.taken().saturating_add(additional);
         loop {
             let seen = self.created();
             if seen - self.retired.load(Ordering::Relaxed) >= target {
@@ -439,6 +443,44 @@ impl<T, M> Core<T, M> {
             .all()
             .filter(|place| word::state(place.slot.word()) != word::VACANT)
             .count()
+    }
+
+    /// Slots not free for an insert: values present plus vacant entries
+    /// outstanding. Exact when no operation is in flight.
+    pub(crate) fn taken(&self) -> usize {
+        self.len() + self.entries.load(Ordering::Relaxed)
+    }
+
+    /// A slot the caller popped now stands for a vacant entry.
+    pub(super) fn entry_opened(&self) {
+        self.entries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A vacant entry was filled or given back.
+    pub(super) fn entry_closed(&self) {
+        self.entries.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Puts every vacant slot that has not retired back on a free list,
+    /// and forgets every vacant entry: after a `mem::forget` of an entry,
+    /// its slot was on no list, and only a holder of the whole arena can
+    /// tell that no other entry holds it.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the arena exclusively: no other thread or guard,
+    /// entry or future of it exists (as `Arc::get_mut` proves), so no slot
+    /// is being popped, filled or pushed meanwhile.
+    pub(super) unsafe fn relist_vacant(&self) {
+        let vacant: alloc::vec::Vec<u32> = (0..self.created())
+            .filter(|&index| {
+                let slot = &self.place_at(index as u32).slot;
+                word::state(slot.word()) == word::VACANT && !slot.is_retired()
+            })
+            .map(|index| index as u32)
+            .collect();
+        self.free.relist(&vacant, self);
+        self.entries.store(0, Ordering::Relaxed);
     }
 
     /// The token and slot at `index`, if a live value is there now.

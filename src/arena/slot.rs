@@ -230,7 +230,30 @@ impl<T> Slot<T> {
     pub(super) fn lock_read(&self, token: MessageToken, blocking: bool) -> Result<(), MemoryError> {
         // First guess: the value is present, unshared and unguarded, which
         // saves a load in the common case; a wrong guess returns the word.
-        let mut word = word::present(token.generation());
+        // The guess is a word every rule below accepts, so this one CAS is
+        // the fast path, inlined; anything else goes out of line.
+        let guess = word::present(token.generation());
+        // Acquire pairs with `fill`'s and the last writer's Release.
+        match self.word.compare_exchange_weak(
+            guess,
+            guess + ONE_READER,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(()),
+            Err(now) => self.lock_read_from(token, blocking, now),
+        }
+    }
+
+    /// [`lock_read`](Self::lock_read) once the guess failed: `word` is the
+    /// word the failed compare-and-swap found.
+    #[inline(never)]
+    fn lock_read_from(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+        mut word: u64,
+    ) -> Result<(), MemoryError> {
         let backoff = Backoff::new();
         loop {
             // Mutation `lock_read_ignores_writer`: read beside a writer.

@@ -31,7 +31,9 @@
 //! - **Claims** (`claims.rs`): exclusive `mut_mem` (C1–C3).
 //! - **Metadata is out of band**: the block words, the granule directory,
 //!   the span and large-block descriptors live in the heap, grow with the
-//!   memory's use, and nothing a guest writes into a block can reach them.
+//!   memory's use (descriptors with the most spans of each class, and
+//!   large blocks, it ever held at once: they are kept for reuse), and
+//!   nothing a guest writes into a block can reach them.
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
 //! The invariants are numbered in the files that keep them: S1–S5 in
@@ -166,13 +168,21 @@ impl Allocator {
         u64::from(self.high_water.load(Ordering::Relaxed)) * u64::from(GRANULE)
     }
 
+    /// The sum of the byte counters, within `0..=` the memory's size.
     pub(super) fn allocated_bytes(&self) -> u64 {
-        // Relaxed: a statistic. Shards may each have wrapped (a block freed
-        // on another thread's shard than it was allocated on); the wrapping
-        // sum is exact.
-        self.allocated.iter().fold(0u64, |sum, shard| {
-            sum.wrapping_add(shard.load(Ordering::Relaxed))
-        })
+        // Relaxed: a statistic. Each shard is the net change of the bytes
+        // counted on it (a block freed on another shard than it was
+        // allocated on leaves one shard below zero), so each is read as
+        // signed. Read one after another while others allocate and free,
+        // the sum may count a free but not its allocation (below zero) or
+        // an allocation but not a later free (above what is live): it is
+        // clamped to what the memory can hold.
+        let sum = self.allocated.iter().fold(0i128, |sum, shard| {
+            sum + i128::from(shard.load(Ordering::Relaxed).cast_signed())
+        });
+        // Read after the shards: no allocation during the sum ended past it.
+        let size = u64::from(self.size_pages()) * u64::from(PAGE_SIZE);
+        u64::try_from(sum).map_or(0, |sum| sum.min(size))
     }
 
     fn count_allocated(&self, shard: usize, delta: u64, add: bool) {
@@ -188,8 +198,8 @@ impl Allocator {
     }
 
     /// Room may have appeared without a free (a growth, a handle's spans
-    /// given back): the same read-modify-write a free ends with, then the
-    /// wake-up.
+    /// given back, a new span with blocks to spare): the same
+    /// read-modify-write a free ends with, then the wake-up.
     fn made_room(&self) {
         let shard = &self.allocated[thread_hint() % self.allocated.len()];
         shard.fetch_add(0, Ordering::AcqRel);

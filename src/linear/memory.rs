@@ -13,10 +13,9 @@ pub const MAX_PAGES: u32 = 65_536;
 /// The maximum size is reserved up front as address space only, so growing
 /// never moves bytes that an allocation points at, and memory is committed
 /// page by page as it is used. Pages that become wholly free go back to the
-/// OS (in batches of 2 MiB, so churn below that costs no system call),
-/// whether or not idle handles exist: a handle's span of small blocks goes
-/// back to the memory as soon as its last block is freed. They
-/// read as zero when used again, as pages the memory grows over do. The
+/// OS at once, however small the memory, whether or not idle handles
+/// exist: a handle's span of small blocks goes back to the memory as soon
+/// as its last block is freed. They read as zero when used again, as pages the memory grows over do. The
 /// bytes of a new allocation are otherwise unspecified: they may hold what
 /// a freed block left there.
 ///
@@ -53,7 +52,9 @@ impl SharedLinearMemory {
     /// [`MAX_PAGES`], the whole 4 GiB `u32` space).
     ///
     /// Only address space is reserved for `max_pages`; memory for the
-    /// bookkeeping grows with the pages in use.
+    /// bookkeeping grows with the pages in use, and with the most blocks of
+    /// each size the memory ever held at once (their descriptors are kept
+    /// for reuse while it lives).
     ///
     /// # Errors
     ///
@@ -164,6 +165,13 @@ impl SharedLinearMemory {
     }
 
     /// Bytes of live allocations, as requested (not rounded to blocks).
+    ///
+    /// Exact once every allocation and free the caller is ordered after
+    /// has returned and none is in flight. While other threads allocate
+    /// and free, it is a statistic: each thread's count is read at its own
+    /// moment, so the answer may miss or double an allocation that runs
+    /// meanwhile, but it is never more than the memory's size (in bytes)
+    /// when it returns, and never wraps below zero.
     ///
     /// # Examples
     ///

@@ -38,11 +38,6 @@ use super::classes::GRANULE;
 /// Granules per 64 KiB page.
 pub(super) const PAGE_GRANULES: u32 = PAGE_SIZE / GRANULE;
 
-/// Wholly free pages that stay committed before the pool hands them back
-/// to the OS in one batch: 32 pages, 2 MiB. Freeing and reusing memory
-/// below this costs no system call and no page fault.
-const DIRTY_LIMIT: usize = 32;
-
 /// What a page's bytes are, as far as the OS goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backing {
@@ -114,11 +109,6 @@ pub(super) struct Pool {
     spare: Vec<u32>,
     free_in_page: Vec<u32>,
     backing: Vec<Backing>,
-    /// Wholly free dirty pages, each once (may hold pages since reused;
-    /// `decommit_batch` drops those).
-    dirty: Vec<u32>,
-    /// Whether each page is on `dirty`.
-    listed: Vec<bool>,
     /// Highest granule end ever handed out.
     high_water: u32,
 }
@@ -157,8 +147,6 @@ impl Pool {
             spare: Vec::new(),
             free_in_page: Vec::new(),
             backing: Vec::new(),
-            dirty: Vec::new(),
-            listed: Vec::new(),
             high_water: 0,
         }
     }
@@ -184,7 +172,6 @@ impl Pool {
         self.tag.resize(granules, 0);
         self.free_in_page.resize(new as usize, 0);
         self.backing.resize(new as usize, Backing::Clean);
-        self.listed.resize(new as usize, false);
         // Granule 0 is never free (P1).
         let start = (old * PAGE_GRANULES).max(1);
         self.count(start, new * PAGE_GRANULES - start, true);
@@ -329,57 +316,28 @@ impl Pool {
     }
 
     /// Returns `start..start + granules`, merging it with free neighbours.
-    /// Returns the pages to hand back to the OS, if the batch is due.
+    /// Returns the pages it left wholly free that blocks wrote to, marked
+    /// clean, for the caller to hand back to the OS at once (a wholly free
+    /// page goes back to the OS, however small the memory).
     pub(super) fn give_back(&mut self, start: u32, granules: u32) -> CleanPages<'_> {
         self.count(start, granules, true);
         self.merge_free(start, granules);
+        let mut runs: Vec<PageRun> = Vec::new();
         for page in pages_of(start, granules) {
             if self.free_in_page[page as usize] == PAGE_GRANULES
                 && self.backing[page as usize] == Backing::Dirty
-                && !self.listed[page as usize]
             {
-                self.listed[page as usize] = true;
-                self.dirty.push(page);
+                self.backing[page as usize] = Backing::Clean;
+                match runs.last_mut() {
+                    Some((first, count)) if *first + *count == page => *count += 1,
+                    _ => runs.push((page, 1)),
+                }
             }
         }
-        let runs = if self.dirty.len() > DIRTY_LIMIT {
-            self.decommit_batch()
-        } else {
-            Vec::new()
-        };
         CleanPages {
             runs,
             _pool: core::marker::PhantomData,
         }
-    }
-
-    /// Once more than [`DIRTY_LIMIT`] pages are wholly free and dirty,
-    /// marks them all clean and returns them as runs, for the caller to hand
-    /// back to the OS while still holding the pool. Pages listed but since
-    /// reused leave the list, so churn that reuses pages never triggers it.
-    fn decommit_batch(&mut self) -> Vec<PageRun> {
-        let mut pages = core::mem::take(&mut self.dirty);
-        pages.retain(|&page| {
-            let eligible = self.free_in_page[page as usize] == PAGE_GRANULES
-                && self.backing[page as usize] == Backing::Dirty;
-            self.listed[page as usize] = eligible;
-            eligible
-        });
-        if pages.len() <= DIRTY_LIMIT {
-            self.dirty = pages;
-            return Vec::new();
-        }
-        pages.sort_unstable();
-        let mut runs: Vec<PageRun> = Vec::new();
-        for page in pages {
-            self.backing[page as usize] = Backing::Clean;
-            self.listed[page as usize] = false;
-            match runs.last_mut() {
-                Some((first, count)) if *first + *count == page => *count += 1,
-                _ => runs.push((page, 1)),
-            }
-        }
-        runs
     }
 
     /// Frees `start..start + granules` (not counted in P3 here), merged
@@ -600,27 +558,22 @@ mod tests {
     }
 
     #[test]
-    fn wholly_free_dirty_pages_go_back_in_batches() {
-        let pages = DIRTY_LIMIT as u32 + 8;
-        let mut pool = Pool::new(pages + 1);
-        pool.grow(pages + 1).unwrap();
-        let mut blocks = Vec::new();
-        for _ in 0..pages {
-            blocks.push(pool.take(PAGE_GRANULES, PAGE_GRANULES).unwrap());
-        }
-        let mut returned = Vec::new();
-        for block in blocks {
-            returned.extend_from_slice(pool.give_back(block, PAGE_GRANULES).runs());
-        }
-        let total: u32 = returned.iter().map(|&(_, n)| n).sum();
-        assert_eq!(
-            total,
-            DIRTY_LIMIT as u32 + 1,
-            "one batch, once past the limit"
-        );
-        assert!(returned.iter().all(|&(first, _)| first >= 1));
-        // Reuse marks pages dirty again; clean pages are not returned twice.
-        let again = pool.take(PAGE_GRANULES, PAGE_GRANULES).unwrap();
-        assert!(pool.give_back(again, PAGE_GRANULES).runs().is_empty());
+    fn wholly_free_dirty_pages_go_back_at_once() {
+        const PG: u32 = PAGE_GRANULES;
+        let mut pool = Pool::new(4);
+        pool.grow(4).unwrap();
+        let a = pool.take(2 * PG, PG).unwrap();
+        assert_eq!(a, PG);
+        // A page with a taken granule stays; freeing the last one returns it.
+        assert!(pool.give_back(a, 1).runs().is_empty());
+        assert_eq!(pool.give_back(a + 1, PG - 1).runs(), &[(1, 1)]);
+        assert_eq!(pool.give_back(a + PG, PG).runs(), &[(2, 1)]);
+        // Reuse marks pages dirty again; a range of pages is one run.
+        let b = pool.take(2 * PG, PG).unwrap();
+        assert_eq!(pool.give_back(b, 2 * PG).runs(), &[(b / PG, 2)]);
+        // Page 0 holds granule 0, never free: never wholly free.
+        let c = pool.take(1, 1).unwrap();
+        assert!(c < PG);
+        assert!(pool.give_back(c, 1).runs().is_empty());
     }
 }

@@ -62,11 +62,17 @@ impl Allocator {
                 Ok((desc, large))
             })?;
         let offset = start * GRANULE;
-        large
-            .word
-            .publish(Block::live(offset, len).claimed_if(claimed));
-        // The directory's Release publishes the word to lookups (L1).
+        let word = Block::live(offset, len).claimed_if(claimed);
+        #[cfg(slotarena_mutation = "large_publish_before_assign")]
+        large.word.publish(word);
+        // The directory names every granule before the word is live (L1):
+        // a free of the pointer (a guess, a double free) that races the
+        // allocation finds the descriptor's dead word and answers
+        // `UnknownPointer` or `DoubleFree`, and so cannot hand the granules
+        // back while `assign` still writes them.
         self.assign(start, granules, Owner::Large { desc });
+        #[cfg(not(slotarena_mutation = "large_publish_before_assign"))]
+        large.word.publish(word);
         Ok((offset, BlockId::large(desc)))
     }
 

@@ -8,10 +8,13 @@
 //! - L1: the directory maps each granule to the span or large block that
 //!   last took it (a new span's entries are written before its state is
 //!   published, so nothing can retire it and hand its granules on before
-//!   they name it); the descriptor gives the block word of the place that
-//!   holds a byte. Words of freed blocks keep their range until their
-//!   descriptor is remade (L3), so freeing one again answers `DoubleFree`,
-//!   and a place never allocated has a `NEVER` word (`UnknownPointer`).
+//!   they name it; a large block's word is published live only after its
+//!   entries are written, so nothing can free it and hand its granules on
+//!   while they are being written); the descriptor gives the block word
+//!   of the place that holds a byte. Words of freed blocks keep their
+//!   range until their descriptor is remade (L3), so freeing one again
+//!   answers `DoubleFree`, and a place never allocated has a `NEVER` word
+//!   (`UnknownPointer`).
 //!   Before a freed block's granules go back to the pool (its span
 //!   retiring, or it being large), the directory marks its start, which
 //!   answers for it once another owner has its granules (L4).

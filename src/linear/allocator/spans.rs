@@ -30,7 +30,9 @@
 //!   another handle pins, or a smaller span the pool holds, before the
 //!   memory grows: a pin is a preference, never a reason to grow, sleep
 //!   or answer `OutOfMemory`, and the memory grows only for a request
-//!   that nothing free as it is can serve.
+//!   that nothing free as it is can serve. Publishing a new span with
+//!   blocks to spare wakes the allocations waiting for bytes (Q1): one
+//!   may have looked while the span was being made, and found nothing.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -431,6 +433,11 @@ impl Allocator {
             (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
             Ordering::Release,
         );
+        // S5: its blocks are free for any handle's allocation now, also for
+        // a waiter that looked while the span was being made (Q1).
+        if blocks > 1 && cfg!(not(slotarena_mutation = "new_span_wakes_nobody")) {
+            self.made_room();
+        }
         Ok(SpanRef { desc, generation })
     }
 
