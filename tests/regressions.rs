@@ -2,26 +2,18 @@
 //! The first four failed on the v1 code (commit bb5f137, run with
 //! `--test-threads=1`); the last guards the share protocol that replaced it.
 
+mod support;
+
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader, MessageToken};
+use support::within;
 
 fn message(value: u64) -> Message<u64> {
     Message::new(MessageHeader::empty(), value)
-}
-
-/// Runs `f` on a thread and fails the test if it has not finished within
-/// `limit` (a deadlock fails instead of hanging the suite).
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, wait) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    wait.recv_timeout(limit)
-        .expect("the operation did not finish: it waited (or deadlocked)")
 }
 
 const SLOTS: usize = if cfg!(miri) { 512 } else { 200_000 };

@@ -11,28 +11,20 @@
 //! too (`taskset -c 0 cargo test --test share_races`), where the window
 //! opens whenever the scheduler preempts a retainer inside it.
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+
 use std::thread;
 use std::time::Duration;
 
 use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader, MessageToken};
+use support::within;
 
 const MESSAGES: usize = if cfg!(miri) { 200 } else { 200_000 };
 
 fn message(value: u64) -> Message<u64> {
     Message::new(MessageHeader::empty(), value)
-}
-
-/// Runs `f` on a thread and fails the test if it has not finished within
-/// `limit`, so a share call that spins for ever fails instead of hanging.
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, wait) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    wait.recv_timeout(limit)
-        .expect("a share call did not finish: it spun on a count word nobody will publish")
 }
 
 /// Lines two threads up before each round, so both enter their share call

@@ -59,3 +59,18 @@ impl DropCounter {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Runs `f` on a thread and fails the test if it has not finished within
+/// `limit`, so a deadlock or a call that spins for ever fails instead of
+/// hanging the suite.
+pub fn within<R: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    wait.recv_timeout(limit)
+        .expect("the operation did not finish: it waited, spun or deadlocked")
+}
