@@ -4,38 +4,17 @@
 //! Prints the figures (`cargo test --test linear_metadata -- --nocapture`).
 #![cfg(not(miri))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+#[path = "process/heap.rs"]
+mod heap;
 
+use heap::live_bytes;
 use slotarena::linear::{LinearMemoryController, SharedLinearMemory};
-
-/// Live heap bytes of the whole process.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's obligations, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's obligations, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Heap bytes `make` leaves allocated, and its value.
 fn heap_of<T>(make: impl FnOnce() -> T) -> (isize, T) {
-    let before = LIVE.load(Relaxed);
+    let before = live_bytes();
     let value = make();
-    (LIVE.load(Relaxed) - before, value)
+    (live_bytes() - before, value)
 }
 
 // One test only: the counter is process-wide, and tests run in parallel.

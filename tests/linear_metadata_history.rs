@@ -7,32 +7,11 @@
 //! Alone in its own binary: the heap counter is process-wide.
 #![cfg(not(miri))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+#[path = "process/heap.rs"]
+mod heap;
 
+use heap::live_bytes;
 use slotarena::linear::{LinearMemoryController, LinearMemoryError, PAGE_SIZE, SharedLinearMemory};
-
-/// Live heap bytes of the whole process.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's obligations, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        // SAFETY: the caller's obligations, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// One length per size class, smallest to largest.
 const CLASSES: [u32; 20] = [
@@ -65,15 +44,15 @@ fn each_class_fills_the_page(c: &mut LinearMemoryController, ptrs: &mut Vec<u32>
 #[test]
 fn bookkeeping_follows_each_size_classs_peak_not_what_is_live() {
     let mut ptrs: Vec<u32> = Vec::with_capacity(1 << 14);
-    let before = LIVE.load(Relaxed);
+    let before = live_bytes();
     let memory = SharedLinearMemory::new(1, 1).unwrap();
-    let up_front = LIVE.load(Relaxed) - before;
+    let up_front = live_bytes() - before;
     let mut c = memory.controller();
     let peaks = each_class_fills_the_page(&mut c, &mut ptrs);
     assert_eq!(memory.allocated_bytes(), 0);
     // Now one 512-byte block is all the memory holds.
     let ptr = c.alloc(512).unwrap();
-    let bookkeeping = LIVE.load(Relaxed) - before;
+    let bookkeeping = live_bytes() - before;
     // README: per size class, at most 20 bytes per block plus 10% of the
     // bytes handed out, at the class's peak (each filled the whole page).
     let page = f64::from(PAGE_SIZE);
@@ -100,7 +79,7 @@ fn bookkeeping_follows_each_size_classs_peak_not_what_is_live() {
     for round in 2..=4 {
         assert_eq!(each_class_fills_the_page(&mut c, &mut ptrs), peaks);
         let ptr = c.alloc(512).unwrap();
-        let now = LIVE.load(Relaxed) - before;
+        let now = live_bytes() - before;
         println!("after round {round}: {now} B");
         assert!((now as f64) <= allowed, "round {round}: {now} bytes");
         let settled = *settled.get_or_insert(now);

@@ -3,14 +3,11 @@
 //! own test binary, so no other test moves the process's resident size.
 #![cfg(all(target_os = "linux", not(miri)))]
 
-use slotarena::linear::{PAGE_SIZE, SharedLinearMemory};
+#[path = "process/resident.rs"]
+mod resident;
 
-/// Resident bytes of this process (`/proc/self/statm`, field 2).
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
+use resident::resident_bytes;
+use slotarena::linear::{PAGE_SIZE, SharedLinearMemory};
 
 #[test]
 fn a_freed_burst_goes_back_to_the_os() {

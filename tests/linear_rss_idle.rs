@@ -3,16 +3,11 @@
 //! no other test moves the process's resident size.
 #![cfg(all(target_os = "linux", not(miri)))]
 
+#[path = "process/resident.rs"]
+mod resident;
+
+use resident::{MIB, resident_bytes};
 use slotarena::linear::SharedLinearMemory;
-
-/// Resident bytes of this process (`/proc/self/statm`, field 2).
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
-const MIB: f64 = (1 << 20) as f64;
 
 /// Before the fix, every handle kept its empty spans pinned, and they kept
 /// the pages they sat on (and so most of the 60 KiB blocks' pages, which

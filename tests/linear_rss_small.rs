@@ -7,15 +7,11 @@
 //! resident with nothing allocated. Alone in its own binary (RSS).
 #![cfg(all(target_os = "linux", not(miri)))]
 
+#[path = "process/resident.rs"]
+mod resident;
+
+use resident::{MIB, resident_bytes};
 use slotarena::linear::{PAGE_SIZE, SharedLinearMemory};
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
-const MIB: f64 = (1 << 20) as f64;
 
 #[test]
 fn wholly_free_pages_of_small_memories_go_back_to_the_os() {
