@@ -1,11 +1,14 @@
-//! W1 or W2 alone on one implementation, for instruction counts that the
-//! machine's noise does not move:
-//! `valgrind --tool=callgrind target/release/slots_profile [W1|W2] [rounds] [implementation]`
+//! W1, W2 or W5 alone on one implementation, for instruction counts that
+//! the machine's noise does not move:
+//! `valgrind --tool=callgrind target/release/slots_profile [W1|W2|W5] [rounds] [implementation]`
 //! with the implementation one of `slotarena`, `arena`, `limen-header`,
 //! `limen-bare`, `sharded-slab`, `mutex-slab`, `dashmap` (W1, 20 000 rounds
 //! of slotarena's manager by default). Subtract a run with fewer rounds to
 //! drop the set-up: (I refs at 40 000 − I refs at 20 000) ÷ 20 000 is the
-//! cost of one round.
+//! cost of one round. W5 runs its producer and consumer threads, which
+//! valgrind runs one at a time, so its count includes the channel's
+//! hand-offs and varies a little with valgrind's thread switches (compare
+//! runs at the same round counts).
 
 use std::hint::black_box;
 
@@ -21,7 +24,10 @@ fn run<S: Store>(workload: &str, rounds: u64) {
             let keys = slots::prefill(&store);
             black_box(slots::w2(&store, &keys, rounds));
         }
-        other => panic!("slots_profile runs W1 or W2, not {other}"),
+        "W5" => {
+            black_box(slots::w5(&std::sync::Arc::new(store), rounds));
+        }
+        other => panic!("slots_profile runs W1, W2 or W5, not {other}"),
     }
 }
 
