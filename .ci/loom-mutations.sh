@@ -33,6 +33,8 @@ CHECKS=(
     "pop_elsewhere_home_only|free_pool|a_store_succeeds_while_another_thread_moves_slots_to_its_own_shard|refused with a slot free"
     "pop_elsewhere_home_only|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|refused with a slot free"
     "pop_elsewhere_home_only|free_pool|a_thread_churning_twice_never_starves_another_of_the_free_slot|refused with a slot free"
+    "steal_ignores_hot_list|free_pool|a_thief_that_flips_a_shards_lists_never_hides_a_free_slot|refused with a slot free"
+    "steal_ignores_hot_list|free_pool|a_producer_batching_a_consumers_frees_is_never_refused_while_a_slot_is_free|refused with a slot free"
     "insert_reads_capacity_after_pop|growth_and_shares|racing_stores_grow_once_and_get_distinct_slots|NoFreeSlots"
     "lock_read_skips_generation|arena_lifecycle|a_stale_reader_racing_remove_and_reuse_never_reaches_the_new_value|stale token reached a newer value"
     "lock_read_skips_generation|slot_lifecycle|a_reader_racing_free_and_reuse_never_reaches_the_new_message|stale token reached a newer message"

@@ -74,7 +74,8 @@
 //!
 //! Slot allocation takes indexes from per-thread shards of ABA-tagged free
 //! lists, so threads that store and free on their own never touch a shared
-//! list head; fresh slots are dealt to the shards in runs of adjacent
+//! list head, and a thread that stores what another frees (a producer and
+//! its consumer) takes those slots in batches; fresh slots are dealt to the shards in runs of adjacent
 //! indexes, so threads working from their own shards rarely share a cache
 //! line, without padding every slot (a slot costs 8 bytes beyond its value,
 //! 16 at most with alignment). The README carries the benchmark

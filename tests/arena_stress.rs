@@ -170,3 +170,73 @@ fn vacant_entries_and_clear_race_without_loss_or_double_hand_out() {
             .unwrap_or_else(|_| panic!("slot {n} lost"));
     }
 }
+
+/// W5's shape: producers store and send keys over a bounded channel,
+/// consumers read and free them. A consumer frees onto its own shard, so
+/// the producers' stores steal those slots back in batches (a shard's two
+/// lists flip). Each store happens while at least one slot is free (the
+/// channel holds at most `BOUND` keys, each consumer one, each other
+/// producer one in hand), so none may be refused; once quiescent, one
+/// thread takes every slot and no more.
+#[test]
+fn producers_batching_consumers_frees_are_never_refused_and_capacity_stays_exact() {
+    use std::sync::mpsc::sync_channel;
+    const BOUND: usize = 8;
+    const MESSAGES: usize = if cfg!(miri) { 200 } else { 200_000 };
+    for (producers, consumers) in [(1, 1), (2, 2)] {
+        let capacity = BOUND + consumers + producers;
+        let arena = SlotArena::new(capacity);
+        let (tx, rx) = sync_channel::<slotarena::MessageToken>(BOUND);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let consumed = Arc::new(AtomicUsize::new(0));
+        let consumer_threads: Vec<_> = (0..consumers)
+            .map(|_| {
+                let (arena, rx, consumed) = (arena.clone(), rx.clone(), consumed.clone());
+                thread::spawn(move || {
+                    loop {
+                        // The lock is held only to receive, so a consumer
+                        // holds at most one key while it reads and frees.
+                        let Ok(key) = rx.lock().unwrap().recv() else {
+                            break;
+                        };
+                        let (p, n) = *arena.get(key).unwrap();
+                        assert!(p < producers && n < MESSAGES, "{p} {n}");
+                        arena.remove(key).unwrap();
+                        consumed.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let producer_threads: Vec<_> = (0..producers)
+            .map(|p| {
+                let (arena, tx) = (arena.clone(), tx.clone());
+                thread::spawn(move || {
+                    for n in 0..MESSAGES {
+                        let key = arena.insert((p, n)).unwrap_or_else(|_| {
+                            panic!("store {n} of producer {p} refused with a slot free")
+                        });
+                        tx.send(key).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for producer in producer_threads {
+            producer.join().unwrap();
+        }
+        for consumer in consumer_threads {
+            consumer.join().unwrap();
+        }
+        assert_eq!(consumed.load(Ordering::Relaxed), producers * MESSAGES);
+        assert_eq!(arena.len(), 0);
+        // Quiescent: this thread takes every slot, whichever lists the
+        // consumers' frees and the producers' flips left them on.
+        for n in 0..capacity {
+            arena.insert((usize::MAX, n)).expect("exact capacity");
+        }
+        assert!(
+            arena.insert((usize::MAX, capacity)).is_err(),
+            "more than capacity"
+        );
+    }
+}

@@ -12,7 +12,8 @@
 //! configuration, with stealing) and a thread's home shard is its loom
 //! thread number masked: the model's main thread (0) and the second
 //! spawned thread (2) share shard 0, the first spawned thread (1) has
-//! shard 1. Fresh slots of a small arena all start on shard 0.
+//! shard 1. Fresh slots of a small arena all start on shard 0, on its hot
+//! list (each shard has two; see `free_pool.rs`).
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};

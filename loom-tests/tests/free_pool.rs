@@ -1,12 +1,15 @@
 //! The free pool as it ships: per-thread shards of free lists with
 //! stealing, through `SlotArena` (two shards under loom; see the crate docs
 //! for which loom thread has which home shard). Checks exact capacity (a
-//! store is never told "full" while a slot is free, whichever shard holds
-//! it) and that stealing never hands an index out twice.
+//! store is never told "full" while a slot is free, whichever shard or
+//! list holds it, also while a thief flips a shard's two lists) and that
+//! stealing never hands an index out twice.
 #![cfg(loom)]
 
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::thread;
-use slotarena::SlotArena;
+use slotarena::{MessageToken, SlotArena};
 use slotarena_loom_tests::{Probe, model};
 
 #[test]
@@ -171,4 +174,89 @@ fn a_vacant_entry_stolen_and_given_back_is_never_handed_out_twice() {
             }
         });
     }
+}
+
+#[test]
+fn a_thief_that_flips_a_shards_lists_never_hides_a_free_slot() {
+    // Both slots start on shard 0's hot list. Thread 1 (shard 1) stores:
+    // it finds shard 0's cold list empty, takes from the hot list and
+    // flips the two, which races main (shard 0) storing, freeing (onto
+    // whichever list it read as hot) and storing again. Whichever list each
+    // touches, no store is refused while a slot is free, no slot is handed
+    // out twice, and once quiescent the arena is exactly full.
+    model(|| {
+        let arena = SlotArena::new(2);
+        let thief = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                let (value, _) = Probe::new(10);
+                arena
+                    .insert(value)
+                    .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"))
+            })
+        };
+        let (value, _) = Probe::new(1);
+        let first = arena
+            .insert(value)
+            .unwrap_or_else(|_| panic!("main refused with a slot free"));
+        arena.remove(first).unwrap();
+        let (value, _) = Probe::new(2);
+        let mine = arena
+            .insert(value)
+            .unwrap_or_else(|_| panic!("main refused the slot it freed"));
+        let theirs = thief.join().unwrap();
+        assert_ne!(mine.index(), theirs.index(), "one index handed out twice");
+        assert_eq!(arena.get(mine).unwrap().read(), 2);
+        assert_eq!(arena.get(theirs).unwrap().read(), 10);
+        let (value, _) = Probe::new(3);
+        assert!(arena.insert(value).is_err(), "more values than slots");
+        // Quiescent: the slot thread 1 held, freed by main, comes back.
+        arena.remove(theirs).unwrap();
+        let (value, _) = Probe::new(4);
+        arena
+            .insert(value)
+            .unwrap_or_else(|_| panic!("main refused the last free slot"));
+    });
+}
+
+#[test]
+fn a_producer_batching_a_consumers_frees_is_never_refused_while_a_slot_is_free() {
+    // W5 in miniature. Thread 1 (shard 1) produces: it stores x (stealing
+    // from shard 0 and flipping its lists), hands x to main, then stores y.
+    // Main (shard 0) consumes: it frees x onto its hot list, whichever that
+    // is by now, and stores w. At each store at least one slot is free, on
+    // one of shard 0's two lists: neither store may be refused.
+    model(|| {
+        let arena = SlotArena::new(2);
+        let handoff = Arc::new(AtomicU64::new(u64::MAX));
+        let producer = {
+            let (arena, handoff) = (arena.clone(), handoff.clone());
+            thread::spawn(move || {
+                let (value, _) = Probe::new(10);
+                let x = arena
+                    .insert(value)
+                    .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
+                handoff.store(x.to_bits(), Ordering::Release);
+                let (value, _) = Probe::new(11);
+                arena
+                    .insert(value)
+                    .unwrap_or_else(|_| panic!("thread 1 refused its second slot"))
+            })
+        };
+        let x = loop {
+            match handoff.load(Ordering::Acquire) {
+                u64::MAX => thread::yield_now(),
+                bits => break MessageToken::from_bits(bits),
+            }
+        };
+        assert_eq!(arena.take(x).unwrap().read(), 10);
+        let (value, _) = Probe::new(1);
+        let w = arena
+            .insert(value)
+            .unwrap_or_else(|_| panic!("main refused with a slot free"));
+        let y = producer.join().unwrap();
+        assert_ne!(w.index(), y.index(), "one index handed out twice");
+        assert_eq!(arena.get(w).unwrap().read(), 1);
+        assert_eq!(arena.get(y).unwrap().read(), 11);
+    });
 }

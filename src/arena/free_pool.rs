@@ -1,29 +1,44 @@
 //! Free slot indexes spread over per-thread shards, so threads that store
 //! and free on their own do not fight over one list head.
 //!
-//! A pool is one [`FreeList`] per shard. Each thread has a home shard (its
-//! [`thread_hint`] masked): it frees into it and allocates from it first,
-//! so a slot a thread frees is the next one it gets, still in its core's
-//! cache. Fresh slots (the initial ones and those added by growth) are
-//! dealt to the shards in runs of adjacent indexes, so two threads working
-//! from their own shards touch different cache lines without padding every
-//! slot. When the home shard is empty a thread pops from the other shards,
-//! one index at a time.
+//! A pool is a [`Shard`] per thread group. Each thread has a home shard
+//! (its [`thread_hint`] masked): it frees into it and allocates from it
+//! first, so a slot a thread frees is the next one it gets, still in its
+//! core's cache. Fresh slots (the initial ones and those added by growth)
+//! are dealt to the shards in runs of adjacent indexes, so two threads
+//! working from their own shards touch different cache lines without
+//! padding every slot. When the home shard is empty a thread pops from the
+//! other shards.
+//!
+//! Each shard has two lists, and a `side` that says which one is *hot*:
+//! its frees go to the hot list, and other threads take from the *cold*
+//! one. When a thief finds the cold list empty and the hot one not, it
+//! takes from the hot list and flips `side`: the frees gathered there are
+//! now a batch that the thief pops without meeting the shard's frees, which
+//! go to the other list from then on. That is the producer → consumer
+//! shape: the consumer frees onto its hot list while the producer drains
+//! the cold one, so the two threads no longer compare-and-swap one list
+//! head per message; they meet once per batch (the flip).
 //!
 //! Invariant F1: every free index is on exactly one list at every moment,
 //! and nothing ever moves an index from one list to another: a pop hands
 //! it to the popper, who fills it; a push takes it back from its owner.
-//! So there is no window in which a free slot sits on no list, and from a
-//! quiescent state any one thread can pop every free index, whichever
-//! threads freed them (the arena's "exact capacity").
+//! `side` only steers which list a push or a pop tries first; no list is
+//! ever skipped by a thread that would otherwise answer full, grow or
+//! sleep. So there is no window in which a free slot sits on no list, and
+//! from a quiescent state any one thread can pop every free index,
+//! whichever threads freed them (the arena's "exact capacity").
 
 use alloc::boxed::Box;
 
 use super::free_list::{FreeList, Links, NIL};
-use crate::sync::{shard_count, thread_hint};
+use crate::sync::{AtomicUsize, CachePadded, Ordering, shard_count, thread_hint};
 
-/// Upper bound on shards (see `sync::shard_count`), sizing head snapshots.
+/// Upper bound on shards (see `sync::shard_count`).
 const MAX_SHARDS: usize = 64;
+
+/// Upper bound on lists (two per shard), sizing head snapshots.
+const MAX_LISTS: usize = 2 * MAX_SHARDS;
 
 /// Adjacent fresh indexes dealt to one shard at a time: 16 slots of 8 bytes
 /// or more span at least two 64-byte cache lines.
@@ -33,9 +48,89 @@ const RUN: usize = 16;
 /// changed during the scan (a free and an allocation raced it).
 const RESCANS: usize = 4;
 
+/// One thread group's free indexes: two lists, one of them hot (see the
+/// module docs).
+#[derive(Debug)]
+struct Shard {
+    lists: [FreeList; 2],
+    hints: CachePadded<Hints>,
+}
+
+/// A shard's hints, which steer its threads and thieves but decide
+/// nothing: every path that must not miss a free index looks at every
+/// list, so any value read, however stale, is correct. On a line of their
+/// own: the shard's freeing thread reads `side` on every free, its
+/// stealing thread reads `victim` on every steal, and each is written once
+/// per batch.
+#[derive(Debug, Default)]
+struct Hints {
+    /// Which list is hot (0 or 1).
+    side: AtomicUsize,
+    /// The shard this shard's threads last stole from: where they look
+    /// first next time (a producer's consumer).
+    victim: AtomicUsize,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            lists: [FreeList::new(), FreeList::new()],
+            hints: CachePadded::new(Hints::default()),
+        }
+    }
+
+    /// The hot list's number.
+    #[inline]
+    fn hot(&self) -> usize {
+        // Relaxed: a hint (see `Hints`); nothing is published through it.
+        self.hints.side.load(Ordering::Relaxed) & 1
+    }
+
+    /// Pops for the shard's own threads: the hot list first (LIFO: the
+    /// slot this thread freed last), then the cold one.
+    #[inline]
+    fn pop_home(&self, links: &impl Links) -> Option<u32> {
+        let hot = self.hot();
+        self.lists[hot]
+            .pop(links)
+            .or_else(|| self.lists[hot ^ 1].pop(links))
+    }
+
+    /// Pops for another shard's thread: the cold list first; once it is
+    /// drained, the hot list's gathered frees become the next batch (the
+    /// flip), so the shard's frees and the thief's pops stop meeting on one
+    /// list head.
+    #[inline]
+    fn steal(&self, links: &impl Links) -> Option<u32> {
+        let hot = self.hot();
+        if let Some(index) = self.lists[hot ^ 1].pop(links) {
+            return Some(index);
+        }
+        // Mutation `steal_ignores_hot_list`: a thief leaves the gathering
+        // batch to the shard's own threads (as a thread-local free list
+        // would), hiding it from a store that would otherwise answer full.
+        if cfg!(slotarena_mutation = "steal_ignores_hot_list") {
+            return None;
+        }
+        let index = self.lists[hot].pop(links)?;
+        // Relaxed: a hint. If another thief flipped first, leave it.
+        let _ =
+            self.hints
+                .side
+                .compare_exchange(hot, hot ^ 1, Ordering::Relaxed, Ordering::Relaxed);
+        Some(index)
+    }
+
+    /// Pushes a freed index onto the hot list.
+    #[inline]
+    fn push(&self, index: u32, links: &impl Links) {
+        self.lists[self.hot()].push(index, links);
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct FreePool {
-    shards: Box<[FreeList]>,
+    shards: Box<[Shard]>,
     mask: usize,
 }
 
@@ -44,7 +139,7 @@ impl FreePool {
         let count = shard_count().min(MAX_SHARDS);
         debug_assert!(count.is_power_of_two(), "{count} shards");
         FreePool {
-            shards: (0..count).map(|_| FreeList::new()).collect(),
+            shards: (0..count).map(|_| Shard::new()).collect(),
             mask: count - 1,
         }
     }
@@ -54,12 +149,18 @@ impl FreePool {
         thread_hint() & self.mask
     }
 
+    /// Every list, shard by shard from `home`.
+    fn lists_from(&self, home: usize) -> impl Iterator<Item = &FreeList> {
+        (0..self.shards.len())
+            .flat_map(move |offset| &self.shards[(home + offset) & self.mask].lists)
+    }
+
     /// Takes a free index, or `None` when every list is empty.
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
         let home = self.home();
         self.shards[home]
-            .pop(links)
+            .pop_home(links)
             .or_else(|| self.pop_elsewhere(home, links))
     }
 
@@ -72,18 +173,28 @@ impl FreePool {
         if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
             return None;
         }
-        // The common case (a consumer thread's frees sit on its own list):
-        // one pass over the other lists, without snapshots.
-        if let Some(index) = self.scan(home, 1, links) {
+        // The common case: a consumer thread's frees sit on its own
+        // shard, where this shard's threads stole last time.
+        let hints = &self.shards[home].hints;
+        // Relaxed: a hint (see `Hints`).
+        let victim = hints.victim.load(Ordering::Relaxed) & self.mask;
+        if victim != home
+            && let Some(index) = self.shards[victim].steal(links)
+        {
+            return Some(index);
+        }
+        // Else one pass over the other shards, without snapshots.
+        if let Some((shard, index)) = self.scan(home, 1, links) {
+            hints.victim.store(shard, Ordering::Relaxed);
             return Some(index);
         }
         for _ in 0..RESCANS {
-            let mut before = [0u64; MAX_SHARDS];
+            let mut before = [0u64; MAX_LISTS];
             let before = self.snapshot(&mut before);
-            if let Some(index) = self.scan(home, 0, links) {
+            if let Some((_, index)) = self.scan(home, 0, links) {
                 return Some(index);
             }
-            let mut after = [0u64; MAX_SHARDS];
+            let mut after = [0u64; MAX_LISTS];
             if self.snapshot(&mut after) == before {
                 return None;
             }
@@ -91,28 +202,32 @@ impl FreePool {
         None
     }
 
-    /// Pops from the lists `home + from`, `home + from + 1`, … (wrapping).
+    /// Steals from the shards `home + from`, `home + from + 1`, … (wrapping),
+    /// both lists of each; answers the shard and the index.
     #[inline]
-    fn scan(&self, home: usize, from: usize, links: &impl Links) -> Option<u32> {
-        (from..self.shards.len())
-            .find_map(|offset| self.shards[(home + offset) & self.mask].pop(links))
+    fn scan(&self, home: usize, from: usize, links: &impl Links) -> Option<(usize, u32)> {
+        (from..self.shards.len()).find_map(|offset| {
+            let shard = (home + offset) & self.mask;
+            self.shards[shard].steal(links).map(|index| (shard, index))
+        })
     }
 
     /// [`pop`](Self::pop) for a registered waiter: every list is popped or
     /// touched with a read-modify-write (`FreeList::pop_or_touch`), home
     /// first, so a push racing the registration is never missed.
     pub(crate) fn pop_or_touch(&self, links: &impl Links) -> Option<u32> {
-        let home = self.home();
-        (0..self.shards.len())
-            .find_map(|offset| self.shards[(home + offset) & self.mask].pop_or_touch(links))
+        self.lists_from(self.home())
+            .find_map(|list| list.pop_or_touch(links))
     }
 
     /// Every head.
-    fn snapshot<'s>(&self, into: &'s mut [u64; MAX_SHARDS]) -> &'s [u64] {
-        for (slot, shard) in into.iter_mut().zip(self.shards.iter()) {
-            *slot = shard.snapshot();
+    fn snapshot<'s>(&self, into: &'s mut [u64; MAX_LISTS]) -> &'s [u64] {
+        let mut count = 0;
+        for (slot, list) in into.iter_mut().zip(self.lists_from(0)) {
+            *slot = list.snapshot();
+            count += 1;
         }
-        &into[..self.shards.len()]
+        &into[..count]
     }
 
     /// Returns an index the caller owns to the caller's home shard.
@@ -126,7 +241,7 @@ impl FreePool {
     /// are: for an arena held exclusively, whose lists nothing else
     /// touches meanwhile.
     pub(crate) fn relist(&self, indexes: &[u32], links: &impl Links) {
-        for list in self.shards.iter() {
+        for list in self.lists_from(0) {
             list.empty_exclusive();
         }
         // Highest first, so each list hands out its lowest index first.
@@ -137,12 +252,13 @@ impl FreePool {
     }
 
     /// Deals fresh indexes `first..first + len`, which the caller owns, to
-    /// the shards in runs of [`RUN`] adjacent indexes, lowest first.
+    /// the shards' hot lists in runs of [`RUN`] adjacent indexes, lowest
+    /// first.
     pub(crate) fn push_fresh(&self, first: usize, len: usize, links: &impl Links) {
         let shards = self.shards.len();
-        for (shard, list) in self.shards.iter().enumerate() {
-            // This shard's runs are runs number shard, shard + shards, …
-            let runs = (0..len.div_ceil(RUN)).skip(shard).step_by(shards);
+        for (number, shard) in self.shards.iter().enumerate() {
+            // This shard's runs are runs number `number`, `number + shards`, …
+            let runs = (0..len.div_ceil(RUN)).skip(number).step_by(shards);
             let mut chain: Option<(u32, u32)> = None;
             for run in runs {
                 let start = first + run * RUN;
@@ -160,7 +276,7 @@ impl FreePool {
                 }
             }
             if let Some((head, last)) = chain {
-                list.push_chain(head, last, links);
+                shard.lists[shard.hot()].push_chain(head, last, links);
             }
         }
     }
@@ -192,6 +308,35 @@ mod tests {
             (0..100).collect::<Vec<_>>(),
             "every index exactly once"
         );
+    }
+
+    #[test]
+    fn a_thief_takes_gathered_frees_as_one_batch_and_flips_the_lists() {
+        let links = VecLinks((0..16).map(|_| AtomicU32::new(NIL)).collect());
+        let shard = Shard::new();
+        for index in 0..4 {
+            shard.push(index, &links);
+        }
+        assert_eq!(shard.hot(), 0);
+        // The cold list is empty: the thief takes from the hot one, which
+        // becomes the cold one, the batch.
+        assert_eq!(shard.steal(&links), Some(3));
+        assert_eq!(shard.hot(), 1);
+        // The shard's next free goes to the other list, away from the batch.
+        shard.push(9, &links);
+        let batch: Vec<u32> = (0..3).map(|_| shard.steal(&links).unwrap()).collect();
+        assert_eq!(batch, [2, 1, 0]);
+        assert_eq!(shard.hot(), 1, "no flip while the batch lasts");
+        // Batch drained: the free gathered meanwhile is the next batch.
+        assert_eq!(shard.steal(&links), Some(9));
+        assert_eq!(shard.hot(), 0);
+        assert_eq!(shard.steal(&links), None);
+        // The shard's own thread pops its hot list first, then the cold one.
+        shard.lists[1].push(5, &links);
+        shard.push(6, &links);
+        assert_eq!(shard.pop_home(&links), Some(6));
+        assert_eq!(shard.pop_home(&links), Some(5));
+        assert_eq!(shard.pop_home(&links), None);
     }
 
     #[test]

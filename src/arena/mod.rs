@@ -21,8 +21,10 @@
 //! ```
 //!
 //! - Allocation pops an index from the `FreePool` (per-thread shards of
-//!   ABA-tagged free lists, invariant F1 in `free_pool.rs`); the popper owns
-//!   the slot, fills it and publishes it with one Release store.
+//!   ABA-tagged free lists, two per shard so that another thread drains
+//!   one as a batch while the shard's frees gather on the other; invariant
+//!   F1 in `free_pool.rs`); the popper owns the slot, fills it and
+//!   publishes it with one Release store.
 //! - `remove` never waits: it marks the value `REMOVING`, which kills every
 //!   token at once; the value is dropped now if no guard holds it, else by
 //!   the last guard's unlock. `take` marks it `TAKING` and waits for the
