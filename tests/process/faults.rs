@@ -8,5 +8,10 @@ pub fn minor_faults() -> u64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
     // The command name (field 2) may hold spaces: count after its ')'.
     let after_name = &stat[stat.rfind(')').expect("a stat line") + 1..];
-    after_name.split_whitespace().nth(7).unwrap().parse().unwrap()
+    after_name
+        .split_whitespace()
+        .nth(7)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
