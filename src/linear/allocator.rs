@@ -468,7 +468,7 @@ impl Allocator {
             match self.alloc_small(cache, class, len, claimed) {
                 // Room may have been in transit (T2).
                 Err(LinearMemoryError::OutOfMemory) => {
-                    self.settle(|| self.alloc_small(cache, class, len, claimed))?
+                    self.alloc_small_settled(cache, class, len, claimed)?
                 }
                 answer => answer?,
             }
@@ -478,7 +478,7 @@ impl Allocator {
             }
             match self.alloc_large(len, align, claimed) {
                 Err(LinearMemoryError::OutOfMemory) => {
-                    self.settle(|| self.alloc_large(len, align, claimed))?
+                    self.alloc_large_settled(len, align, claimed)?
                 }
                 answer => answer?,
             }

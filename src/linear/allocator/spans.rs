@@ -212,11 +212,12 @@ pub(super) enum Take {
 pub(super) enum AfterFree {
     Nothing,
     List(u32),
-    Retire,
 }
 
 impl Allocator {
-    #[inline]
+    // Always: the usual allocation's path, called from `alloc_block` and,
+    // cold, from `alloc_small_settled`, which would keep it out of line.
+    #[inline(always)]
     pub(super) fn alloc_small(
         &self,
         cache: &mut SpanCache,
@@ -595,9 +596,6 @@ impl Allocator {
     ) {
         let bit = 1u64 << index;
         let mut state = span_desc.state.load(Ordering::Relaxed);
-        // T1: from the compare-and-swap that retires the span to its
-        // granules back in the pool.
-        let mut transit = None;
         loop {
             debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
             let mut next = state | bit;
@@ -607,15 +605,17 @@ impl Allocator {
                 // whose blocks are all free goes back to the OS even while
                 // an idle handle pins a span on it. The pinning handle
                 // finds its span `Gone` at its next allocation.
-                next |= RETIRED;
-                after = AfterFree::Retire;
-                transit.get_or_insert_with(|| self.transit(shard));
-            } else {
-                transit = None;
-                if state & (PINNED | LISTED) == 0 {
-                    next |= LISTED;
-                    after = AfterFree::List(generation(state));
+                match self.put_last_block(shard, class, desc, span_desc, state, next | RETIRED) {
+                    Ok(()) => return,
+                    Err(now) => {
+                        state = now;
+                        continue;
+                    }
                 }
+            }
+            if state & (PINNED | LISTED) == 0 {
+                next |= LISTED;
+                after = AfterFree::List(generation(state));
             }
             // Release pairs with `take_block`'s Acquire.
             match span_desc.state.compare_exchange_weak(
@@ -625,20 +625,45 @@ impl Allocator {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    match after {
-                        AfterFree::Nothing => {}
-                        AfterFree::List(generation) => self.classes[class]
+                    if let AfterFree::List(generation) = after {
+                        self.classes[class]
                             .lists
                             .lock()
                             .partial
-                            .push((desc, generation)),
-                        AfterFree::Retire => self.retire(class, desc),
+                            .push((desc, generation));
                     }
                     return;
                 }
                 Err(now) => state = now,
             }
         }
+    }
+
+    /// [`put_block`](Self::put_block) of a span's last live block: the
+    /// compare-and-swap from `state` to `retired` retires the span, inside
+    /// a transit until its granules are back in the pool (T1); else the
+    /// state that stopped it.
+    #[cold]
+    fn put_last_block(
+        &self,
+        shard: usize,
+        class: usize,
+        desc: u32,
+        span_desc: &SpanDesc,
+        state: u64,
+        retired: u64,
+    ) -> Result<(), u64> {
+        let transit = self.transit(shard);
+        // Release pairs with `take_block`'s Acquire.
+        span_desc.state.compare_exchange_weak(
+            state,
+            retired,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )?;
+        self.retire(class, desc);
+        drop(transit);
+        Ok(())
     }
 }
 

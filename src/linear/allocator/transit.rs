@@ -32,7 +32,8 @@
 //! moving room between the pool and spans; nothing here waits for a free.
 
 use super::super::LinearMemoryError;
-use super::Allocator;
+use super::super::block::BlockId;
+use super::{Allocator, SpanCache};
 use crate::sync::{AtomicU64, Backoff, Ordering, thread_hint};
 
 /// One transit started: added to a transit word's high half.
@@ -117,5 +118,29 @@ impl Allocator {
             }
             backoff.snooze();
         }
+    }
+
+    /// `alloc_small` after a first look found no room: out of line, so the
+    /// usual call inlines one copy of it.
+    #[cold]
+    pub(super) fn alloc_small_settled(
+        &self,
+        cache: &mut SpanCache,
+        class: usize,
+        len: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
+        self.settle(|| self.alloc_small(cache, class, len, claimed))
+    }
+
+    /// `alloc_large` after a first look found no room.
+    #[cold]
+    pub(super) fn alloc_large_settled(
+        &self,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
+        self.settle(|| self.alloc_large(len, align, claimed))
     }
 }
