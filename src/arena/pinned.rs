@@ -222,13 +222,17 @@ impl<T, M> Core<T, M> {
         record.unpin();
         let index = token.index() as u32;
         if let Some(generation) = slot.claim_pending(|| self.pins.any_pinned(index)) {
-            // SAFETY: `claim_pending` gave us the slot for reclaiming, and
-            // no reader holds the value pinned any more (P4).
-            unsafe {
-                slot.vacate_dropping(generation, || {
-                    super::Recycle::recycle(self, index);
-                });
-            }
+            self.drop_unpinned(slot, index, generation);
+        }
+    }
+
+    /// The last pinned reader's drop of a removed value (P3).
+    #[cold]
+    fn drop_unpinned(&self, slot: &Slot<T>, index: u32, generation: u32) {
+        // SAFETY: `claim_pending` gave us the slot for reclaiming, and no
+        // reader holds the value pinned any more (P4).
+        unsafe {
+            slot.vacate_dropping(generation, || super::Recycle::recycle(self, index));
         }
     }
 }

@@ -734,8 +734,16 @@ impl<T> Slot<T> {
         // we look at next are at least as new as those it saw (P4).
         let word = self.word.load(Ordering::Acquire);
         let pending = state(word) == REMOVING && word & WRITER == 0 && readers(word) == 0;
-        (pending
-            && !pinned()
+        if pending {
+            self.claim_pending_from(word, pinned)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn claim_pending_from(&self, word: u64, pinned: impl Fn() -> bool) -> Option<u32> {
+        (!pinned()
             && self
                 .word
                 .compare_exchange(word, word | WRITER, Ordering::Acquire, Ordering::Relaxed)
