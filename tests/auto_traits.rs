@@ -83,3 +83,20 @@ fn typed_arenas_views_entries_and_iterators_travel_with_their_values() {
     assert_not_send!(Exclusive<'static, Cell<u8>>);
     assert_not_send!(IntoIter<Cell<u8>>);
 }
+
+/// Holds for `T` unless `T` is `!Sync`; see `AmbiguousIfSend`.
+trait AmbiguousIfSync<A> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+/// A pinned-read `Reader` may move to another thread, but is not shared:
+/// one thread pins at a time through it.
+#[test]
+fn a_reader_is_send_but_not_sync() {
+    fn send<T: Send>() {}
+    send::<slotarena::arena::Reader<String>>();
+    let _ = <slotarena::arena::Reader<String> as AmbiguousIfSync<_>>::check;
+    assert_not_send!(slotarena::arena::Reader<Cell<u8>>);
+}

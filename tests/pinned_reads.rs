@@ -71,6 +71,16 @@ fn a_pinned_read_answers_every_error_as_try_get_does() {
 }
 
 #[test]
+fn a_reader_keeps_a_handle_so_exclusive_access_waits_for_its_drop() {
+    let mut arena = SlotArena::new(1);
+    let key = arena.insert(1).unwrap();
+    let reader = arena.reader();
+    assert!(arena.exclusive().is_none(), "a reader is a handle");
+    drop(reader);
+    assert_eq!(arena.exclusive().unwrap().get_mut(key), Ok(&mut 1));
+}
+
+#[test]
 fn try_forms_refuse_a_pinned_value_and_change_nothing() {
     let arena = SlotArena::new(1);
     let key = arena.insert(String::from("pinned")).unwrap();
@@ -318,6 +328,10 @@ fn pinned_readers_never_see_a_value_half_written() {
         } else {
             arena.get_mut(key).unwrap().set(round);
         }
+        if round.is_multiple_of(64) {
+            // On one core (`taskset -c 0`), let the readers run meanwhile.
+            thread::yield_now();
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
@@ -373,10 +387,17 @@ fn removes_racing_pinned_readers_drop_every_value_exactly_once() {
         // value: fix the id up now, under the write lock.
         arena.get_mut(key).unwrap().id = u64::from(key.generation());
         latest.store(key.to_bits(), Ordering::Relaxed);
+        if inserted.is_multiple_of(64) {
+            thread::yield_now();
+        }
         arena.remove(key).unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     let hits: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(
+        hits > 0,
+        "the readers never pinned a value: the race was not run"
+    );
     assert_eq!(drops.load(Ordering::SeqCst), inserted, "{hits} pinned hits");
     assert!(arena.is_empty());
 }

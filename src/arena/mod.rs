@@ -647,6 +647,11 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 ///   later: a slot whose 32-bit generation would wrap is retired instead
 ///   of reused ([`capacity`](Self::capacity) shrinks by one).
 ///
+/// - [`reader`](Self::reader) makes a [`Reader`] for pinned reads: a read
+///   that writes nothing another thread writes (its own record, a fence,
+///   a load of the value's word), for values many threads read at once;
+///   writers then wait for the pinned readers instead.
+///
 /// Reads are not lock-free: a guard is a lock, and a writer excludes
 /// readers. What is lock-free is slot allocation and the token check.
 ///
@@ -1084,7 +1089,7 @@ impl<T, K: Key> SlotArena<T, K> {
     }
 
     /// Exclusive access to the value `token` names; waits while any guard
-    /// holds it.
+    /// holds it, or a [`Reader`] holds it pinned.
     ///
     /// This is a write lock taken through `&self`. With `&mut` access to
     /// the only handle, [`exclusive`](Self::exclusive)`()?.get_mut(token)`
@@ -1134,7 +1139,7 @@ impl<T, K: Key> SlotArena<T, K> {
     }
 
     /// [`get_mut`](Self::get_mut) without waiting: `AlreadyBorrowed` while
-    /// any guard holds the value.
+    /// any guard holds the value, or a [`Reader`] holds it pinned.
     ///
     /// # Errors
     ///

@@ -225,3 +225,37 @@ impl Drop for Pins {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_released_record_is_claimed_again_and_a_full_chunk_adds_one() {
+        let pins = Pins::default();
+        let first = pins.claim();
+        // SAFETY: records live as long as `pins`.
+        unsafe { first.as_ref() }.release();
+        assert_eq!(pins.claim(), first, "a free record is reused");
+        let more: Vec<_> = (0..CHUNK).map(|_| pins.claim()).collect();
+        assert!(!more.contains(&first));
+        let mut all = more.clone();
+        all.push(first);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), CHUNK + 1, "every claim got its own record");
+    }
+
+    #[test]
+    fn a_writer_sees_a_pin_until_it_is_withdrawn() {
+        let pins = Pins::default();
+        // SAFETY: records live as long as `pins`.
+        let record = unsafe { pins.claim().as_ref() };
+        assert!(!pins.pinned(3));
+        record.pin(3);
+        assert!(pins.pinned(3) && !pins.pinned(4));
+        record.unpin();
+        assert!(!pins.pinned(3));
+    }
+}
