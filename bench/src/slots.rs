@@ -78,6 +78,13 @@ impl Store for Ours {
 /// slotarena's generic arena, `SlotArena<T>`, storing the same message.
 pub struct Arena(SlotArena<Msg>);
 
+impl Arena {
+    /// A pinned-read handle, for W6's pinned row.
+    pub fn reader(&self) -> slotarena::arena::Reader<Msg> {
+        self.0.reader()
+    }
+}
+
 impl Store for Arena {
     type Key = MessageToken;
     const NAME: &'static str = "slotarena SlotArena<T>";
@@ -400,7 +407,7 @@ pub const PINNED: &str = "slotarena SlotArena<T>, pinned Reader";
 pub fn w6_pinned(store: &Arc<Arena>, keys: &Arc<Vec<MessageToken>>, iters: u64) -> Duration {
     let (store, keys) = (store.clone(), keys.clone());
     on_two_threads(move |t| {
-        let mut reader = store.0.reader();
+        let mut reader = store.reader();
         w6_round(&*store, &keys, t, iters, |key| {
             pinned_read(&mut reader, key)
         })
