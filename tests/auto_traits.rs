@@ -84,6 +84,24 @@ fn typed_arenas_views_entries_and_iterators_travel_with_their_values() {
     assert_not_send!(IntoIter<Cell<u8>>);
 }
 
+/// A guard of a typed arena travels exactly as the untyped one: the key
+/// type is a marker that never decides `Send`/`Sync`.
+#[test]
+fn guards_of_typed_arenas_travel_as_untyped_ones() {
+    fn send_static<T: Send + Sync + 'static>() {}
+    use slotarena::arena::{ReadGuard, WriteGuard};
+    send_sync::<ReadGuard<'static, u64, u64, Typed>>();
+    send_sync::<WriteGuard<'static, u64, u64, Typed>>();
+    send_sync::<ReadGuard<'static, (u8, u64), u64, Typed>>();
+    send_static::<OwnedReadGuard<String, String, Typed>>();
+    send_static::<OwnedWriteGuard<String, String, Typed>>();
+    send_static::<OwnedWriteGuard<(u8, String), u8, Typed>>();
+    assert_not_send!(ReadGuard<'static, Cell<u8>, Cell<u8>, Typed>);
+    assert_not_send!(WriteGuard<'static, Cell<u8>, Cell<u8>, Typed>);
+    assert_not_send!(OwnedReadGuard<Cell<u8>, Cell<u8>, Typed>);
+    assert_not_send!(OwnedWriteGuard<Cell<u8>, Cell<u8>, Typed>);
+}
+
 /// Holds for `T` unless `T` is `!Sync`; see `AmbiguousIfSend`.
 trait AmbiguousIfSync<A> {
     fn check() {}

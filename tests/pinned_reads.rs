@@ -70,6 +70,18 @@ fn a_pinned_read_answers_every_error_as_try_get_does() {
     assert_eq!(reader.get(poisoned).err(), Some(MemoryError::Poisoned));
 }
 
+slotarena::new_key_type! { struct Id; }
+
+#[test]
+fn a_pinned_ref_answers_the_arenas_key_type() {
+    let arena: SlotArena<u8, Id> = SlotArena::with_key(2);
+    let id: Id = arena.insert(4).unwrap();
+    let mut reader = arena.reader();
+    let pinned = reader.get(id).unwrap();
+    let key: Id = PinnedRef::key(&pinned);
+    assert_eq!((key, *pinned), (id, 4));
+}
+
 #[test]
 fn a_reader_keeps_a_handle_so_exclusive_access_waits_for_its_drop() {
     let mut arena = SlotArena::new(1);

@@ -966,3 +966,83 @@ fn typed_keys_name_values_of_their_own_arena_only_and_cost_nothing() {
     let pairs: Vec<(EdgeKey, u8)> = collected.into_iter().collect();
     assert_eq!(pairs.len(), 2);
 }
+
+/// Every guard kind answers the arena's own key type, also after `map`,
+/// and the key round-trips to the one the value was stored under; an
+/// owned guard's arena is the typed arena, so it takes the same keys.
+#[test]
+fn every_guard_answers_the_arenas_key_type() {
+    use slotarena::arena::OwnedWriteGuard;
+    let arena: SlotArena<(u8, String), NodeKey> = SlotArena::with_key(2);
+    let key = arena.insert((1, String::from("one"))).unwrap();
+    let other = arena.insert((2, String::from("two"))).unwrap();
+
+    let read = arena.get(key).unwrap();
+    let typed: NodeKey = ReadGuard::key(&read);
+    assert_eq!(typed, key);
+    let mapped = ReadGuard::map(read, |pair| &pair.1);
+    let typed: NodeKey = ReadGuard::key(&mapped);
+    assert_eq!((typed, &**mapped), (key, "one"));
+    drop(mapped);
+
+    let write = arena.get_mut(other).unwrap();
+    let typed: NodeKey = WriteGuard::key(&write);
+    assert_eq!(typed, other);
+    let mut mapped = WriteGuard::map(write, |pair| &mut pair.0);
+    *mapped += 1;
+    let typed: NodeKey = WriteGuard::key(&mapped);
+    assert_eq!(typed, other);
+    drop(mapped);
+
+    let owned = arena.get_owned(key).unwrap();
+    let typed: NodeKey = OwnedReadGuard::key(&owned);
+    assert_eq!(typed, key);
+    let mapped = OwnedReadGuard::map(owned, |pair| &pair.0);
+    let typed: NodeKey = OwnedReadGuard::key(&mapped);
+    assert_eq!(typed, key);
+    let same: &SlotArena<(u8, String), NodeKey> = OwnedReadGuard::arena(&mapped);
+    assert_eq!(same.get(typed).unwrap().1, "one");
+    drop(mapped);
+
+    let owned = arena.get_mut_owned(other).unwrap();
+    let typed: NodeKey = OwnedWriteGuard::key(&owned);
+    assert_eq!(typed, other);
+    let mapped = OwnedWriteGuard::map(owned, |pair| &mut pair.1);
+    let typed: NodeKey = OwnedWriteGuard::key(&mapped);
+    assert_eq!(typed, other);
+    let same: &SlotArena<(u8, String), NodeKey> = OwnedWriteGuard::arena(&mapped);
+    assert_eq!(
+        same.try_get(typed).err(),
+        Some(MemoryError::AlreadyBorrowed)
+    );
+    drop(mapped);
+    assert_eq!(arena.get(other).unwrap().0, 3);
+
+    // The walk's guards too: each guard's key is the key it is yielded with.
+    for (yielded, guard) in &arena {
+        let typed: NodeKey = ReadGuard::key(&guard);
+        assert_eq!(typed, yielded);
+    }
+}
+
+/// The async owned guards answer the typed key and arena too.
+#[test]
+fn async_owned_guards_answer_the_arenas_key_type() {
+    use slotarena::arena::OwnedWriteGuard;
+    let arena: SlotArena<u8, EdgeKey> = SlotArena::with_key(1);
+    let key = arena.insert(4).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let read = arena.get_owned_async(key).await.unwrap();
+        let typed: EdgeKey = OwnedReadGuard::key(&read);
+        assert_eq!(typed, key);
+        drop(read);
+        let write = arena.get_mut_owned_async(key).await.unwrap();
+        let typed: EdgeKey = OwnedWriteGuard::key(&write);
+        assert_eq!(typed, key);
+        let same: &SlotArena<u8, EdgeKey> = OwnedWriteGuard::arena(&write);
+        assert!(same.contains(typed));
+    });
+}

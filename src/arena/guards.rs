@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 use super::Recycle;
 use super::poison::Holder;
 use super::slot::Slot;
-use crate::MessageToken;
+use crate::{Key, MessageToken};
 
 /// The lock a guard holds, and what its drop needs to give it back.
 pub(super) struct Held<'a, T> {
@@ -53,6 +53,7 @@ impl<T> Held<'_, T> {
 
 /// Shared access to a value of a [`SlotArena`](crate::SlotArena) (or a
 /// part of it, after [`map`](Self::map)); holds the value's read lock.
+/// `K` is the arena's key type, which [`key`](Self::key) answers.
 ///
 /// Made by [`SlotArena::get`](crate::SlotArena::get) and
 /// [`SlotArena::try_get`](crate::SlotArena::try_get). While any guard is
@@ -60,21 +61,23 @@ impl<T> Held<'_, T> {
 /// (then it is dropped when the last guard drops).
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
-pub struct ReadGuard<'a, T, U: ?Sized = T> {
+pub struct ReadGuard<'a, T, U: ?Sized = T, K = MessageToken> {
     held: Held<'a, T>,
     value: NonNull<U>,
     _borrow: PhantomData<&'a U>,
+    /// `fn() -> K`: the key type never changes where the guard may travel.
+    _key: PhantomData<fn() -> K>,
 }
 
 // SAFETY: the guard gives `&U` to whichever thread holds it, and its drop
 // may drop the arena's `T` there (a deferred removal). `Held`'s references
 // point into an arena core, which is `Sync` when `T: Send + Sync` (its
 // per-slot metadata is always `Sync`).
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Send for ReadGuard<'_, T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Send for ReadGuard<'_, T, U, K> {}
 // SAFETY: sharing the guard shares only `&U`.
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for ReadGuard<'_, T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for ReadGuard<'_, T, U, K> {}
 
-impl<'a, T> ReadGuard<'a, T> {
+impl<'a, T, K> ReadGuard<'a, T, T, K> {
     /// Wraps a read lock the caller just took on `held.slot`.
     pub(super) fn new(held: Held<'a, T>) -> Self {
         let value = NonNull::new(held.slot.value_ptr().cast_mut()).expect("slots are never null");
@@ -82,11 +85,12 @@ impl<'a, T> ReadGuard<'a, T> {
             held,
             value,
             _borrow: PhantomData,
+            _key: PhantomData,
         }
     }
 }
 
-impl<'a, T, U: ?Sized> ReadGuard<'a, T, U> {
+impl<'a, T, U: ?Sized, K> ReadGuard<'a, T, U, K> {
     /// Narrows the guard to a part of the value, keeping the lock.
     ///
     /// # Examples
@@ -99,7 +103,7 @@ impl<'a, T, U: ?Sized> ReadGuard<'a, T, U> {
     /// let name = ReadGuard::map(arena.get(token).unwrap(), |pair| &pair.1);
     /// assert_eq!(&*name, "two");
     /// ```
-    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> ReadGuard<'a, T, V> {
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> ReadGuard<'a, T, V, K> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops and unlocks as usual.
         // SAFETY: the read lock is held (S2), so `value` is valid for `'a`.
@@ -109,11 +113,12 @@ impl<'a, T, U: ?Sized> ReadGuard<'a, T, U> {
             held: this.held,
             value,
             _borrow: PhantomData,
+            _key: PhantomData,
         }
     }
 }
 
-impl<T, U: ?Sized> Deref for ReadGuard<'_, T, U> {
+impl<T, U: ?Sized, K> Deref for ReadGuard<'_, T, U, K> {
     type Target = U;
 
     #[inline]
@@ -123,7 +128,7 @@ impl<T, U: ?Sized> Deref for ReadGuard<'_, T, U> {
     }
 }
 
-impl<T, U: ?Sized> Drop for ReadGuard<'_, T, U> {
+impl<T, U: ?Sized, K> Drop for ReadGuard<'_, T, U, K> {
     #[inline]
     fn drop(&mut self) {
         let generation = self.held.slot.unlock_read();
@@ -131,7 +136,7 @@ impl<T, U: ?Sized> Drop for ReadGuard<'_, T, U> {
     }
 }
 
-impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
+impl<T, U: ?Sized + fmt::Debug, K> fmt::Debug for ReadGuard<'_, T, U, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ReadGuard").field(&&**self).finish()
     }
@@ -139,6 +144,7 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
 
 /// Exclusive access to a value of a [`SlotArena`](crate::SlotArena) (or a
 /// part of it, after [`map`](Self::map)); holds the value's write lock.
+/// `K` is the arena's key type, which [`key`](Self::key) answers.
 ///
 /// Made by [`SlotArena::get_mut`](crate::SlotArena::get_mut) and
 /// [`SlotArena::try_get_mut`](crate::SlotArena::try_get_mut). If a panic
@@ -156,21 +162,23 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for ReadGuard<'_, T, U> {
 /// from the task case, and poisons.)
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
-pub struct WriteGuard<'a, T, U: ?Sized = T> {
+pub struct WriteGuard<'a, T, U: ?Sized = T, K = MessageToken> {
     held: Held<'a, T>,
     value: NonNull<U>,
     /// Decides whether dropping the guard poisons the value.
     holder: Holder,
     _borrow: PhantomData<&'a mut U>,
+    /// As for `ReadGuard`.
+    _key: PhantomData<fn() -> K>,
 }
 
 // SAFETY: the guard gives `&mut U` to whichever thread holds it, and its
 // drop may drop the arena's `T` there. `Held` as for `ReadGuard`.
-unsafe impl<T: Send + Sync, U: ?Sized + Send> Send for WriteGuard<'_, T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Send, K> Send for WriteGuard<'_, T, U, K> {}
 // SAFETY: sharing the guard shares only `&U`.
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for WriteGuard<'_, T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for WriteGuard<'_, T, U, K> {}
 
-impl<'a, T> WriteGuard<'a, T> {
+impl<'a, T, K> WriteGuard<'a, T, T, K> {
     /// Wraps the write lock the caller just took on `held.slot`.
     pub(super) fn new(held: Held<'a, T>) -> Self {
         let value = NonNull::new(held.slot.value_mut_ptr()).expect("slots are never null");
@@ -179,11 +187,12 @@ impl<'a, T> WriteGuard<'a, T> {
             value,
             holder: Holder::now(),
             _borrow: PhantomData,
+            _key: PhantomData,
         }
     }
 }
 
-impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
+impl<'a, T, U: ?Sized, K> WriteGuard<'a, T, U, K> {
     /// Narrows the guard to a part of the value, keeping the lock.
     ///
     /// # Examples
@@ -196,7 +205,7 @@ impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
     /// WriteGuard::map(arena.get_mut(token).unwrap(), |pair| &mut pair.1).push(3);
     /// assert_eq!(arena.get(token).unwrap().1, [2, 3]);
     /// ```
-    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> WriteGuard<'a, T, V> {
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> WriteGuard<'a, T, V, K> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops as usual: it unlocks, and poisons the value.
         let mut this = this;
@@ -210,11 +219,12 @@ impl<'a, T, U: ?Sized> WriteGuard<'a, T, U> {
             value,
             holder: this.holder,
             _borrow: PhantomData,
+            _key: PhantomData,
         }
     }
 }
 
-impl<T, U: ?Sized> Deref for WriteGuard<'_, T, U> {
+impl<T, U: ?Sized, K> Deref for WriteGuard<'_, T, U, K> {
     type Target = U;
 
     #[inline]
@@ -224,7 +234,7 @@ impl<T, U: ?Sized> Deref for WriteGuard<'_, T, U> {
     }
 }
 
-impl<T, U: ?Sized> DerefMut for WriteGuard<'_, T, U> {
+impl<T, U: ?Sized, K> DerefMut for WriteGuard<'_, T, U, K> {
     #[inline]
     fn deref_mut(&mut self) -> &mut U {
         self.holder.touch();
@@ -234,7 +244,7 @@ impl<T, U: ?Sized> DerefMut for WriteGuard<'_, T, U> {
     }
 }
 
-impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
+impl<T, U: ?Sized, K> Drop for WriteGuard<'_, T, U, K> {
     #[inline]
     fn drop(&mut self) {
         // Only a panic that began while this thread held the guard can have
@@ -245,7 +255,7 @@ impl<T, U: ?Sized> Drop for WriteGuard<'_, T, U> {
     }
 }
 
-impl<T, U: ?Sized + fmt::Debug> fmt::Debug for WriteGuard<'_, T, U> {
+impl<T, U: ?Sized + fmt::Debug, K> fmt::Debug for WriteGuard<'_, T, U, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("WriteGuard").field(&&**self).finish()
     }
@@ -262,10 +272,11 @@ impl<T> Held<'_, T> {
     }
 }
 
-impl<T, U: ?Sized> ReadGuard<'_, T, U> {
+impl<T, U: ?Sized, K: Key> ReadGuard<'_, T, U, K> {
     /// The key of the value the guard holds (sharded-slab's
-    /// `Entry::key`), also after a [`map`](Self::map). An associated
-    /// function, like `map`, so it never hides a method of `U`.
+    /// `Entry::key`), in the arena's key type, also after a
+    /// [`map`](Self::map). An associated function, like `map`, so it never
+    /// hides a method of `U`.
     ///
     /// # Examples
     ///
@@ -277,12 +288,12 @@ impl<T, U: ?Sized> ReadGuard<'_, T, U> {
     /// let second = ReadGuard::map(arena.get(token).unwrap(), |pair| &pair.1);
     /// assert_eq!(ReadGuard::key(&second), token);
     /// ```
-    pub fn key(this: &Self) -> MessageToken {
-        this.held.key()
+    pub fn key(this: &Self) -> K {
+        K::from_token(this.held.key())
     }
 }
 
-impl<T, U: ?Sized> WriteGuard<'_, T, U> {
+impl<T, U: ?Sized, K: Key> WriteGuard<'_, T, U, K> {
     /// The key of the value the guard holds; see [`ReadGuard::key`].
     ///
     /// # Examples
@@ -294,7 +305,7 @@ impl<T, U: ?Sized> WriteGuard<'_, T, U> {
     /// let token = arena.insert(1).unwrap();
     /// assert_eq!(WriteGuard::key(&arena.get_mut(token).unwrap()), token);
     /// ```
-    pub fn key(this: &Self) -> MessageToken {
-        this.held.key()
+    pub fn key(this: &Self) -> K {
+        K::from_token(this.held.key())
     }
 }

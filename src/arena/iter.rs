@@ -31,7 +31,7 @@ impl<'a, T, K> Iter<'a, T, K> {
 }
 
 impl<'a, T, K: Key> Iterator for Iter<'a, T, K> {
-    type Item = (K, ReadGuard<'a, T>);
+    type Item = (K, ReadGuard<'a, T, T, K>);
 
     fn next(&mut self) -> Option<Self::Item> {
         // The capacity is read each step, so segments added by growth

@@ -332,25 +332,27 @@ impl<T, M> Core<T, M> {
         self.place(token)?.0.check(token)
     }
 
-    /// Shared access; waits for a writer if `blocking`.
+    /// Shared access; waits for a writer if `blocking`. `K` is the key
+    /// type the guard answers.
     #[inline]
-    pub(crate) fn read(
+    pub(crate) fn read<K>(
         &self,
         token: MessageToken,
         blocking: bool,
-    ) -> Result<ReadGuard<'_, T>, MemoryError> {
+    ) -> Result<ReadGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
         held.slot.lock_read(token, blocking)?;
         Ok(ReadGuard::new(held))
     }
 
-    /// Exclusive access; waits for every guard if `blocking`.
+    /// Exclusive access; waits for every guard if `blocking`. `K` is the
+    /// key type the guard answers.
     #[inline]
-    pub(crate) fn write(
+    pub(crate) fn write<K>(
         &self,
         token: MessageToken,
         blocking: bool,
-    ) -> Result<WriteGuard<'_, T>, MemoryError> {
+    ) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
         held.slot.lock_write(token, blocking)?;
         self.after_write_lock(held, blocking)?;
@@ -655,6 +657,34 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 /// Reads are not lock-free: a guard is a lock, and a writer excludes
 /// readers. What is lock-free is slot allocation and the token check.
 ///
+/// # `iter_mut`, `values_mut` and `for … in &mut arena`
+///
+/// The arena has no `iter_mut`/`values_mut` and no `IntoIterator` for
+/// `&mut SlotArena`, on purpose: the handle is a cheap `Clone`, so
+/// `&mut` of one handle does not exclude its clones (or owned guards) on
+/// other threads, and plain `&mut T` to every value would not be
+/// exclusive. [`exclusive`](Self::exclusive) checks that this handle is
+/// the only one and gives [`Exclusive`](crate::arena::Exclusive), which
+/// has slotmap's `&mut self` methods and `IntoIterator` for `&mut`;
+/// `&arena` iterates with read guards ([`iter`](Self::iter)).
+///
+/// ```compile_fail,E0277
+/// let mut arena = slotarena::SlotArena::new(2);
+/// arena.insert(1).unwrap();
+/// for (_, value) in &mut arena { // error: `&mut SlotArena` is not an iterator
+///     *value += 1;
+/// }
+/// ```
+///
+/// ```
+/// let mut arena = slotarena::SlotArena::new(2);
+/// let key = arena.insert(1).unwrap();
+/// for (_, value) in &mut arena.exclusive().expect("no other handle") {
+///     *value += 1;
+/// }
+/// assert_eq!(*arena.get(key).unwrap(), 2);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -676,6 +706,13 @@ pub struct SlotArena<T, K = MessageToken> {
     /// The arena's key type; `fn(K) -> K` keeps the handle `Send + Sync`
     /// whatever `K` is.
     _key: PhantomData<fn(K) -> K>,
+}
+
+impl<T, K> SlotArena<T, K> {
+    /// The shared core, for owned guards (whose drop knows no `K: Key`).
+    pub(super) fn core(&self) -> &Core<T> {
+        &self.core
+    }
 }
 
 impl<T, K> Clone for SlotArena<T, K> {
@@ -789,11 +826,6 @@ impl<T, K: Key> SlotArena<T, K> {
             core: Arc::new(Core::new(initial, max)),
             _key: PhantomData,
         }
-    }
-
-    /// The shared core, for owned guards.
-    pub(super) fn core(&self) -> &Core<T> {
-        &self.core
     }
 
     /// Stores `value` and returns its token; hands the value back when the
@@ -1050,7 +1082,7 @@ impl<T, K: Key> SlotArena<T, K> {
             let Some((token, _)) = self.core.live_at(index) else {
                 continue;
             };
-            let Ok(mut guard) = self.core.write(token, true) else {
+            let Ok(mut guard) = self.core.write::<K>(token, true) else {
                 continue;
             };
             if !keep(K::from_token(token), &mut guard) {
@@ -1083,7 +1115,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert_eq!(*a + *b, 6);
     /// ```
     #[inline]
-    pub fn get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn get(&self, key: K) -> Result<ReadGuard<'_, T, T, K>, MemoryError> {
         let token = key.to_token();
         self.core.read(token, true)
     }
@@ -1108,7 +1140,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert_eq!(*arena.get(token).unwrap(), 4);
     /// ```
     #[inline]
-    pub fn get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn get_mut(&self, key: K) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let token = key.to_token();
         self.core.write(token, true)
     }
@@ -1133,7 +1165,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert!(arena.try_get(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get(&self, key: K) -> Result<ReadGuard<'_, T>, MemoryError> {
+    pub fn try_get(&self, key: K) -> Result<ReadGuard<'_, T, T, K>, MemoryError> {
         let token = key.to_token();
         self.core.read(token, false)
     }
@@ -1158,7 +1190,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert!(arena.try_get_mut(token).is_ok());
     /// ```
     #[inline]
-    pub fn try_get_mut(&self, key: K) -> Result<WriteGuard<'_, T>, MemoryError> {
+    pub fn try_get_mut(&self, key: K) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let token = key.to_token();
         self.core.write(token, false)
     }
@@ -1179,7 +1211,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// drop(arena);
     /// assert_eq!(*guard, 9);
     /// ```
-    pub fn get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn get_owned(&self, key: K) -> Result<OwnedReadGuard<T, T, K>, MemoryError> {
         let token = key.to_token();
         self.owned_read(token, true)
     }
@@ -1197,7 +1229,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// let token = arena.insert(9).unwrap();
     /// assert_eq!(*arena.try_get_owned(token).unwrap(), 9);
     /// ```
-    pub fn try_get_owned(&self, key: K) -> Result<OwnedReadGuard<T>, MemoryError> {
+    pub fn try_get_owned(&self, key: K) -> Result<OwnedReadGuard<T, T, K>, MemoryError> {
         let token = key.to_token();
         self.owned_read(token, false)
     }
@@ -1217,7 +1249,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// *arena.get_mut_owned(token).unwrap() = 10;
     /// assert_eq!(*arena.get(token).unwrap(), 10);
     /// ```
-    pub fn get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let token = key.to_token();
         self.owned_write(token, true)
     }
@@ -1240,7 +1272,7 @@ impl<T, K: Key> SlotArena<T, K> {
     /// assert_eq!(arena.try_get_mut_owned(token).err(), Some(MemoryError::AlreadyBorrowed));
     /// drop(claim);
     /// ```
-    pub fn try_get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    pub fn try_get_mut_owned(&self, key: K) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let token = key.to_token();
         self.owned_write(token, false)
     }
@@ -1277,24 +1309,15 @@ impl<T, K: Key> SlotArena<T, K> {
             .is_some_and(|place| place.slot.set_free_generation(generation))
     }
 
-    /// A handle to the same arena keyed by plain tokens, for the owned
-    /// guards (which do not carry the key type).
-    pub(super) fn untyped(&self) -> SlotArena<T> {
-        SlotArena {
-            core: Arc::clone(&self.core),
-            _key: PhantomData,
-        }
-    }
-
     fn owned_read(
         &self,
         token: MessageToken,
         blocking: bool,
-    ) -> Result<OwnedReadGuard<T>, MemoryError> {
+    ) -> Result<OwnedReadGuard<T, T, K>, MemoryError> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_read(token, blocking)?;
         Ok(OwnedReadGuard::new(
-            self.untyped(),
+            self.clone(),
             slot,
             token.index() as u32,
         ))
@@ -1304,11 +1327,11 @@ impl<T, K: Key> SlotArena<T, K> {
         &self,
         token: MessageToken,
         blocking: bool,
-    ) -> Result<OwnedWriteGuard<T>, MemoryError> {
+    ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let held = self.core.held(token)?;
         held.slot.lock_write(token, blocking)?;
         self.core.after_write_lock(held, blocking)?;
-        Ok(OwnedWriteGuard::new(self.untyped(), held.slot, held.index))
+        Ok(OwnedWriteGuard::new(self.clone(), held.slot, held.index))
     }
 
     /// Every value present for the whole iteration, each with its token and
@@ -1331,7 +1354,7 @@ impl<T, K: Key> SlotArena<T, K> {
 }
 
 impl<'a, T, K: Key> IntoIterator for &'a SlotArena<T, K> {
-    type Item = (K, ReadGuard<'a, T>);
+    type Item = (K, ReadGuard<'a, T, T, K>);
     type IntoIter = Iter<'a, T, K>;
 
     fn into_iter(self) -> Iter<'a, T, K> {

@@ -12,18 +12,18 @@ use core::ptr::NonNull;
 use super::guards::Held;
 use super::poison::Holder;
 use super::slot::Slot;
-use crate::{MessageToken, SlotArena};
+use crate::{Key, MessageToken, SlotArena};
 
 /// What an owned guard keeps: the arena alive, and the slot it locked.
-struct Lease<T> {
-    arena: SlotArena<T>,
+struct Lease<T, K> {
+    arena: SlotArena<T, K>,
     /// Points into `arena`'s segments, which never move or get freed
     /// before the arena drops (and `arena` keeps it alive).
     slot: NonNull<Slot<T>>,
     index: u32,
 }
 
-impl<T> Lease<T> {
+impl<T, K> Lease<T, K> {
     fn held(&self) -> Held<'_, T> {
         Held {
             // SAFETY: `slot` points into `arena`'s never-moving segments,
@@ -35,7 +35,8 @@ impl<T> Lease<T> {
     }
 }
 
-/// [`ReadGuard`](super::ReadGuard) that owns a handle to its arena.
+/// [`ReadGuard`](super::ReadGuard) that owns a handle to its arena; `K`
+/// is the arena's key type, which [`key`](Self::key) answers.
 ///
 /// Made by [`SlotArena::get_owned`] and [`SlotArena::try_get_owned`].
 ///
@@ -52,20 +53,20 @@ impl<T> Lease<T> {
 /// ```
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
-pub struct OwnedReadGuard<T, U: ?Sized = T> {
-    lease: Lease<T>,
+pub struct OwnedReadGuard<T, U: ?Sized = T, K = MessageToken> {
+    lease: Lease<T, K>,
     value: NonNull<U>,
 }
 
 // SAFETY: as for `ReadGuard`: `&U` to the holder, and a possible drop of
 // `T` (and of the arena handle) on the holder's thread.
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Send for OwnedReadGuard<T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Send for OwnedReadGuard<T, U, K> {}
 // SAFETY: sharing the guard shares only `&U`.
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for OwnedReadGuard<T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for OwnedReadGuard<T, U, K> {}
 
-impl<T> OwnedReadGuard<T> {
+impl<T, K> OwnedReadGuard<T, T, K> {
     /// Wraps a read lock the caller just took on `slot` of `arena`.
-    pub(super) fn new(arena: SlotArena<T>, slot: &Slot<T>, index: u32) -> Self {
+    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, index: u32) -> Self {
         let value = NonNull::new(slot.value_ptr().cast_mut()).expect("slots are never null");
         OwnedReadGuard {
             lease: Lease {
@@ -78,7 +79,7 @@ impl<T> OwnedReadGuard<T> {
     }
 }
 
-impl<T, U: ?Sized> OwnedReadGuard<T, U> {
+impl<T, U: ?Sized, K> OwnedReadGuard<T, U, K> {
     /// Narrows the guard to a part of the value, keeping the lock.
     ///
     /// # Examples
@@ -91,7 +92,7 @@ impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     /// let name = OwnedReadGuard::map(arena.get_owned(token).unwrap(), |pair| &pair.1);
     /// assert_eq!(*name, "name");
     /// ```
-    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> OwnedReadGuard<T, V> {
+    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&U) -> &V) -> OwnedReadGuard<T, V, K> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops and unlocks as usual.
         // SAFETY: the read lock is held (S2) while the guard lives.
@@ -115,12 +116,12 @@ impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     /// drop(arena); // the guard still holds the arena
     /// assert!(OwnedReadGuard::arena(&guard).contains(token));
     /// ```
-    pub fn arena(this: &Self) -> &SlotArena<T> {
+    pub fn arena(this: &Self) -> &SlotArena<T, K> {
         &this.lease.arena
     }
 }
 
-impl<T, U: ?Sized> Deref for OwnedReadGuard<T, U> {
+impl<T, U: ?Sized, K> Deref for OwnedReadGuard<T, U, K> {
     type Target = U;
 
     #[inline]
@@ -130,20 +131,21 @@ impl<T, U: ?Sized> Deref for OwnedReadGuard<T, U> {
     }
 }
 
-impl<T, U: ?Sized> Drop for OwnedReadGuard<T, U> {
+impl<T, U: ?Sized, K> Drop for OwnedReadGuard<T, U, K> {
     fn drop(&mut self) {
         let held = self.lease.held();
         held.reclaim(held.slot.unlock_read());
     }
 }
 
-impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
+impl<T, U: ?Sized + fmt::Debug, K> fmt::Debug for OwnedReadGuard<T, U, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("OwnedReadGuard").field(&&**self).finish()
     }
 }
 
-/// [`WriteGuard`](super::WriteGuard) that owns a handle to its arena.
+/// [`WriteGuard`](super::WriteGuard) that owns a handle to its arena; `K`
+/// is the arena's key type, which [`key`](Self::key) answers.
 ///
 /// Made by [`SlotArena::get_mut_owned`] and
 /// [`SlotArena::try_get_mut_owned`]. Poisons the value by the same rule as
@@ -189,8 +191,8 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedReadGuard<T, U> {
 /// ```
 #[must_use = "if unused the value unlocks at once"]
 #[clippy::has_significant_drop]
-pub struct OwnedWriteGuard<T, U: ?Sized = T> {
-    lease: Lease<T>,
+pub struct OwnedWriteGuard<T, U: ?Sized = T, K = MessageToken> {
+    lease: Lease<T, K>,
     value: NonNull<U>,
     /// Decides whether dropping the guard poisons the value.
     holder: Holder,
@@ -201,13 +203,13 @@ pub struct OwnedWriteGuard<T, U: ?Sized = T> {
 }
 
 // SAFETY: as for `WriteGuard`.
-unsafe impl<T: Send + Sync, U: ?Sized + Send> Send for OwnedWriteGuard<T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Send, K> Send for OwnedWriteGuard<T, U, K> {}
 // SAFETY: sharing the guard shares only `&U`.
-unsafe impl<T: Send + Sync, U: ?Sized + Sync> Sync for OwnedWriteGuard<T, U> {}
+unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for OwnedWriteGuard<T, U, K> {}
 
-impl<T> OwnedWriteGuard<T> {
+impl<T, K> OwnedWriteGuard<T, T, K> {
     /// Wraps the write lock the caller just took on `slot` of `arena`.
-    pub(super) fn new(arena: SlotArena<T>, slot: &Slot<T>, index: u32) -> Self {
+    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, index: u32) -> Self {
         let value = NonNull::new(slot.value_mut_ptr()).expect("slots are never null");
         OwnedWriteGuard {
             lease: Lease {
@@ -222,7 +224,7 @@ impl<T> OwnedWriteGuard<T> {
     }
 }
 
-impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized, K> OwnedWriteGuard<T, U, K> {
     /// Narrows the guard to a part of the value, keeping the lock.
     ///
     /// # Examples
@@ -237,7 +239,10 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     /// drop(list);
     /// assert_eq!(arena.get(token).unwrap().1, [1, 2]);
     /// ```
-    pub fn map<V: ?Sized>(this: Self, f: impl FnOnce(&mut U) -> &mut V) -> OwnedWriteGuard<T, V> {
+    pub fn map<V: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut U) -> &mut V,
+    ) -> OwnedWriteGuard<T, V, K> {
         // `f` runs before `this` is forgotten, so if it panics the guard
         // drops as usual: it unlocks, and poisons the value.
         let mut this = this;
@@ -268,12 +273,12 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     /// let held = OwnedWriteGuard::arena(&guard).try_get(token).err();
     /// assert_eq!(held, Some(MemoryError::AlreadyBorrowed));
     /// ```
-    pub fn arena(this: &Self) -> &SlotArena<T> {
+    pub fn arena(this: &Self) -> &SlotArena<T, K> {
         &this.lease.arena
     }
 }
 
-impl<T, U: ?Sized> Deref for OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized, K> Deref for OwnedWriteGuard<T, U, K> {
     type Target = U;
 
     #[inline]
@@ -283,7 +288,7 @@ impl<T, U: ?Sized> Deref for OwnedWriteGuard<T, U> {
     }
 }
 
-impl<T, U: ?Sized> DerefMut for OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized, K> DerefMut for OwnedWriteGuard<T, U, K> {
     #[inline]
     fn deref_mut(&mut self) -> &mut U {
         self.holder.touch();
@@ -293,7 +298,7 @@ impl<T, U: ?Sized> DerefMut for OwnedWriteGuard<T, U> {
     }
 }
 
-impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized, K> Drop for OwnedWriteGuard<T, U, K> {
     fn drop(&mut self) {
         let poison = self.holder.poisons_on_drop();
         let held = self.lease.held();
@@ -301,7 +306,7 @@ impl<T, U: ?Sized> Drop for OwnedWriteGuard<T, U> {
     }
 }
 
-impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized + fmt::Debug, K> fmt::Debug for OwnedWriteGuard<T, U, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("OwnedWriteGuard").field(&&**self).finish()
     }
@@ -309,7 +314,7 @@ impl<T, U: ?Sized + fmt::Debug> fmt::Debug for OwnedWriteGuard<T, U> {
 
 // === key() ===
 
-impl<T, U: ?Sized> OwnedReadGuard<T, U> {
+impl<T, U: ?Sized, K: Key> OwnedReadGuard<T, U, K> {
     /// The key of the value the guard holds; see
     /// [`ReadGuard::key`](super::ReadGuard::key).
     ///
@@ -322,12 +327,12 @@ impl<T, U: ?Sized> OwnedReadGuard<T, U> {
     /// let token = arena.insert(1).unwrap();
     /// assert_eq!(OwnedReadGuard::key(&arena.get_owned(token).unwrap()), token);
     /// ```
-    pub fn key(this: &Self) -> MessageToken {
-        this.lease.held().key()
+    pub fn key(this: &Self) -> K {
+        K::from_token(this.lease.held().key())
     }
 }
 
-impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
+impl<T, U: ?Sized, K: Key> OwnedWriteGuard<T, U, K> {
     /// The key of the value the guard holds; see
     /// [`ReadGuard::key`](super::ReadGuard::key).
     ///
@@ -340,7 +345,7 @@ impl<T, U: ?Sized> OwnedWriteGuard<T, U> {
     /// let token = arena.insert(1).unwrap();
     /// assert_eq!(OwnedWriteGuard::key(&arena.get_mut_owned(token).unwrap()), token);
     /// ```
-    pub fn key(this: &Self) -> MessageToken {
-        this.lease.held().key()
+    pub fn key(this: &Self) -> K {
+        K::from_token(this.lease.held().key())
     }
 }

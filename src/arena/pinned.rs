@@ -126,7 +126,7 @@ impl<T, K: Key> Reader<T, K> {
     /// assert_eq!(*reader.try_get(key).unwrap(), 1);
     /// ```
     #[inline]
-    pub fn try_get(&mut self, key: K) -> Result<PinnedRef<'_, T>, MemoryError> {
+    pub fn try_get(&mut self, key: K) -> Result<PinnedRef<'_, T, K>, MemoryError> {
         let token = key.to_token();
         let slot = self.pin(token)?;
         Ok(self.pinned_ref(slot, token))
@@ -152,13 +152,13 @@ impl<T, K: Key> Reader<T, K> {
     /// assert_eq!(reader.get(key).err(), Some(slotarena::MemoryError::NotAllocated));
     /// ```
     #[inline]
-    pub fn get(&mut self, key: K) -> Result<PinnedRef<'_, T>, MemoryError> {
+    pub fn get(&mut self, key: K) -> Result<PinnedRef<'_, T, K>, MemoryError> {
         let token = key.to_token();
         let slot = loop {
             match self.pin(token) {
                 // Wait for the writer with a read lock (it parks), let go,
                 // and pin again.
-                Err(MemoryError::AlreadyBorrowed) => drop(self.arena.core.read(token, true)?),
+                Err(MemoryError::AlreadyBorrowed) => drop(self.arena.core.read::<K>(token, true)?),
                 pinned => break pinned?,
             }
         };
@@ -189,13 +189,14 @@ impl<T, K: Key> Reader<T, K> {
         }
     }
 
-    fn pinned_ref<'r>(&'r self, slot: &'r Slot<T>, token: MessageToken) -> PinnedRef<'r, T> {
+    fn pinned_ref<'r>(&'r self, slot: &'r Slot<T>, token: MessageToken) -> PinnedRef<'r, T, K> {
         PinnedRef {
             core: &self.arena.core,
             record: self.record(),
             slot,
             token,
             _value: PhantomData,
+            _key: PhantomData,
         }
     }
 }
@@ -246,15 +247,17 @@ impl<T, M> Core<T, M> {
 /// one drops the value).
 #[must_use = "if unused the value is unpinned at once"]
 #[clippy::has_significant_drop]
-pub struct PinnedRef<'r, T> {
+pub struct PinnedRef<'r, T, K = MessageToken> {
     core: &'r Core<T>,
     record: &'r Record,
     slot: &'r Slot<T>,
     token: MessageToken,
     _value: PhantomData<&'r T>,
+    /// The arena's key type; `fn(K) -> K` keeps auto traits off `K`.
+    _key: PhantomData<fn(K) -> K>,
 }
 
-impl<T> PinnedRef<'_, T> {
+impl<T, K: Key> PinnedRef<'_, T, K> {
     /// The key of the pinned value. An associated function, so it never
     /// hides a method of `T`.
     ///
@@ -268,12 +271,12 @@ impl<T> PinnedRef<'_, T> {
     /// let mut reader = arena.reader();
     /// assert_eq!(PinnedRef::key(&reader.get(key).unwrap()), key);
     /// ```
-    pub fn key(this: &Self) -> MessageToken {
-        this.token
+    pub fn key(this: &Self) -> K {
+        K::from_token(this.token)
     }
 }
 
-impl<T> Deref for PinnedRef<'_, T> {
+impl<T, K> Deref for PinnedRef<'_, T, K> {
     type Target = T;
 
     #[inline]
@@ -285,14 +288,14 @@ impl<T> Deref for PinnedRef<'_, T> {
     }
 }
 
-impl<T> Drop for PinnedRef<'_, T> {
+impl<T, K> Drop for PinnedRef<'_, T, K> {
     #[inline]
     fn drop(&mut self) {
         self.core.unpin(self.record, self.slot, self.token);
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for PinnedRef<'_, T> {
+impl<T: fmt::Debug, K> fmt::Debug for PinnedRef<'_, T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("PinnedRef").field(&&**self).finish()
     }

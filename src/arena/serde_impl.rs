@@ -101,7 +101,7 @@ impl<T: Serialize> Serialize for SavedSlot<'_, T> {
                 VACANT => return (generation, None::<&T>).serialize(serializer),
                 PRESENT => {
                     let token = MessageToken::new(self.index, word::generation(word));
-                    match self.core.read(token, true) {
+                    match self.core.read::<MessageToken>(token, true) {
                         Ok(guard) => return (generation, Some(&*guard)).serialize(serializer),
                         // Removed or replaced since the look: look again.
                         Err(MemoryError::NotAllocated | MemoryError::StaleToken) => {}

@@ -245,11 +245,11 @@ impl<T, K: crate::Key> crate::SlotArena<T, K> {
     pub async fn get_owned_async(
         &self,
         key: K,
-    ) -> Result<super::OwnedReadGuard<T>, crate::MemoryError> {
+    ) -> Result<super::OwnedReadGuard<T, T, K>, crate::MemoryError> {
         let token = key.to_token();
         let slot = self.core.lock_async(token, false).await?;
         Ok(super::OwnedReadGuard::new(
-            self.untyped(),
+            self.clone(),
             slot,
             token.index() as u32,
         ))
@@ -281,11 +281,11 @@ impl<T, K: crate::Key> crate::SlotArena<T, K> {
     pub async fn get_mut_owned_async(
         &self,
         key: K,
-    ) -> Result<super::OwnedWriteGuard<T>, crate::MemoryError> {
+    ) -> Result<super::OwnedWriteGuard<T, T, K>, crate::MemoryError> {
         let token = key.to_token();
         let slot = self.core.lock_async(token, true).await?;
         Ok(super::OwnedWriteGuard::new(
-            self.untyped(),
+            self.clone(),
             slot,
             token.index() as u32,
         ))

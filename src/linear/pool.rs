@@ -29,6 +29,9 @@
 //!   granule of a free run, and is then one more than that run's node.
 //! - P5: `take` answers `None` only when no free run can hold the request
 //!   (at its alignment).
+//! - P6: a wholly free page is dirty (committed) only while it is one of
+//!   the at most [`KEPT_PAGES`] pages in `kept`; every other wholly free
+//!   page has been handed back to the OS.
 
 use alloc::vec::Vec;
 
@@ -109,8 +112,47 @@ pub(super) struct Pool {
     spare: Vec<u32>,
     free_in_page: Vec<u32>,
     backing: Vec<Backing>,
+    /// The wholly free pages still committed (P6), oldest first.
+    kept: KeptPages,
     /// Highest granule end ever handed out.
     high_water: u32,
+}
+
+/// Wholly free pages a memory keeps committed (P6): the newest ones, so a
+/// block freed and taken again on the same page (a host passing one value
+/// after another into a guest) costs neither a `madvise` nor a page fault,
+/// while an idle memory keeps at most this many pages (128 KiB) resident
+/// for nothing.
+pub(super) const KEPT_PAGES: usize = 2;
+
+/// The wholly free pages still committed, oldest first (P6).
+#[derive(Debug, Default)]
+struct KeptPages {
+    pages: [u32; KEPT_PAGES],
+    len: usize,
+}
+
+impl KeptPages {
+    /// Keeps `page`; answers the oldest kept page if that had to make room.
+    fn push(&mut self, page: u32) -> Option<u32> {
+        if self.len < KEPT_PAGES {
+            self.pages[self.len] = page;
+            self.len += 1;
+            return None;
+        }
+        let oldest = self.pages[0];
+        self.pages.copy_within(1.., 0);
+        self.pages[KEPT_PAGES - 1] = page;
+        Some(oldest)
+    }
+
+    /// Forgets `page` if it is kept.
+    fn remove(&mut self, page: u32) {
+        if let Some(at) = self.pages[..self.len].iter().position(|&p| p == page) {
+            self.pages.copy_within(at + 1..self.len, at);
+            self.len -= 1;
+        }
+    }
 }
 
 /// A range of pages: `(first page, pages)`.
@@ -147,6 +189,7 @@ impl Pool {
             spare: Vec::new(),
             free_in_page: Vec::new(),
             backing: Vec::new(),
+            kept: KeptPages::default(),
             high_water: 0,
         }
     }
@@ -316,9 +359,11 @@ impl Pool {
     }
 
     /// Returns `start..start + granules`, merging it with free neighbours.
-    /// Returns the pages it left wholly free that blocks wrote to, marked
-    /// clean, for the caller to hand back to the OS at once (a wholly free
-    /// page goes back to the OS, however small the memory).
+    /// Returns the pages to hand back to the OS at once, marked clean: every
+    /// page this left wholly free that blocks wrote to, except the newest
+    /// [`KEPT_PAGES`] wholly free pages of the memory, which stay committed
+    /// (P6) so that churn on one page costs no system call and no page
+    /// fault per block.
     pub(super) fn give_back(&mut self, start: u32, granules: u32) -> CleanPages<'_> {
         self.count(start, granules, true);
         self.merge_free(start, granules);
@@ -326,11 +371,12 @@ impl Pool {
         for page in pages_of(start, granules) {
             if self.free_in_page[page as usize] == PAGE_GRANULES
                 && self.backing[page as usize] == Backing::Dirty
+                && let Some(oldest) = self.kept.push(page)
             {
-                self.backing[page as usize] = Backing::Clean;
+                self.backing[oldest as usize] = Backing::Clean;
                 match runs.last_mut() {
-                    Some((first, count)) if *first + *count == page => *count += 1,
-                    _ => runs.push((page, 1)),
+                    Some((first, count)) if *first + *count == oldest => *count += 1,
+                    _ => runs.push((oldest, 1)),
                 }
             }
         }
@@ -433,6 +479,10 @@ impl Pool {
             if free {
                 *slot += hi - lo;
             } else {
+                if *slot == PAGE_GRANULES {
+                    // No longer wholly free: no longer kept (P6).
+                    self.kept.remove(page);
+                }
                 *slot -= hi - lo;
                 self.backing[page as usize] = Backing::Dirty;
             }
@@ -558,22 +608,33 @@ mod tests {
     }
 
     #[test]
-    fn wholly_free_dirty_pages_go_back_at_once() {
+    fn wholly_free_dirty_pages_beyond_the_newest_kept_go_back_at_once() {
         const PG: u32 = PAGE_GRANULES;
-        let mut pool = Pool::new(4);
-        pool.grow(4).unwrap();
-        let a = pool.take(2 * PG, PG).unwrap();
+        let mut pool = Pool::new(5);
+        pool.grow(5).unwrap();
+        let a = pool.take(4 * PG, PG).unwrap();
         assert_eq!(a, PG);
-        // A page with a taken granule stays; freeing the last one returns it.
+        // A page with a taken granule stays; freeing its last one keeps it
+        // committed while at most KEPT_PAGES are wholly free.
         assert!(pool.give_back(a, 1).runs().is_empty());
-        assert_eq!(pool.give_back(a + 1, PG - 1).runs(), &[(1, 1)]);
-        assert_eq!(pool.give_back(a + PG, PG).runs(), &[(2, 1)]);
-        // Reuse marks pages dirty again; a range of pages is one run.
-        let b = pool.take(2 * PG, PG).unwrap();
-        assert_eq!(pool.give_back(b, 2 * PG).runs(), &[(b / PG, 2)]);
+        assert!(pool.give_back(a + 1, PG - 1).runs().is_empty());
+        assert!(pool.give_back(a + PG, PG).runs().is_empty());
+        // A third wholly free page sends the oldest kept one back.
+        assert_eq!(pool.give_back(a + 2 * PG, PG).runs(), &[(1, 1)]);
+        // Several at once: the newest two stay, the rest go in order.
+        assert_eq!(pool.give_back(a + 3 * PG, PG).runs(), &[(2, 1)]);
+        assert_eq!(pool.kept.pages, [3, 4]);
+        // Taking from a kept page stops keeping it, so it is never handed
+        // back to the OS while a block lives on it.
+        let b = pool.take(4 * PG, PG).unwrap();
+        assert_eq!(b, PG);
+        assert_eq!(pool.kept.len, 0);
+        // A range of pages: all but the newest two go back, as one run.
+        assert_eq!(pool.give_back(b, 4 * PG).runs(), &[(1, 2)]);
+        assert_eq!(pool.kept.pages, [3, 4]);
         // Page 0 holds granule 0, never free: never wholly free.
-        let c = pool.take(1, 1).unwrap();
-        assert!(c < PG);
-        assert!(pool.give_back(c, 1).runs().is_empty());
+        let d = pool.take(1, 1).unwrap();
+        assert!(d < PG);
+        assert!(pool.give_back(d, 1).runs().is_empty());
     }
 }

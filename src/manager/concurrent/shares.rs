@@ -139,7 +139,7 @@ pub(super) fn release<P>(core: &ManagerCore<P>, token: MessageToken) -> Result<u
     // Mutation `release_waits_for_writer`: look at the message under its
     // lock first, as v1 did.
     if cfg!(slotarena_mutation = "release_waits_for_writer") {
-        drop(core.read(token, true)?);
+        drop(core.read::<MessageToken>(token, true)?);
     }
     loop {
         let Some((word, seen)) = load_open(core, token)? else {
