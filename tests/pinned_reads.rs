@@ -224,6 +224,26 @@ fn get_mut_and_take_wait_for_a_pinned_reader() {
 }
 
 #[test]
+fn retain_waits_for_a_pinned_reader_before_it_drops_a_value() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(2);
+    let key = arena.insert(counted(&drops, 1)).unwrap();
+    let mut reader = arena.reader();
+    let pinned = reader.get(key).unwrap();
+    let retaining = {
+        let arena = arena.clone();
+        thread::spawn(move || arena.retain(|_, _| false))
+    };
+    thread::sleep(SHOULD_WAIT);
+    assert!(!retaining.is_finished(), "retain ran beside a pinned read");
+    assert_eq!((pinned.id, drops.load(Ordering::SeqCst)), (1, 0));
+    drop(pinned);
+    within(MUST_FINISH, move || retaining.join().unwrap());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(arena.is_empty());
+}
+
+#[test]
 fn reader_get_waits_for_a_writer_then_reads_its_write() {
     let arena = SlotArena::new(1);
     let key = arena.insert(1u64).unwrap();
