@@ -46,6 +46,13 @@ cargo +nightly miri test --test slot_arena -- \
     a_guard_taken owned_guards mapped_guards iter_skips dropping_the_arena insert_error \
     too_many take_of_a_poisoned exclusive a_drain clear_through into_iter_from a_vacant_entry \
     insert_with_key every_guard typed_keys
+# Pinned reads: the record registry (lib tests above) and Reader/PinnedRef,
+# deferred drops and the real-thread races at Miri's scaled-down counts.
+# The tests that wait out a fixed time (get_mut, take and async writers
+# held off by a pin) stay with the native run.
+cargo +nightly miri test --test pinned_reads -- \
+    a_pinned_read_answers try_forms_refuse remove_never_waits a_removed_value_held \
+    a_failed_pin pinned_readers_never removes_racing
 cargo +nightly miri test --test waiting -- \
     waiters_are_served a_cancelled_waiter an_async_lock timeouts
 cargo +nightly miri test --test linear_contract -- \

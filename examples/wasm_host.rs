@@ -1,7 +1,9 @@
 //! Host threads pass values into a running guest's memory; the guest (a
 //! Rust crate whose `#[global_allocator]` is the host's allocator) reads,
 //! transforms and frees them; the host checks every answer and, at the
-//! end, that nothing leaked.
+//! end, that nothing leaked. With feature `surrealism` too, a quarter of
+//! the values are surrealism-types values in its `Transfer` layout
+//! (`support/transfer.rs`), which the guest echoes back in the same layout.
 //!
 //! `cargo run --release --features wasmtime --example wasm_host` (builds
 //! `guests/guest` for wasm32-unknown-unknown first: the target must be
@@ -9,6 +11,9 @@
 
 #[path = "support/guest.rs"]
 mod guest;
+#[cfg(feature = "surrealism")]
+#[path = "support/transfer.rs"]
+mod transfer;
 
 use std::error::Error;
 use std::path::Path;
@@ -26,6 +31,14 @@ fn expected(value: &[u8]) -> Vec<u8> {
     value.iter().rev().map(u8::to_ascii_uppercase).collect()
 }
 
+/// A value a host thread passed to the guest: its block, and what the
+/// host expects back.
+enum Sent {
+    Bytes(u32, Vec<u8>),
+    #[cfg(feature = "surrealism")]
+    Typed(u32, transfer::Typed),
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let wasm = guest::build_guest(repo, guest::GuestAllocator::Host)?;
@@ -40,6 +53,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut store = Store::new(&engine, GuestImports::new(&memory));
     let instance = memories.instantiate(&memory, &mut store, &linker, &module)?;
     let transform = instance.get_typed_func::<(u32, u32), u64>(&mut store, "transform")?;
+    #[cfg(feature = "surrealism")]
+    let echo_transfer = instance.get_typed_func::<u32, u32>(&mut store, "echo_transfer")?;
     println!(
         "guest: {} KiB of module, {} KiB of its own stack and data",
         wasm.len() / 1024,
@@ -47,7 +62,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let started = Instant::now();
-    let (values, received) = mpsc::sync_channel::<(u32, Vec<u8>)>(1024);
+    let (values, received) = mpsc::sync_channel::<Sent>(1024);
     let producers: Vec<_> = (0..THREADS)
         .map(|thread_id| {
             let (memory, values) = (memory.clone(), values.clone());
@@ -61,8 +76,16 @@ fn main() -> Result<(), Box<dyn Error>> {
                     // Copied in while the guest runs on the same memory.
                     let ptr = host.transfer(value.as_bytes()).expect("room for the value");
                     values
-                        .send((ptr, value.into_bytes()))
+                        .send(Sent::Bytes(ptr, value.into_bytes()))
                         .expect("the guest thread runs");
+                    #[cfg(feature = "surrealism")]
+                    if i % 4 == 0 {
+                        let typed = transfer::Typed::nth(thread_id, i / 4);
+                        let ptr = typed.transfer(&mut host).expect("room for the value");
+                        values
+                            .send(Sent::Typed(ptr, typed))
+                            .expect("the guest thread runs");
+                    }
                 }
             })
         })
@@ -73,13 +96,28 @@ fn main() -> Result<(), Box<dyn Error>> {
     // back a new block of its own, which the host reads and frees.
     let mut host = memory.controller();
     let (mut synced_pages, mut checked, mut bytes) = (memory.size_pages(), 0usize, 0usize);
-    for (ptr, value) in received {
+    #[cfg(feature = "surrealism")]
+    let mut typed = 0usize;
+    for sent in received {
         if memory.size_pages() != synced_pages {
             // Producers grew the memory: wasmtime's bulk copies check
             // against the size it last saw.
             synced_pages = memory.size_pages();
             GuestMemories::sync_size(&mut store, &instance)?;
         }
+        let (ptr, value) = match sent {
+            Sent::Bytes(ptr, value) => (ptr, value),
+            #[cfg(feature = "surrealism")]
+            Sent::Typed(ptr, value) => {
+                let out_ptr = echo_transfer.call(&mut store, ptr)?;
+                let back = value
+                    .receive_like(&mut host, out_ptr)
+                    .map_err(|error| error.to_string())?;
+                assert_eq!(back, value, "the guest's echo of {ptr}");
+                typed += 1;
+                continue;
+            }
+        };
         let answer = transform.call(&mut store, (ptr, value.len() as u32))?;
         let (out_ptr, out_len) = ((answer >> 32) as u32, answer as u32);
         let out = host.read_vec(out_ptr, out_len)?;
@@ -93,6 +131,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let elapsed = started.elapsed();
     assert_eq!(checked, THREADS * VALUES_PER_THREAD);
+    #[cfg(feature = "surrealism")]
+    {
+        assert_eq!(typed, THREADS * VALUES_PER_THREAD.div_ceil(4));
+        println!("{typed} surrealism values echoed in its Transfer layout and received intact");
+    }
     let guest_own = u64::from(memory.guest_bytes().saturating_sub(256));
     assert_eq!(
         memory.allocated_bytes(),

@@ -101,3 +101,20 @@ fn guards_of_typed_arenas_travel_as_untyped_ones() {
     assert_not_send!(OwnedReadGuard<Cell<u8>, Cell<u8>, Typed>);
     assert_not_send!(OwnedWriteGuard<Cell<u8>, Cell<u8>, Typed>);
 }
+
+/// Holds for `T` unless `T` is `!Sync`; see `AmbiguousIfSend`.
+trait AmbiguousIfSync<A> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+/// A pinned-read `Reader` may move to another thread, but is not shared:
+/// one thread pins at a time through it.
+#[test]
+fn a_reader_is_send_but_not_sync() {
+    fn send<T: Send>() {}
+    send::<slotarena::arena::Reader<String>>();
+    let _ = <slotarena::arena::Reader<String> as AmbiguousIfSync<_>>::check;
+    assert_not_send!(slotarena::arena::Reader<Cell<u8>>);
+}

@@ -297,3 +297,54 @@ fn a_small_request_takes_another_handles_free_block_before_growing() {
     other.free(fill, fill_len).unwrap();
     assert_eq!(memory.allocated_bytes(), 0);
 }
+
+/// Room in transit between the pool and a span is still room (brief H2,
+/// item 1). One page with room for exactly one two-block span of the
+/// 448-byte class beside the filler; two threads each allocate one block
+/// and free it, over and over, so at every instant a free block or the
+/// span's granules exist for each of them. Before the fix a plain `alloc`
+/// answered `OutOfMemory` when it looked while the other thread's new
+/// span had left the pool but was not yet published, or while the other
+/// thread's last free had retired the span but not yet handed its
+/// granules back.
+#[test]
+fn a_plain_alloc_never_answers_out_of_memory_while_room_is_in_transit() {
+    const SMALL: u32 = 400;
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut filler = memory.controller();
+    // Granule 0 never, granules 1..=251 the filler: 4 granules left.
+    let fill = filler.alloc(251 * GRANULE).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let churn = |memory: SharedLinearMemory| {
+        move || {
+            let mut c = memory.controller();
+            let mut rounds = 0u64;
+            while std::time::Instant::now() < deadline {
+                for _ in 0..1000 {
+                    let ptr = c.alloc(SMALL).map_err(|e| (e, rounds))?;
+                    c.free(ptr, SMALL).unwrap();
+                    rounds += 1;
+                }
+            }
+            Ok::<u64, (LinearMemoryError, u64)>(rounds)
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..2 {
+        let (tx, work) = (tx.clone(), churn(memory.clone()));
+        thread::spawn(move || tx.send(work()).unwrap());
+    }
+    for _ in 0..2 {
+        let answer = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an alloc waited or spun instead of answering");
+        match answer {
+            Ok(rounds) => println!("{rounds} rounds, every alloc answered Ok"),
+            Err((error, rounds)) => panic!(
+                "alloc answered {error:?} after {rounds} rounds, with room for both blocks at every instant"
+            ),
+        }
+    }
+    filler.free(fill, 251 * GRANULE).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}

@@ -1,5 +1,6 @@
-//! W1–W5 for slotarena's concurrent manager and its peers, side by side in
-//! each benchmark group. `cargo bench -p slotarena-bench --bench managers`.
+//! W1–W6 for slotarena's concurrent manager and its peers, side by side in
+//! each benchmark group (W6 also with `SlotArena`'s pinned reads).
+//! `cargo bench -p slotarena-bench --bench managers`.
 
 use std::sync::Arc;
 
@@ -37,6 +38,23 @@ fn two_threads<S: Store>(c: &mut Criterion) {
         .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
             b.iter_custom(|iters| slots::w5(&store, iters))
         });
+    let hot = Arc::new(S::new(SLOTS));
+    let hot_keys = Arc::new(slots::hot_keys(&*hot));
+    c.benchmark_group(W6)
+        .bench_function(BenchmarkId::from_parameter(S::NAME), |b| {
+            b.iter_custom(|iters| slots::w6(&hot, &hot_keys, iters))
+        });
+}
+
+const W6: &str = "W6 hot reads: 8 values, 0.1% writes, 2 threads";
+
+fn pinned_reads(c: &mut Criterion) {
+    let hot = Arc::new(Arena::new(SLOTS));
+    let hot_keys = Arc::new(slots::hot_keys(&*hot));
+    c.benchmark_group(W6)
+        .bench_function(BenchmarkId::from_parameter(slots::PINNED), |b| {
+            b.iter_custom(|iters| slots::w6_pinned(&hot, &hot_keys, iters))
+        });
 }
 
 fn managers(c: &mut Criterion) {
@@ -54,6 +72,7 @@ fn managers(c: &mut Criterion) {
     two_threads::<Sharded>(c);
     two_threads::<MutexSlab>(c);
     two_threads::<Dash>(c);
+    pinned_reads(c);
 }
 
 criterion_group!(benches, managers);

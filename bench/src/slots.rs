@@ -1,4 +1,4 @@
-//! W1–W5: the message-store workloads, over every implementation.
+//! W1–W6: the message-store workloads, over every implementation.
 //!
 //! Every implementation stores the same 64-byte-payload message type
 //! (slotarena's `Message<[u8; 64]>`) in a store of 1024 slots.
@@ -77,6 +77,13 @@ impl Store for Ours {
 
 /// slotarena's generic arena, `SlotArena<T>`, storing the same message.
 pub struct Arena(SlotArena<Msg>);
+
+impl Arena {
+    /// A pinned-read handle, for W6's pinned row.
+    pub fn reader(&self) -> slotarena::arena::Reader<Msg> {
+        self.0.reader()
+    }
+}
 
 impl Store for Arena {
     type Key = MessageToken;
@@ -353,4 +360,63 @@ pub fn w5<S: Store>(store: &Arc<S>, iters: u64) -> Duration {
     drop(tx);
     consumer.join().expect("consumer");
     start.elapsed()
+}
+
+/// Values W6 reads.
+pub const HOT: usize = 8;
+
+/// Stores the `HOT` values W6 reads and returns their keys.
+pub fn hot_keys<S: Store>(store: &S) -> Vec<S::Key> {
+    (0..HOT as u64).map(|i| store.insert(i, msg(i))).collect()
+}
+
+/// One thread's W6: `iters` operations on the hot values, one in a
+/// thousand a write through the write path, the rest reads through `read`
+/// (the thread's read path).
+#[inline(never)]
+pub fn w6_round<S: Store>(
+    store: &S,
+    keys: &[S::Key],
+    thread: u64,
+    iters: u64,
+    mut read: impl FnMut(S::Key) -> u64,
+) {
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (thread + 1));
+    for _ in 0..iters {
+        let key = keys[rng.below(HOT)];
+        if rng.below(1000) == 0 {
+            store.write(key, thread as u8);
+        } else {
+            black_box(read(key));
+        }
+    }
+}
+
+/// W6: two threads read the same `HOT` values, 0.1% of the operations
+/// writing; `iters` operations per thread.
+pub fn w6<S: Store>(store: &Arc<S>, keys: &Arc<Vec<S::Key>>, iters: u64) -> Duration {
+    let (store, keys) = (store.clone(), keys.clone());
+    on_two_threads(move |t| w6_round(&*store, &keys, t, iters, |key| store.read(key)))
+}
+
+/// The name of W6's pinned-read row.
+pub const PINNED: &str = "slotarena SlotArena<T>, pinned Reader";
+
+/// W6 for `SlotArena<T>` reading through pinned reads: each thread reads
+/// through its own [`slotarena::arena::Reader`]; writes take `get_mut`.
+pub fn w6_pinned(store: &Arc<Arena>, keys: &Arc<Vec<MessageToken>>, iters: u64) -> Duration {
+    let (store, keys) = (store.clone(), keys.clone());
+    on_two_threads(move |t| {
+        let mut reader = store.reader();
+        w6_round(&*store, &keys, t, iters, |key| {
+            pinned_read(&mut reader, key)
+        })
+    })
+}
+
+/// A pinned read of the same bytes `Store::read` reads.
+#[inline]
+pub fn pinned_read(reader: &mut slotarena::arena::Reader<Msg>, key: MessageToken) -> u64 {
+    let message = reader.get(key).expect("live");
+    message.payload()[7] as u64 + message.header().sequence()
 }

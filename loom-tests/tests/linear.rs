@@ -613,10 +613,11 @@ fn a_free_racing_a_large_allocation_never_loses_another_live_block() {
 }
 
 /// Two `alloc_wait`s racing for the only span the memory has room for:
-/// either may look while the other's span is taken but unpublished, and
-/// publishing it wakes the waiter for its second block (review of issue
-/// 19). Both wait: a plain `alloc` that looks in that window still answers
-/// `OutOfMemory` (a span being made is in no list yet).
+/// either may look while the other's span is taken but unpublished (review
+/// of issue 19). A look in that window looks again once the span is
+/// published (`transit.rs`, T2) and takes its second block, so neither
+/// sleeps for room that exists: with the look not repeated (mutation
+/// `transit_unseen`), the waiter sleeps and nobody wakes it.
 #[test]
 fn a_waiter_wakes_for_the_free_block_of_a_span_another_handle_makes() {
     model(|| {
@@ -638,5 +639,63 @@ fn a_waiter_wakes_for_the_free_block_of_a_span_another_handle_makes() {
         waiter.join().unwrap();
         other.free(ptr, SMALL).unwrap();
         filler.free(fill, 251 * 256).unwrap();
+    });
+}
+
+/// A plain `alloc` racing another handle's new span (brief H2, item 1):
+/// from taking its granules from the pool to publishing its state, the
+/// span is in no list, yet its second block is room at every instant
+/// (before, as the granules). Neither `alloc` may answer `OutOfMemory`.
+/// Before the fix, one that looked in that window did (`transit.rs`, T2).
+#[test]
+fn a_plain_alloc_finds_the_free_block_of_a_span_another_handle_makes() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        // Everything but 4 granules: room for one span of the class.
+        let mut filler = LinearMemoryController::new(&memory);
+        let fill = filler.alloc(251 * GRANULE).unwrap();
+        let other = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                let got = c.alloc(SMALL);
+                assert_eq!(got.err(), None, "room for two blocks");
+                (c, got.unwrap())
+            })
+        };
+        let mut c = LinearMemoryController::new(&memory);
+        let mine = c.alloc(SMALL);
+        assert_eq!(mine.err(), None, "room for two blocks");
+        let (mut theirs_c, theirs) = other.join().unwrap();
+        theirs_c.free(theirs, SMALL).unwrap();
+        c.free(mine.unwrap(), SMALL).unwrap();
+        filler.free(fill, 251 * GRANULE).unwrap();
+    });
+}
+
+/// A plain `alloc` racing the free that retires a span (brief H2, item
+/// 1): from the compare-and-swap that retires it to its granules back in
+/// the pool, the span's room is in no list, yet it exists at every
+/// instant (before, as the span's free block; after, as free granules).
+/// The `alloc` may not answer `OutOfMemory`. Before the fix, one that
+/// looked in that window did (`transit.rs`, T2).
+#[test]
+fn a_plain_alloc_finds_the_granules_of_a_span_another_handle_retires() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut filler = LinearMemoryController::new(&memory);
+        let fill = filler.alloc(251 * GRANULE).unwrap();
+        // A two-block span on the last 4 granules, one block live.
+        let mut owner = LinearMemoryController::new(&memory);
+        let live = owner.alloc(SMALL).unwrap();
+        let freer = thread::spawn(move || {
+            owner.free(live, SMALL).unwrap(); // the span's last block: it retires
+        });
+        let mut c = LinearMemoryController::new(&memory);
+        let got = c.alloc(SMALL);
+        assert_eq!(got.err(), None, "room for a block at every instant");
+        freer.join().unwrap();
+        c.free(got.unwrap(), SMALL).unwrap();
+        filler.free(fill, 251 * GRANULE).unwrap();
     });
 }

@@ -33,8 +33,16 @@ impl<T> Held<'_, T> {
     /// `Drop` panics).
     pub(super) fn reclaim(&self, generation: Option<u32>) {
         if let Some(generation) = generation {
+            if self
+                .slot
+                .keep_for_pinned(|| self.recycle.pinned(self.index))
+            {
+                // The last pinned reader drops it (pins.rs, P3).
+                return;
+            }
             // SAFETY: the unlock that returned `generation` handed this
-            // thread the slot for reclaiming (`Slot::vacate`'s contract).
+            // thread the slot for reclaiming (`Slot::vacate`'s contract),
+            // and no pinned reader holds the value (P1).
             unsafe {
                 self.slot
                     .vacate_dropping(generation, || self.recycle.recycle(self.index));

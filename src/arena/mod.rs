@@ -58,6 +58,8 @@ mod free_pool;
 mod guards;
 mod iter;
 mod owned;
+mod pinned;
+mod pins;
 mod poison;
 mod segments;
 #[cfg(feature = "serde")]
@@ -69,13 +71,14 @@ mod word;
 use core::fmt;
 use core::marker::PhantomData;
 
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Backoff, Mutex, Ordering};
 pub(crate) use crate::wait_queue::Patience;
 use crate::wait_queue::WaitQueue;
 use crate::{Key, MemoryError, MessageToken};
 use free_list::Links;
 use free_pool::FreePool;
 use guards::Held;
+use pins::Pins;
 use segments::Segments;
 use slot::Slot;
 
@@ -84,6 +87,7 @@ pub use exclusive::{Drain, Exclusive, ExclusiveIter, IntoIter, IterMut};
 pub use guards::{ReadGuard, WriteGuard};
 pub use iter::Iter;
 pub use owned::{OwnedReadGuard, OwnedWriteGuard};
+pub use pinned::{PinnedRef, Reader};
 
 #[cfg(loom)]
 #[doc(hidden)]
@@ -94,6 +98,10 @@ pub use free_list::{FreeList, Links as FreeListLinks, NIL};
 pub(crate) trait Recycle {
     /// Pushes the vacant slot `index`, which the caller owns, onto a free list.
     fn recycle(&self, index: u32);
+
+    /// Whether a pinned reader holds the value of slot `index`, asked by a
+    /// thread that just took that value exclusively (pins.rs, P1).
+    fn pinned(&self, index: u32) -> bool;
 }
 
 /// A slot plus its value-independent metadata.
@@ -126,6 +134,8 @@ pub(crate) struct Core<T, M = ()> {
     growth: Mutex<()>,
     /// Threads and tasks waiting for a free slot.
     room: WaitQueue,
+    /// The records of pinned readers (`pins.rs`).
+    pins: Pins,
 }
 
 impl<T, M> Links for Core<T, M> {
@@ -154,6 +164,11 @@ impl<T, M> Recycle for Core<T, M> {
         }
         self.free.push(index, self);
         self.room.notify_one();
+    }
+
+    #[inline]
+    fn pinned(&self, index: u32) -> bool {
+        self.pins.pinned(index)
     }
 }
 
@@ -188,6 +203,7 @@ impl<T, M: Default> Core<T, M> {
             entries: AtomicUsize::new(0),
             growth: Mutex::new(()),
             room: WaitQueue::default(),
+            pins: Pins::default(),
         }
     }
 
@@ -341,7 +357,45 @@ impl<T, M> Core<T, M> {
     ) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
         held.slot.lock_write(token, blocking)?;
+        self.after_write_lock(held, blocking)?;
         Ok(WriteGuard::new(held))
+    }
+
+    /// The pinned readers' part of a write lock `held` just took (pins.rs,
+    /// P1), before anything touches the value: waits for them if
+    /// `blocking`; else, if there are any, unlocks again (reclaiming the
+    /// value if a remove landed meanwhile) and answers `AlreadyBorrowed`.
+    #[inline]
+    fn after_write_lock(&self, held: Held<'_, T>, blocking: bool) -> Result<(), MemoryError> {
+        if self.wait_unpinned(held.index, blocking) {
+            return Ok(());
+        }
+        held.reclaim(held.slot.unlock_write(false));
+        Err(MemoryError::AlreadyBorrowed)
+    }
+
+    /// For a thread that just took the value of slot `index` exclusively
+    /// (its read-modify-write on the word is done): whether no pinned
+    /// reader holds it (pins.rs, P1), waiting for them to unpin if
+    /// `blocking`. Pinned readers are not parked on anything, so this spins
+    /// and then yields.
+    #[inline]
+    fn wait_unpinned(&self, index: u32, blocking: bool) -> bool {
+        if !self.pins.pinned(index) {
+            return true;
+        }
+        if blocking {
+            self.spin_until_unpinned(index);
+        }
+        blocking
+    }
+
+    #[cold]
+    fn spin_until_unpinned(&self, index: u32) {
+        let backoff = Backoff::new();
+        while self.pins.pinned(index) {
+            backoff.snooze();
+        }
     }
 
     /// Kills `token` at once; drops the value now or with its last guard.
@@ -357,9 +411,15 @@ impl<T, M> Core<T, M> {
     /// Drops the value of a slot held for reclaiming and frees the slot.
     #[inline]
     fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
+        let index = token.index() as u32;
+        if slot.keep_for_pinned(|| self.pins.pinned(index)) {
+            // The last pinned reader drops it (pins.rs, P3).
+            return;
+        }
         // SAFETY: the caller got `generation` from `Slot::remove` or
-        // `Slot::begin_take`: it holds the slot for reclaiming.
-        unsafe { slot.vacate_dropping(generation, || self.recycle(token.index() as u32)) };
+        // `Slot::begin_take`: it holds the slot for reclaiming, and no
+        // pinned reader holds the value (P1).
+        unsafe { slot.vacate_dropping(generation, || self.recycle(index)) };
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else
@@ -373,10 +433,37 @@ impl<T, M> Core<T, M> {
         blocking: bool,
     ) -> Result<(T, bool), MemoryError> {
         let (slot, _) = self.place(token)?;
-        let word = slot.begin_take(token, blocking, false)?;
-        // SAFETY: `begin_take` gave us the slot for reclaiming.
+        let index = token.index() as u32;
+        let word = if blocking {
+            let word = slot.begin_take(token, true, false)?;
+            self.wait_unpinned(index, true);
+            word
+        } else {
+            // Refusing must change nothing, so the token dies only after
+            // the look for pinned readers.
+            slot.lock_for_take(token)?;
+            let held = Held {
+                slot,
+                recycle: self,
+                index,
+            };
+            if self.pins.pinned(index) {
+                held.reclaim(slot.unlock_write(false));
+                return Err(MemoryError::BorrowActive);
+            }
+            match slot.take_locked() {
+                Ok(word) => word,
+                Err(generation) => {
+                    // A remove won the race; as its last guard, we drop it.
+                    held.reclaim(Some(generation));
+                    return Err(MemoryError::NotAllocated);
+                }
+            }
+        };
+        // SAFETY: `begin_take` or `take_locked` gave us the slot for
+        // reclaiming, and no pinned reader holds the value (P1).
         let value = unsafe { slot.vacate(word::generation(word)) };
-        self.recycle(token.index() as u32);
+        self.recycle(index);
         Ok((value, word & word::POISONED != 0))
     }
 
@@ -563,6 +650,11 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 /// - A token of a removed value never reaches a value stored in its slot
 ///   later: a slot whose 32-bit generation would wrap is retired instead
 ///   of reused ([`capacity`](Self::capacity) shrinks by one).
+///
+/// - [`reader`](Self::reader) makes a [`Reader`] for pinned reads: a read
+///   that writes nothing another thread writes (its own record, a fence,
+///   a load of the value's word), for values many threads read at once;
+///   writers then wait for the pinned readers instead.
 ///
 /// Reads are not lock-free: a guard is a lock, and a writer excludes
 /// readers. What is lock-free is slot allocation and the token check.
@@ -1031,7 +1123,7 @@ impl<T, K: Key> SlotArena<T, K> {
     }
 
     /// Exclusive access to the value `token` names; waits while any guard
-    /// holds it.
+    /// holds it, or a [`Reader`] holds it pinned.
     ///
     /// This is a write lock taken through `&self`. With `&mut` access to
     /// the only handle, [`exclusive`](Self::exclusive)`()?.get_mut(token)`
@@ -1081,7 +1173,7 @@ impl<T, K: Key> SlotArena<T, K> {
     }
 
     /// [`get_mut`](Self::get_mut) without waiting: `AlreadyBorrowed` while
-    /// any guard holds the value.
+    /// any guard holds the value, or a [`Reader`] holds it pinned.
     ///
     /// # Errors
     ///
@@ -1238,13 +1330,10 @@ impl<T, K: Key> SlotArena<T, K> {
         token: MessageToken,
         blocking: bool,
     ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
-        let (slot, ()) = self.core.place(token)?;
-        slot.lock_write(token, blocking)?;
-        Ok(OwnedWriteGuard::new(
-            self.clone(),
-            slot,
-            token.index() as u32,
-        ))
+        let held = self.core.held(token)?;
+        held.slot.lock_write(token, blocking)?;
+        self.core.after_write_lock(held, blocking)?;
+        Ok(OwnedWriteGuard::new(self.clone(), held.slot, held.index))
     }
 
     /// Every value present for the whole iteration, each with its token and

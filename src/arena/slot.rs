@@ -539,16 +539,7 @@ impl<T> Slot<T> {
             check(word, token)?;
             let idle = !guarded(word);
             if !idle && !blocking {
-                // Mutation `try_take_kills_then_refuses`: mark the value
-                // taken, then answer BorrowActive anyway.
-                if cfg!(slotarena_mutation = "try_take_kills_then_refuses") {
-                    let _ = self.word.compare_exchange(
-                        word,
-                        with_state(word, TAKING),
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                }
+                self.mutation_kill_then_refuse(word);
                 return Err(MemoryError::BorrowActive);
             }
             match (word & RETAINED != 0, last_share) {
@@ -596,6 +587,168 @@ impl<T> Slot<T> {
                 word = self.wait(word, &backoff);
             }
         }
+    }
+
+    /// Mutation `try_take_kills_then_refuses`: a refused `try_take` or
+    /// `free` marks the value taken, then answers `BorrowActive` anyway.
+    #[inline]
+    fn mutation_kill_then_refuse(&self, word: u64) {
+        if cfg!(slotarena_mutation = "try_take_kills_then_refuses") {
+            let _ = self.word.compare_exchange(
+                word,
+                with_state(word, TAKING),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// For `try_take` (pins.rs): takes the write lock on the idle value
+    /// `token` names, checked as `begin_take` checks it (a poisoned value
+    /// passes, a guarded one answers `BorrowActive`, a retained one
+    /// `QueueOwned`), without killing the token yet: the caller looks for
+    /// pinned readers first, and refusing must change nothing.
+    pub(super) fn lock_for_take(&self, token: MessageToken) -> Result<(), MemoryError> {
+        let mut word = self.word();
+        loop {
+            check(word, token)?;
+            if guarded(word) {
+                self.mutation_kill_then_refuse(word);
+                return Err(MemoryError::BorrowActive);
+            }
+            if word & RETAINED != 0 {
+                return Err(MemoryError::QueueOwned);
+            }
+            // Acquire pairs with the Release of the last unlock.
+            match self.word.compare_exchange_weak(
+                word,
+                word | WRITER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Kills the token of the value this thread holds by
+    /// [`lock_for_take`](Self::lock_for_take), keeping exclusive access for
+    /// moving it out: returns the word it holds. If a `remove` killed the
+    /// token meanwhile, it won: `Err` with the generation, and the caller
+    /// reclaims the slot (as a writer whose value was removed does).
+    pub(super) fn take_locked(&self) -> Result<u64, u32> {
+        let mut word = self.word();
+        loop {
+            debug_assert!(word & WRITER != 0, "take without the lock: {word:#x}");
+            if state(word) == REMOVING {
+                return Err(generation(word));
+            }
+            let next = with_state(word & !PARKED, TAKING);
+            // Relaxed: we hold `WRITER`; the lock's Acquire ordered us.
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.wake_if_parked(word);
+                    return Ok(next);
+                }
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// A pinned read's look at the word (pins.rs, P1), after its record
+    /// names this slot: `Ok` if the value `token` names may be read
+    /// (present, not poisoned, no writer), else what `try_get` would answer.
+    #[inline]
+    pub(super) fn pinned_check(&self, token: MessageToken) -> Result<(), MemoryError> {
+        // Acquire pairs with `fill`'s and the last writer's Release (every
+        // later change is a read-modify-write, which continues its release
+        // sequence), so the value's last writes are visible.
+        let word = self.word.load(Ordering::Acquire);
+        check(word, token)?;
+        if word & POISONED != 0 {
+            return Err(MemoryError::Poisoned);
+        }
+        if word & WRITER != 0 {
+            return Err(MemoryError::AlreadyBorrowed);
+        }
+        Ok(())
+    }
+
+    /// Called by the holder of a removed or taken value for reclaiming
+    /// (after `remove`, `begin_take` or a last unlock answered its
+    /// generation) before it drops it in place. If `pinned` (which fences,
+    /// pins.rs P1) finds a pinned reader on the slot, the drop is left to
+    /// the last one (P3): the word becomes "drop pending" and `true` comes
+    /// back, and the caller must not touch the value again. `false`: the
+    /// caller still holds the slot and drops the value.
+    #[inline]
+    pub(super) fn keep_for_pinned(&self, pinned: impl Fn() -> bool) -> bool {
+        if !pinned() {
+            return false;
+        }
+        self.leave_to_pinned(pinned)
+    }
+
+    #[cold]
+    fn leave_to_pinned(&self, pinned: impl Fn() -> bool) -> bool {
+        let word = self.word();
+        debug_assert!(
+            word & WRITER != 0 && readers(word) == 0,
+            "leaving a drop without holding the slot: {word:#x}"
+        );
+        // Nobody else writes a removed or taken word that no guard holds
+        // (S3, S5), so a plain store. Release pairs with the Acquire of
+        // whoever claims the drop: our accesses happen before it.
+        let pending = with_state(word & !(WRITER | PARKED | RETAINED), REMOVING);
+        self.word.store(pending, Ordering::Release);
+        if pinned() {
+            return true;
+        }
+        // The readers left before our second look: claim the drop back,
+        // unless one of them saw the pending word and claimed it first.
+        self.word
+            .compare_exchange(
+                pending,
+                pending | WRITER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    }
+
+    /// For a reader that just unpinned (pins.rs, P3): if the slot's value
+    /// waits for its pinned readers to be dropped and `pinned` says none is
+    /// left, claims the drop and returns the value's generation: the caller
+    /// now holds the slot for reclaiming.
+    ///
+    /// Whatever the generation: records name slots, not values, so the
+    /// reader may have held up the drop of a newer value than the one its
+    /// key named (a pin that found the key stale).
+    #[inline]
+    pub(super) fn claim_pending(&self, pinned: impl Fn() -> bool) -> Option<u32> {
+        // Acquire pairs with `leave_to_pinned`'s Release store: the records
+        // we look at next are at least as new as those it saw (P4).
+        let word = self.word.load(Ordering::Acquire);
+        let pending = state(word) == REMOVING && word & WRITER == 0 && readers(word) == 0;
+        if pending {
+            self.claim_pending_from(word, pinned)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn claim_pending_from(&self, word: u64, pinned: impl Fn() -> bool) -> Option<u32> {
+        (!pinned()
+            && self
+                .word
+                .compare_exchange(word, word | WRITER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok())
+        .then_some(generation(word))
     }
 
     /// Marks the value `token` names as retained (it has queue shares).

@@ -79,6 +79,25 @@ impl<T, M> Core<T, M> {
     }
 }
 
+/// Returns `Pending` once (waking its task at once), then `Ready`.
+struct YieldNow(bool);
+
+impl core::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<()> {
+        if self.0 {
+            return core::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    }
+}
+
 impl<T, K: crate::Key> crate::SlotArena<T, K> {
     /// [`insert`](Self::insert), waiting for a free slot when the arena is
     /// full at its maximum capacity: back-pressure instead of an error.
@@ -189,6 +208,12 @@ impl<T, M> Core<T, M> {
             };
             match attempt {
                 Err(crate::MemoryError::AlreadyBorrowed) => {}
+                Ok(()) if write && self.after_write_lock(self.held(token)?, false).is_err() => {
+                    // Pinned readers wake nobody when they unpin: we let go;
+                    // let the executor run something else, and try again.
+                    YieldNow(false).await;
+                    continue;
+                }
                 done => return done.map(|()| slot),
             }
             let listener = crate::sync::listen_for_unpark();

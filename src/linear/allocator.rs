@@ -29,6 +29,9 @@
 //! - **Lookups** (`lookup.rs`): pointer → block word, and the exact
 //!   `UnknownPointer`/`DoubleFree` answers (L1–L4).
 //! - **Claims** (`claims.rs`): exclusive `mut_mem` (C1–C3).
+//! - **Room in transit** (`transit.rs`): a span being made or retiring is
+//!   in no list for a moment; an allocation that found no room looks again
+//!   until no such move overlapped its look (T1–T2).
 //! - **Metadata is out of band**: the block words, the granule directory,
 //!   the span and large-block descriptors live in the heap, grow with the
 //!   memory's use (descriptors with the most spans of each class, and
@@ -37,13 +40,15 @@
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
 //! The invariants are numbered in the files that keep them: S1–S5 in
-//! `spans.rs`, C1–C3 in `claims.rs`, L1–L4 in `lookup.rs`.
+//! `spans.rs`, C1–C3 in `claims.rs`, L1–L4 in `lookup.rs`, T1–T2 in
+//! `transit.rs`.
 
 mod cache;
 mod claims;
 mod large;
 mod lookup;
 mod spans;
+mod transit;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -77,6 +82,15 @@ fn not_busy<R>(answer: Result<R, LinearMemoryError>) -> Result<Result<R, LinearM
     }
 }
 
+/// One thread shard's counters, on one cache line.
+#[derive(Default)]
+struct Shard {
+    /// Bytes of live allocations: the net change counted on this shard.
+    allocated: AtomicU64,
+    /// Moves of room between the pool and spans (`transit.rs`, T1).
+    transit: AtomicU64,
+}
+
 /// The whole allocator state of one memory.
 pub(super) struct Allocator {
     region: Region,
@@ -89,9 +103,9 @@ pub(super) struct Allocator {
     directory: Directory,
     classes: Box<[Class]>,
     large: Stable<LargeDesc>,
-    /// Bytes of live allocations, per thread shard: a shared counter would
-    /// be one more contended cache line on every alloc and free.
-    allocated: Box<[CachePadded<AtomicU64>]>,
+    /// Per-thread counters: a shared counter would be one more contended
+    /// cache line on every alloc and free.
+    shards: Box<[CachePadded<Shard>]>,
     /// Allocations waiting for free bytes at the maximum size (Q1: every
     /// free ends with an AcqRel update of an `allocated` shard).
     bytes_room: WaitQueue,
@@ -144,8 +158,8 @@ impl Allocator {
                 })
                 .collect(),
             large: Stable::new(max_granules),
-            allocated: (0..crate::sync::shard_count())
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
+            shards: (0..crate::sync::shard_count())
+                .map(|_| CachePadded::new(Shard::default()))
                 .collect(),
             bytes_room: WaitQueue::default(),
             claims_room: WaitQueue::default(),
@@ -177,8 +191,8 @@ impl Allocator {
         // the sum may count a free but not its allocation (below zero) or
         // an allocation but not a later free (above what is live): it is
         // clamped to what the memory can hold.
-        let sum = self.allocated.iter().fold(0i128, |sum, shard| {
-            sum + i128::from(shard.load(Ordering::Relaxed).cast_signed())
+        let sum = self.shards.iter().fold(0i128, |sum, shard| {
+            sum + i128::from(shard.allocated.load(Ordering::Relaxed).cast_signed())
         });
         // Read after the shards: no allocation during the sum ended past it.
         let size = u64::from(self.size_pages()) * u64::from(PAGE_SIZE);
@@ -186,7 +200,7 @@ impl Allocator {
     }
 
     fn count_allocated(&self, shard: usize, delta: u64, add: bool) {
-        let shard = &self.allocated[shard];
+        let shard = &self.shards[shard].allocated;
         if add {
             // Relaxed: a statistic.
             shard.fetch_add(delta, Ordering::Relaxed);
@@ -198,19 +212,19 @@ impl Allocator {
     }
 
     /// Room may have appeared without a free (a growth, a handle's spans
-    /// given back, a new span with blocks to spare): the same
+    /// given back): the same
     /// read-modify-write a free ends with, then the wake-up.
     fn made_room(&self) {
-        let shard = &self.allocated[thread_hint() % self.allocated.len()];
-        shard.fetch_add(0, Ordering::AcqRel);
+        let shard = &self.shards[thread_hint() % self.shards.len()];
+        shard.allocated.fetch_add(0, Ordering::AcqRel);
         self.bytes_room.notify_all();
     }
 
     /// A registered waiter's read-modify-write of every `allocated` shard
     /// before its last look for bytes (Q1).
     fn touch_counters(&self) {
-        for shard in self.allocated.iter() {
-            shard.fetch_add(0, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            shard.allocated.fetch_add(0, Ordering::AcqRel);
         }
     }
 
@@ -348,34 +362,17 @@ impl Allocator {
         Ok(())
     }
 
-    /// Takes `granules` granules aligned to `align` granules from the pool,
-    /// and with `Growth::Yes` growing the memory, then taking back empty
-    /// pinned spans, if needed.
-    fn take_granules(
-        &self,
-        granules: u32,
-        align: u32,
-        growth: Growth,
-    ) -> Result<u32, LinearMemoryError> {
-        if growth == Growth::No {
-            let mut state = self.pool.lock();
-            let start = state.pool.take(granules, align);
-            if start.is_some() {
-                self.note_high_water(&state);
-            }
-            return start.ok_or(LinearMemoryError::OutOfMemory);
-        }
-        self.take_granules_then(granules, align, |_, _| Ok(()))
-            .map(|(start, ())| start)
-    }
-
-    /// [`take_granules`](Self::take_granules), then `then` on the granules
-    /// taken under the same hold of the pool's lock (one lock a large
-    /// allocation instead of two). If `then` fails, the granules go back.
+    /// Takes `granules` granules aligned to `align` granules from the pool
+    /// (with `Growth::Yes` growing the memory, then taking back empty
+    /// spans, if needed), then runs `then` on them under the same hold of
+    /// the pool's lock (one lock a large allocation instead of two; a
+    /// span's transit starts there, T1). If `then` fails, the granules go
+    /// back.
     fn take_granules_then<R>(
         &self,
         granules: u32,
         align: u32,
+        growth: Growth,
         then: impl FnOnce(&mut PoolState, u32) -> Result<R, LinearMemoryError>,
     ) -> Result<(u32, R), LinearMemoryError> {
         loop {
@@ -383,6 +380,7 @@ impl Allocator {
                 let mut state = self.pool.lock();
                 let mut start = state.pool.take(granules, align);
                 if start.is_none()
+                    && growth == Growth::Yes
                     && let Some(target) = state.pool.growth_for(granules, align)
                 {
                     self.grow_locked(&mut state, target)?;
@@ -399,7 +397,7 @@ impl Allocator {
                     return done.map(|done| (start, done));
                 }
             }
-            if self.reclaim_empty_spans() == 0 {
+            if growth == Growth::No || self.reclaim_empty_spans() == 0 {
                 return Err(LinearMemoryError::OutOfMemory);
             }
         }
@@ -466,12 +464,24 @@ impl Allocator {
             if self.max_pages == 0 {
                 return Err(LinearMemoryError::LengthTooLarge);
             }
-            self.alloc_small(cache, class_of(len), len, claimed)?
+            let class = class_of(len);
+            match self.alloc_small(cache, class, len, claimed) {
+                // Room may have been in transit (T2).
+                Err(LinearMemoryError::OutOfMemory) => {
+                    self.alloc_small_settled(cache, class, len, claimed)?
+                }
+                answer => answer?,
+            }
         } else {
             if !self.large_can_ever_fit(len, align) {
                 return Err(LinearMemoryError::LengthTooLarge);
             }
-            self.alloc_large(len, align, claimed)?
+            match self.alloc_large(len, align, claimed) {
+                Err(LinearMemoryError::OutOfMemory) => {
+                    self.alloc_large_settled(len, align, claimed)?
+                }
+                answer => answer?,
+            }
         };
         cache.last = Some((start, block));
         self.count_allocated(cache.shard, u64::from(len), true);
@@ -547,7 +557,7 @@ impl Allocator {
                 span,
                 index,
             } => {
-                self.put_block(usize::from(class), desc, span, u32::from(index));
+                self.put_block(shard, usize::from(class), desc, span, u32::from(index));
             }
             FoundPlace::Large { desc, large } => self.free_large(desc, large, ptr, len),
         }

@@ -14,7 +14,9 @@ pub const MAX_PAGES: u32 = 65_536;
 /// never moves bytes that an allocation points at, and memory is committed
 /// page by page as it is used. Pages that become wholly free go back to the
 /// OS at once, however small the memory, whether or not idle handles
-/// exist: a handle's span of small blocks goes back to the memory as soon
+/// exist — all but the two newest wholly free pages of the memory (128
+/// KiB), kept committed so that freeing and taking blocks on one page costs
+/// no system call and no page fault each time: a handle's span of small blocks goes back to the memory as soon
 /// as its last block is freed. They read as zero when used again, as pages the memory grows over do. The
 /// bytes of a new allocation are otherwise unspecified: they may hold what
 /// a freed block left there.

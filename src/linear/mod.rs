@@ -29,6 +29,21 @@
 //!   request that nothing free in it can serve as it is: before it grows
 //!   for a new span, a handle takes a free block of its class from a span
 //!   another handle pins, or a smaller span from the free granules.
+//! - Room in transit is still room. While other calls run, `alloc`
+//!   answers `OutOfMemory` only after a look that found no room as above
+//!   and that no move of room between the pool and a span overlapped: a
+//!   span another call is making (its granules out of the pool, its free
+//!   blocks not yet published) or retiring (its blocks gone, its granules
+//!   not yet back in the pool) is looked for again once it has arrived.
+//!   So when room for a request exists at every instant of its call, as
+//!   free granules or a span's free blocks, and the other calls only move
+//!   it between the two (or take none of it), `alloc` does not answer
+//!   `OutOfMemory`. It never waits for a free: it looks again (spinning,
+//!   then yielding) only while another call's move visibly overlapped
+//!   its last look, and each move is a few steps that wait for nothing
+//!   but the pool's lock. What a look that walks the spans one by one can
+//!   still miss: a block freed in a span it has passed while another call
+//!   takes the last free block of a span it has yet to reach.
 //! - `free` must name a live allocation's start with its exact length.
 //!   A pointer that was never allocated answers `UnknownPointer`, never
 //!   `DoubleFree`; one that was allocated and already freed answers
@@ -49,7 +64,8 @@
 //!   impossible.
 //! - When space runs out the memory grows, up to `max_pages`; then `alloc`
 //!   answers `OutOfMemory`. Freed space is reused, and pages that become
-//!   wholly free go back to the OS.
+//!   wholly free go back to the OS, but for the two newest (128 KiB per
+//!   memory, kept committed for reuse without a page fault).
 //! - No header lives in the managed bytes: a 4 KiB block costs exactly
 //!   4 KiB, so all but the first 4 KiB of a memory can hold 4 KiB blocks.
 //!   Bookkeeping lives in the heap and grows with the pages in use.

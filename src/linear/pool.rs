@@ -16,7 +16,10 @@
 //! when no free run holds the request: P5). Coalescing uses boundary tags
 //! kept out of band: `tag[g]` names the free run (its node) that starts or
 //! ends at granule `g`. Runs live in a node table that grows with the
-//! number of free runs, so the per-granule cost is one `u32`.
+//! number of free runs, so the per-granule cost is one `u32`. A take that
+//! splits a long run, or a give-back that merges into one, and leaves it
+//! on the same list changes that run's node and tags in place rather than
+//! unlisting and relisting it (most takes from the memory's long tail).
 //!
 //! Invariants:
 //! - P1: free runs never overlap, never touch (neighbours are merged), and
@@ -29,6 +32,9 @@
 //!   granule of a free run, and is then one more than that run's node.
 //! - P5: `take` answers `None` only when no free run can hold the request
 //!   (at its alignment).
+//! - P6: a wholly free page is dirty (committed) only while it is one of
+//!   the at most [`KEPT_PAGES`] pages in `kept`; every other wholly free
+//!   page has been handed back to the OS.
 
 use alloc::vec::Vec;
 
@@ -67,6 +73,13 @@ fn list_of(len: u32) -> usize {
     }
     let log = 31 - len.leading_zeros(); // 4..=31
     (8 * (log - 2) + ((len >> (log - 3)) & 7)) as usize
+}
+
+/// Whether a free run of `len` granules that becomes `new_len` long stays
+/// on its list (never below 16 granules, where each length has its own).
+#[inline]
+fn stays_listed(len: u32, new_len: u32) -> bool {
+    len >= 16 && new_len >= 16 && list_of(len) == list_of(new_len)
 }
 
 /// The shortest run on list `list`.
@@ -109,8 +122,47 @@ pub(super) struct Pool {
     spare: Vec<u32>,
     free_in_page: Vec<u32>,
     backing: Vec<Backing>,
+    /// The wholly free pages still committed (P6), oldest first.
+    kept: KeptPages,
     /// Highest granule end ever handed out.
     high_water: u32,
+}
+
+/// Wholly free pages a memory keeps committed (P6): the newest ones, so a
+/// block freed and taken again on the same page (a host passing one value
+/// after another into a guest) costs neither a `madvise` nor a page fault,
+/// while an idle memory keeps at most this many pages (128 KiB) resident
+/// for nothing.
+pub(super) const KEPT_PAGES: usize = 2;
+
+/// The wholly free pages still committed, oldest first (P6).
+#[derive(Debug, Default)]
+struct KeptPages {
+    pages: [u32; KEPT_PAGES],
+    len: usize,
+}
+
+impl KeptPages {
+    /// Keeps `page`; answers the oldest kept page if that had to make room.
+    fn push(&mut self, page: u32) -> Option<u32> {
+        if self.len < KEPT_PAGES {
+            self.pages[self.len] = page;
+            self.len += 1;
+            return None;
+        }
+        let oldest = self.pages[0];
+        self.pages.copy_within(1.., 0);
+        self.pages[KEPT_PAGES - 1] = page;
+        Some(oldest)
+    }
+
+    /// Forgets `page` if it is kept.
+    fn remove(&mut self, page: u32) {
+        if let Some(at) = self.pages[..self.len].iter().position(|&p| p == page) {
+            self.pages.copy_within(at + 1..self.len, at);
+            self.len -= 1;
+        }
+    }
 }
 
 /// A range of pages: `(first page, pages)`.
@@ -147,6 +199,7 @@ impl Pool {
             spare: Vec::new(),
             free_in_page: Vec::new(),
             backing: Vec::new(),
+            kept: KeptPages::default(),
             high_water: 0,
         }
     }
@@ -195,14 +248,20 @@ impl Pool {
         let Node {
             start: run, len, ..
         } = self.nodes[node as usize];
-        self.remove_free(node);
         let start = run.next_multiple_of(align);
-        if start > run {
-            self.insert_free(run, start - run);
-        }
         let end = start + granules;
-        if end < run + len {
-            self.insert_free(end, run + len - end);
+        if start == run && end < run + len && stays_listed(len, run + len - end) {
+            // The usual split of a long run: what is left stays on the
+            // same list, so the node only moves its start (P2, P4).
+            self.resize_free(node, end, run + len - end);
+        } else {
+            self.remove_free(node);
+            if start > run {
+                self.insert_free(run, start - run);
+            }
+            if end < run + len {
+                self.insert_free(end, run + len - end);
+            }
         }
         self.count(start, granules, false);
         self.high_water = self.high_water.max(end);
@@ -316,9 +375,11 @@ impl Pool {
     }
 
     /// Returns `start..start + granules`, merging it with free neighbours.
-    /// Returns the pages it left wholly free that blocks wrote to, marked
-    /// clean, for the caller to hand back to the OS at once (a wholly free
-    /// page goes back to the OS, however small the memory).
+    /// Returns the pages to hand back to the OS at once, marked clean: every
+    /// page this left wholly free that blocks wrote to, except the newest
+    /// [`KEPT_PAGES`] wholly free pages of the memory, which stay committed
+    /// (P6) so that churn on one page costs no system call and no page
+    /// fault per block.
     pub(super) fn give_back(&mut self, start: u32, granules: u32) -> CleanPages<'_> {
         self.count(start, granules, true);
         self.merge_free(start, granules);
@@ -326,11 +387,12 @@ impl Pool {
         for page in pages_of(start, granules) {
             if self.free_in_page[page as usize] == PAGE_GRANULES
                 && self.backing[page as usize] == Backing::Dirty
+                && let Some(oldest) = self.kept.push(page)
             {
-                self.backing[page as usize] = Backing::Clean;
+                self.backing[oldest as usize] = Backing::Clean;
                 match runs.last_mut() {
-                    Some((first, count)) if *first + *count == page => *count += 1,
-                    _ => runs.push((page, 1)),
+                    Some((first, count)) if *first + *count == oldest => *count += 1,
+                    _ => runs.push((oldest, 1)),
                 }
             }
         }
@@ -344,24 +406,53 @@ impl Pool {
     /// with its free neighbours (P1).
     fn merge_free(&mut self, start: u32, granules: u32) {
         let (mut run, mut len) = (start, granules);
+        let after = self
+            .tag
+            .get((start + granules) as usize)
+            .copied()
+            .unwrap_or(0);
         // The granule before, if free, ends a free run (P1, P4).
         if let Some(before) = start.checked_sub(1) {
             let tag = self.tag[before as usize];
             if tag > 0 {
                 let node = self.nodes[tag as usize - 1];
+                if after == 0 && stays_listed(node.len, node.len + granules) {
+                    // The usual merge into a long run: it stays on its
+                    // list, so its node only grows (P2, P4).
+                    self.resize_free(tag - 1, node.start, node.len + granules);
+                    return;
+                }
                 self.remove_free(tag - 1);
                 run = node.start;
                 len += node.len;
             }
         }
-        let after = start + granules;
-        if let Some(&tag) = self.tag.get(after as usize)
-            && tag > 0
-        {
-            len += self.nodes[tag as usize - 1].len;
-            self.remove_free(tag - 1);
+        // The granule after, if free, starts one.
+        if after > 0 {
+            let node = self.nodes[after as usize - 1];
+            if stays_listed(node.len, node.len + len) {
+                self.resize_free(after - 1, run, node.len + len);
+                return;
+            }
+            len += node.len;
+            self.remove_free(after - 1);
         }
         self.insert_free(run, len);
+    }
+
+    /// Makes listed run `node` the run `start..start + len`, on the same
+    /// list as before (the caller checked), and moves its tags (P4).
+    #[inline]
+    fn resize_free(&mut self, node: u32, start: u32, len: u32) {
+        let old = self.nodes[node as usize];
+        debug_assert_eq!(list_of(old.len), list_of(len), "P2: same list");
+        self.tag[old.start as usize] = 0;
+        self.tag[(old.start + old.len - 1) as usize] = 0;
+        let run = &mut self.nodes[node as usize];
+        run.start = start;
+        run.len = len;
+        self.tag[start as usize] = node + 1;
+        self.tag[(start + len - 1) as usize] = node + 1;
     }
 
     /// Lists the run `start..start + len` and tags its ends (P2, P4).
@@ -433,6 +524,10 @@ impl Pool {
             if free {
                 *slot += hi - lo;
             } else {
+                if *slot == PAGE_GRANULES {
+                    // No longer wholly free: no longer kept (P6).
+                    self.kept.remove(page);
+                }
                 *slot -= hi - lo;
                 self.backing[page as usize] = Backing::Dirty;
             }
@@ -518,6 +613,94 @@ mod tests {
         assert_eq!(pool.take(17, 1), None, "no other run holds 17");
     }
 
+    /// P1, P2, P3 and P4 of `pool`, against `free`: which granules are free.
+    fn check(pool: &Pool, free: &[bool]) {
+        let mut seen = alloc::vec![false; free.len()];
+        for (list, &head) in pool.heads.iter().enumerate() {
+            let bit = pool.bits[list / 64] & (1 << (list % 64)) != 0;
+            assert_eq!(bit, head != NIL, "P2: list {list}'s bit");
+            let mut node = head;
+            while node != NIL {
+                let Node {
+                    start, len, next, ..
+                } = pool.nodes[node as usize];
+                assert_eq!(list_of(len), list, "P2: run {start}+{len}");
+                assert_eq!(pool.tag[start as usize], node + 1, "P4");
+                assert_eq!(pool.tag[(start + len - 1) as usize], node + 1, "P4");
+                for g in start..start + len {
+                    assert!(!seen[g as usize], "P1: {g} in two runs");
+                    seen[g as usize] = true;
+                }
+                node = next;
+            }
+        }
+        assert_eq!(seen, free, "the free runs are the free granules");
+        for (g, &tag) in pool.tag.iter().enumerate() {
+            if tag > 0 {
+                let Node { start, len, .. } = pool.nodes[tag as usize - 1];
+                assert!(g as u32 == start || g as u32 == start + len - 1, "P4: {g}");
+            }
+        }
+        for g in 1..free.len() {
+            if free[g] && free[g - 1] {
+                let tag = pool.tag[g];
+                assert!(
+                    tag == 0 || pool.nodes[tag as usize - 1].start != g as u32,
+                    "P1: {g} touches"
+                );
+            }
+        }
+        for (page, &count) in pool.free_in_page.iter().enumerate() {
+            let page = page * PAGE_GRANULES as usize;
+            let expected = free[page..page + PAGE_GRANULES as usize]
+                .iter()
+                .filter(|&&f| f)
+                .count();
+            assert_eq!(count as usize, expected, "P3");
+        }
+    }
+
+    /// Random takes and gives back, with runs split and merged in place
+    /// and through the lists: the invariants hold after every step.
+    #[test]
+    fn random_takes_and_gives_back_keep_every_invariant() {
+        // Smaller under Miri, which runs the crate's unit tests too.
+        let (pages, steps) = if cfg!(miri) { (1, 30) } else { (4, 20_000) };
+        let mut pool = Pool::new(pages);
+        pool.grow(pages).unwrap();
+        let mut free = alloc::vec![true; (pages * PAGE_GRANULES) as usize];
+        free[0] = false;
+        let mut taken: Vec<(u32, u32)> = Vec::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % below
+        };
+        for _ in 0..steps {
+            if next(2) == 0 || taken.is_empty() {
+                let granules = [1, 2, 3, 4, 9, 17, 40, 300][next(8) as usize];
+                let align = [1, 1, 1, 2, 4][next(5) as usize];
+                if let Some(start) = pool.take(granules, align) {
+                    assert_eq!(start % align, 0);
+                    for g in start..start + granules {
+                        assert!(free[g as usize], "{g} taken twice");
+                        free[g as usize] = false;
+                    }
+                    taken.push((start, granules));
+                }
+            } else {
+                let (start, granules) = taken.swap_remove(next(taken.len() as u64) as usize);
+                let _ = pool.give_back(start, granules);
+                for g in start..start + granules {
+                    free[g as usize] = true;
+                }
+            }
+            check(&pool, &free);
+        }
+    }
+
     #[test]
     fn size_lists_cover_every_length_in_order() {
         for len in (1..5000u32).chain([1 << 20, (1 << 24) - 1, 1 << 24]) {
@@ -558,22 +741,33 @@ mod tests {
     }
 
     #[test]
-    fn wholly_free_dirty_pages_go_back_at_once() {
+    fn wholly_free_dirty_pages_beyond_the_newest_kept_go_back_at_once() {
         const PG: u32 = PAGE_GRANULES;
-        let mut pool = Pool::new(4);
-        pool.grow(4).unwrap();
-        let a = pool.take(2 * PG, PG).unwrap();
+        let mut pool = Pool::new(5);
+        pool.grow(5).unwrap();
+        let a = pool.take(4 * PG, PG).unwrap();
         assert_eq!(a, PG);
-        // A page with a taken granule stays; freeing the last one returns it.
+        // A page with a taken granule stays; freeing its last one keeps it
+        // committed while at most KEPT_PAGES are wholly free.
         assert!(pool.give_back(a, 1).runs().is_empty());
-        assert_eq!(pool.give_back(a + 1, PG - 1).runs(), &[(1, 1)]);
-        assert_eq!(pool.give_back(a + PG, PG).runs(), &[(2, 1)]);
-        // Reuse marks pages dirty again; a range of pages is one run.
-        let b = pool.take(2 * PG, PG).unwrap();
-        assert_eq!(pool.give_back(b, 2 * PG).runs(), &[(b / PG, 2)]);
+        assert!(pool.give_back(a + 1, PG - 1).runs().is_empty());
+        assert!(pool.give_back(a + PG, PG).runs().is_empty());
+        // A third wholly free page sends the oldest kept one back.
+        assert_eq!(pool.give_back(a + 2 * PG, PG).runs(), &[(1, 1)]);
+        // Several at once: the newest two stay, the rest go in order.
+        assert_eq!(pool.give_back(a + 3 * PG, PG).runs(), &[(2, 1)]);
+        assert_eq!(pool.kept.pages, [3, 4]);
+        // Taking from a kept page stops keeping it, so it is never handed
+        // back to the OS while a block lives on it.
+        let b = pool.take(4 * PG, PG).unwrap();
+        assert_eq!(b, PG);
+        assert_eq!(pool.kept.len, 0);
+        // A range of pages: all but the newest two go back, as one run.
+        assert_eq!(pool.give_back(b, 4 * PG).runs(), &[(1, 2)]);
+        assert_eq!(pool.kept.pages, [3, 4]);
         // Page 0 holds granule 0, never free: never wholly free.
-        let c = pool.take(1, 1).unwrap();
-        assert!(c < PG);
-        assert!(pool.give_back(c, 1).runs().is_empty());
+        let d = pool.take(1, 1).unwrap();
+        assert!(d < PG);
+        assert!(pool.give_back(d, 1).runs().is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //! mutex and `parking_lot_core`'s parking lot.
 
 pub(crate) use core::hint::spin_loop;
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use core::sync::atomic::{
+    AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 pub(crate) use std::sync::{Arc, OnceLock};
 
 pub(crate) use parking_lot::Mutex;

@@ -51,6 +51,7 @@ fn slot_runs<S: Store>(workload: &str) -> Run {
     const W3: u64 = 200_000;
     const W4: u64 = 1_000_000;
     const W5: u64 = 100_000;
+    const W6: u64 = 1_000_000;
     let store = Arc::new(S::new(SLOTS));
     match workload {
         "W1" => Box::new(move || per_op(slots::w1(&*store, W1), W1)),
@@ -64,8 +65,20 @@ fn slot_runs<S: Store>(workload: &str) -> Run {
             Box::new(move || per_op(slots::w4(&store, &keys, W4), W4))
         }
         "W5" => Box::new(move || per_op(slots::w5(&store, W5), W5)),
+        "W6" => {
+            let keys = Arc::new(slots::hot_keys(&*store));
+            Box::new(move || per_op(slots::w6(&store, &keys, W6), W6))
+        }
         other => unreachable!("no workload {other}"),
     }
+}
+
+/// W6 for `SlotArena<T>` through pinned reads.
+fn pinned_run() -> Run {
+    const W6: u64 = 1_000_000;
+    let store = Arc::new(Arena::new(SLOTS));
+    let keys = Arc::new(slots::hot_keys(&*store));
+    Box::new(move || per_op(slots::w6_pinned(&store, &keys, W6), W6))
 }
 
 /// Linear runs; `space` collects samples of the highest end handed out
@@ -187,17 +200,18 @@ fn main() {
     );
     println!();
     println!(
-        "| workload | implementation | median ns/op (min–max) | manager ÷ this | SlotArena ÷ this | span ÷ peak live |"
+        "| workload | implementation | median ns/op (min–max) | manager ÷ this | SlotArena ÷ this | pinned ÷ this | span ÷ peak live |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
 
-    let managers = ["W1", "W2", "W3", "W4", "W5"];
+    let managers = ["W1", "W2", "W3", "W4", "W5", "W6"];
     let mut titles = vec![
         ("W1", "W1 store+read+free, 1 thread"),
         ("W2", "W2 random reads, 1 thread"),
         ("W3", "W3 store+read+free, 2 threads"),
         ("W4", "W4 reads + 1% writes, 2 threads"),
         ("W5", "W5 producer→consumer handoff"),
+        ("W6", "W6 hot reads: 8 values, 0.1% writes, 2 threads"),
         ("L1", "L1 free+alloc, 256 live, 1 thread"),
         ("L2", "L2 free+alloc, 256 live each, 2 threads"),
     ];
@@ -215,15 +229,21 @@ fn main() {
         let mut runs: Vec<(&str, Run)> = if workload.starts_with('T') {
             wasm_runs(workload)
         } else if managers.contains(&workload) {
-            vec![
+            let mut runs: Vec<(&str, Run)> = vec![
                 (Ours::NAME, slot_runs::<Ours>(workload)),
                 (Arena::NAME, slot_runs::<Arena>(workload)),
+            ];
+            if workload == "W6" {
+                runs.push((slots::PINNED, pinned_run()));
+            }
+            runs.extend::<[(&str, Run); 5]>([
                 (LimenHeader::NAME, slot_runs::<LimenHeader>(workload)),
                 (LimenBare::NAME, slot_runs::<LimenBare>(workload)),
                 (Sharded::NAME, slot_runs::<Sharded>(workload)),
                 (MutexSlab::NAME, slot_runs::<MutexSlab>(workload)),
                 (Dash::NAME, slot_runs::<Dash>(workload)),
-            ]
+            ]);
+            runs
         } else {
             vec![
                 (
@@ -258,13 +278,16 @@ fn main() {
         let results: Vec<Stats> = samples.into_iter().map(stats).collect();
         let ours = results[0].median;
         // The arena's own row, where the workload has one.
-        let arena = runs
-            .iter()
-            .position(|(name, _)| *name == Arena::NAME)
-            .map(|i| results[i].median);
+        let median_of = |wanted: &str| {
+            runs.iter()
+                .position(|(name, _)| *name == wanted)
+                .map(|i| results[i].median)
+        };
+        let (arena, pinned) = (median_of(Arena::NAME), median_of(slots::PINNED));
         for (i, ((name, _), result)) in runs.iter().zip(&results).enumerate() {
             let ratio = |of: f64| format!("{:.2}×", of / result.median);
             let arena_ratio = arena.map_or("—".to_string(), ratio);
+            let pinned_ratio = pinned.map_or("—".to_string(), ratio);
             let ratio = ratio(ours);
             let span = space
                 .get(i)
@@ -272,7 +295,7 @@ fn main() {
                 .filter(|s| !s.is_empty());
             let span = span.map_or("—".to_string(), |s| format!("{:.2}", stats(s).median));
             println!(
-                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {arena_ratio} | {span} |",
+                "| {title} | {name} | {:.1} ({:.1}–{:.1}) | {ratio} | {arena_ratio} | {pinned_ratio} | {span} |",
                 result.median, result.min, result.max
             );
         }

@@ -4,9 +4,14 @@
 //! (20 000 steps of slotarena's linear memory on one thread by default).
 //! Subtract a run with fewer steps to drop the set-up: (I refs at 40 000 −
 //! I refs at 20 000) ÷ 20 000 is the cost of one step.
+//!
+//! `linear_profile [steps] pair [len]` instead allocates and frees one
+//! block of `len` bytes (1024 by default) `steps` times through one
+//! handle: the cost of an alloc+free pair of one size alone.
 
 use std::sync::Arc;
 
+use slotarena::linear::SharedLinearMemory;
 use slotarena_bench::linear::{self as lin, Allocator, Ours, System, Working};
 
 fn run<A: Allocator>(steps: u64, threads: u32) {
@@ -20,14 +25,31 @@ fn run<A: Allocator>(steps: u64, threads: u32) {
     }
 }
 
+/// `steps` alloc+free pairs of `len` bytes through one handle.
+fn pairs(steps: u64, len: u32) {
+    let memory = SharedLinearMemory::new(1, lin::SPACE / slotarena::linear::PAGE_SIZE).unwrap();
+    let mut handle = memory.controller();
+    for _ in 0..steps {
+        let ptr = handle.alloc(std::hint::black_box(len)).expect("room");
+        handle.free(std::hint::black_box(ptr), len).expect("live");
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let steps = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let system = args.next().as_deref() == Some("system");
-    let threads = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    if system {
-        run::<System>(steps, threads);
-    } else {
-        run::<Ours>(steps, threads);
+    match args.next().as_deref() {
+        Some("pair") => pairs(
+            steps,
+            args.next().and_then(|a| a.parse().ok()).unwrap_or(1024),
+        ),
+        which => {
+            let threads = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+            if which == Some("system") {
+                run::<System>(steps, threads);
+            } else {
+                run::<Ours>(steps, threads);
+            }
+        }
     }
 }

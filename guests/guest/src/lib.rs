@@ -12,6 +12,11 @@
 //!   it.
 //! - `consume(ptr, len) -> u32`: reads the bytes, frees them, returns
 //!   their sum.
+//! - `echo_transfer(ptr) -> ptr`: takes a value in surrealism's `Transfer`
+//!   layout (`[len: u32 LE][len bytes]`, a block of `4 + len` bytes the
+//!   host allocated, which the guest now owns), frees it, and returns a
+//!   copy in a new block of the same layout, allocated by the guest through
+//!   the shared allocator; the host `receive`s it (reads and frees it).
 //! - `churn(rounds) -> u32`: allocates, fills and drops `Vec`s of varying
 //!   sizes `rounds` times.
 //! - `__sr_alloc(len) -> ptr` / `__sr_free(ptr, len)`: the guest allocator
@@ -112,6 +117,24 @@ pub unsafe extern "C" fn consume(ptr: u32, len: u32) -> u32 {
     // SAFETY: the caller's obligation: allocated with this very layout.
     unsafe { dealloc(ptr as usize as *mut u8, block(len)) };
     sum
+}
+
+/// See the crate docs.
+///
+/// # Safety
+///
+/// `ptr` is a live block of `4 + len` bytes with layout [`block`], whose
+/// first four bytes hold `len` (little-endian).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn echo_transfer(ptr: u32) -> u32 {
+    let mut prefix = [0u8; 4];
+    // SAFETY: the caller's obligation: the block holds at least the prefix.
+    unsafe { core::ptr::copy_nonoverlapping(ptr as usize as *const u8, prefix.as_mut_ptr(), 4) };
+    let len = u32::from_le_bytes(prefix);
+    // SAFETY: the caller's obligation: the block is `4 + len` bytes long.
+    let value = unsafe { take(ptr, 4 + len) };
+    let copy = value.into_boxed_slice();
+    Box::into_raw(copy).cast::<u8>() as usize as u32
 }
 
 /// See the crate docs.

@@ -29,7 +29,7 @@ impl SpanCache {
         SpanCache {
             pinned: [None; CLASS_COUNT],
             last: None,
-            shard: thread_hint() % allocator.allocated.len(),
+            shard: thread_hint() % allocator.shards.len(),
         }
     }
 
@@ -53,7 +53,7 @@ impl Allocator {
         for (class, pinned) in cache.pinned.iter_mut().enumerate() {
             if let Some(span) = pinned.take() {
                 self.classes[class].lists.lock().unpinned(span);
-                self.unpin(class, span);
+                self.unpin(cache.shard, class, span);
             }
         }
         // The spans' free blocks are now everyone's.

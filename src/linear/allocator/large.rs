@@ -8,8 +8,8 @@ use super::super::block::{Block, BlockId, BlockWord};
 use super::super::classes::GRANULE;
 use super::super::directory::Owner;
 use super::super::pool::Pool;
-use super::Allocator;
 use super::lookup::Names;
+use super::{Allocator, Growth};
 
 /// One large block (or a freed one, waiting for reuse).
 #[derive(Default)]
@@ -46,8 +46,11 @@ impl Allocator {
         claimed: bool,
     ) -> Result<(u32, BlockId), LinearMemoryError> {
         let granules = len.div_ceil(GRANULE);
-        let (start, (desc, large)) =
-            self.take_granules_then(granules, (align / GRANULE).max(1), |state, _| {
+        let (start, (desc, large)) = self.take_granules_then(
+            granules,
+            (align / GRANULE).max(1),
+            Growth::Yes,
+            |state, _| {
                 // A spare descriptor, else a new one; taken only once it exists.
                 let desc = state.large_spare.last().copied();
                 let desc = desc.unwrap_or(state.large_made);
@@ -60,7 +63,8 @@ impl Allocator {
                 }
                 large.names.taken(granules);
                 Ok((desc, large))
-            })?;
+            },
+        )?;
         let offset = start * GRANULE;
         let word = Block::live(offset, len).claimed_if(claimed);
         #[cfg(slotarena_mutation = "large_publish_before_assign")]

@@ -30,9 +30,9 @@
 //!   another handle pins, or a smaller span the pool holds, before the
 //!   memory grows: a pin is a preference, never a reason to grow, sleep
 //!   or answer `OutOfMemory`, and the memory grows only for a request
-//!   that nothing free as it is can serve. Publishing a new span with
-//!   blocks to spare wakes the allocations waiting for bytes (Q1): one
-//!   may have looked while the span was being made, and found nothing.
+//!   that nothing free as it is can serve. An allocation (or a waiter
+//!   for bytes) that looked while a span was being made looks again once
+//!   it is published (`transit.rs`, T2), so publishing wakes nobody.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -42,6 +42,7 @@ use super::super::block::{Block, BlockId, BlockWord};
 use super::super::classes::{GRANULE, block_size, granules_for, span_blocks};
 use super::super::directory::{Owner, Stable};
 use super::lookup::Names;
+use super::transit::Transit;
 use super::{Allocator, Growth, SpanCache};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
@@ -211,11 +212,12 @@ pub(super) enum Take {
 pub(super) enum AfterFree {
     Nothing,
     List(u32),
-    Retire,
 }
 
 impl Allocator {
-    #[inline]
+    // Always: the usual allocation's path, called from `alloc_block` and,
+    // cold, from `alloc_small_settled`, which would keep it out of line.
+    #[inline(always)]
     pub(super) fn alloc_small(
         &self,
         cache: &mut SpanCache,
@@ -228,14 +230,20 @@ impl Allocator {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span) {
                     Take::Block(index) => break (span.desc, index),
-                    Take::Full => self.unpin(class, span),
+                    Take::Full => self.unpin(cache.shard, class, span),
                     Take::Gone => {}
                 }
                 cache.pinned[class] = None;
                 dropped = Some(span);
             }
             // A span nobody pins, or a whole new one the pool holds now.
-            match self.acquire_span(class, dropped.take(), SpanSize::Whole, Growth::No) {
+            match self.acquire_span(
+                cache.shard,
+                class,
+                dropped.take(),
+                SpanSize::Whole,
+                Growth::No,
+            ) {
                 Ok(span) => {
                     cache.pinned[class] = Some(span);
                     continue;
@@ -248,7 +256,7 @@ impl Allocator {
             if let Some(block) = self.steal_block(class) {
                 break block;
             }
-            match self.acquire_span(class, None, SpanSize::Halving, Growth::No) {
+            match self.acquire_span(cache.shard, class, None, SpanSize::Halving, Growth::No) {
                 Ok(span) => {
                     cache.pinned[class] = Some(span);
                     continue;
@@ -256,7 +264,7 @@ impl Allocator {
                 Err(LinearMemoryError::OutOfMemory) => {}
                 Err(error) => return Err(error),
             }
-            match self.acquire_span(class, None, SpanSize::Halving, Growth::Yes) {
+            match self.acquire_span(cache.shard, class, None, SpanSize::Halving, Growth::Yes) {
                 Ok(span) => cache.pinned[class] = Some(span),
                 Err(LinearMemoryError::OutOfMemory) => {
                     break self
@@ -336,6 +344,7 @@ impl Allocator {
     #[cold]
     pub(super) fn acquire_span(
         &self,
+        shard: usize,
         class: usize,
         dropped: Option<SpanRef>,
         size: SpanSize,
@@ -376,7 +385,9 @@ impl Allocator {
                 }
             }
         }
-        let (start, blocks) = self.take_span_granules(class, size, growth)?;
+        // T1: the granules are in no list from the pool until the state
+        // below publishes them as this span's free blocks.
+        let (start, blocks, transit) = self.take_span_granules(shard, class, size, growth)?;
         let granules = granules_for(class, blocks);
         let mut lists = class_state.lists.lock();
         let desc = match lists.spare.pop() {
@@ -433,29 +444,36 @@ impl Allocator {
             (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
             Ordering::Release,
         );
-        // S5: its blocks are free for any handle's allocation now, also for
-        // a waiter that looked while the span was being made (Q1).
-        if blocks > 1 && cfg!(not(slotarena_mutation = "new_span_wakes_nobody")) {
-            self.made_room();
-        }
+        // S5: its blocks are free for any handle's allocation now; a look
+        // that raced this span being made looks again (T2).
+        drop(transit);
         Ok(SpanRef { desc, generation })
     }
 
-    /// Granules for a new span of `class`, and how many blocks it holds: a
-    /// whole span if the pool has room for one (or, with `Growth::Yes`, if
-    /// the memory can grow or take back empty spans for one), else, with
-    /// `SpanSize::Halving`, the most blocks (halving) that fit, so a
-    /// fragmented or small memory can still use its last bytes.
+    /// Granules for a new span of `class`, how many blocks it holds, and
+    /// the transit of its room (T1), started on shard `shard` as the
+    /// granules leave the pool: a whole span if the pool has room for one
+    /// (or, with `Growth::Yes`, if the memory can grow or take back empty
+    /// spans for one), else, with `SpanSize::Halving`, the most blocks
+    /// (halving) that fit, so a fragmented or small memory can still use
+    /// its last bytes.
     pub(super) fn take_span_granules(
         &self,
+        shard: usize,
         class: usize,
         size: SpanSize,
         growth: Growth,
-    ) -> Result<(u32, u32), LinearMemoryError> {
+    ) -> Result<(u32, u32, Transit<'_>), LinearMemoryError> {
         let mut blocks = span_blocks(class);
         loop {
-            match self.take_granules(granules_for(class, blocks), 1, growth) {
-                Ok(start) => return Ok((start, blocks)),
+            // The transit starts under the pool's lock, once the granules
+            // are taken: a look that failed to take them starts none, so
+            // it does not make another look come after it (T2).
+            let taken = self.take_granules_then(granules_for(class, blocks), 1, growth, |_, _| {
+                Ok(self.transit(shard))
+            });
+            match taken {
+                Ok((start, transit)) => return Ok((start, blocks, transit)),
                 Err(LinearMemoryError::OutOfMemory) if blocks > 1 && size == SpanSize::Halving => {
                     blocks /= 2;
                 }
@@ -466,9 +484,12 @@ impl Allocator {
 
     /// Gives up the pin on `span`: it goes back to the pool if empty, on
     /// the partial list if it has free blocks.
-    pub(super) fn unpin(&self, class: usize, span: SpanRef) {
+    pub(super) fn unpin(&self, shard: usize, class: usize, span: SpanRef) {
         let desc = self.span_desc(class, span.desc);
         let mut state = desc.state.load(Ordering::Relaxed);
+        // T1: from the compare-and-swap that retires the span to its
+        // granules back in the pool.
+        let mut transit = None;
         loop {
             if generation(state) != span.generation || state & RETIRED != 0 {
                 return; // taken back by `reclaim_empty_spans`
@@ -476,8 +497,12 @@ impl Allocator {
             let mut next = state & !PINNED;
             if desc.is_empty(state) {
                 next |= RETIRED;
-            } else if free_bits(state) != 0 {
-                next |= LISTED;
+                transit.get_or_insert_with(|| self.transit(shard));
+            } else {
+                transit = None;
+                if free_bits(state) != 0 {
+                    next |= LISTED;
+                }
             }
             // Release: our allocations' effects before whoever takes it next.
             match desc
@@ -537,6 +562,8 @@ impl Allocator {
                 // Acquire: `is_empty` reads the span's fields.
                 let mut state = span_desc.state.load(Ordering::Acquire);
                 while generation(state) != 0 && state & RETIRED == 0 && span_desc.is_empty(state) {
+                    // T1: until `retire` has the granules back in the pool.
+                    let transit = self.transit_here();
                     match span_desc.state.compare_exchange_weak(
                         state,
                         state | RETIRED,
@@ -545,6 +572,7 @@ impl Allocator {
                     ) {
                         Ok(_) => {
                             self.retire(class, desc);
+                            drop(transit);
                             reclaimed += 1;
                             break;
                         }
@@ -558,7 +586,14 @@ impl Allocator {
 
     /// Gives block `index` of span `desc` (`span_desc`) back (its word
     /// already says freed), listing or retiring the span as needed (S1, S2).
-    pub(super) fn put_block(&self, class: usize, desc: u32, span_desc: &SpanDesc, index: u32) {
+    pub(super) fn put_block(
+        &self,
+        shard: usize,
+        class: usize,
+        desc: u32,
+        span_desc: &SpanDesc,
+        index: u32,
+    ) {
         let bit = 1u64 << index;
         let mut state = span_desc.state.load(Ordering::Relaxed);
         loop {
@@ -570,9 +605,15 @@ impl Allocator {
                 // whose blocks are all free goes back to the OS even while
                 // an idle handle pins a span on it. The pinning handle
                 // finds its span `Gone` at its next allocation.
-                next |= RETIRED;
-                after = AfterFree::Retire;
-            } else if state & (PINNED | LISTED) == 0 {
+                match self.put_last_block(shard, class, desc, span_desc, state, next | RETIRED) {
+                    Ok(()) => return,
+                    Err(now) => {
+                        state = now;
+                        continue;
+                    }
+                }
+            }
+            if state & (PINNED | LISTED) == 0 {
                 next |= LISTED;
                 after = AfterFree::List(generation(state));
             }
@@ -584,20 +625,45 @@ impl Allocator {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    match after {
-                        AfterFree::Nothing => {}
-                        AfterFree::List(generation) => self.classes[class]
+                    if let AfterFree::List(generation) = after {
+                        self.classes[class]
                             .lists
                             .lock()
                             .partial
-                            .push((desc, generation)),
-                        AfterFree::Retire => self.retire(class, desc),
+                            .push((desc, generation));
                     }
                     return;
                 }
                 Err(now) => state = now,
             }
         }
+    }
+
+    /// [`put_block`](Self::put_block) of a span's last live block: the
+    /// compare-and-swap from `state` to `retired` retires the span, inside
+    /// a transit until its granules are back in the pool (T1); else the
+    /// state that stopped it.
+    #[cold]
+    fn put_last_block(
+        &self,
+        shard: usize,
+        class: usize,
+        desc: u32,
+        span_desc: &SpanDesc,
+        state: u64,
+        retired: u64,
+    ) -> Result<(), u64> {
+        let transit = self.transit(shard);
+        // Release pairs with `take_block`'s Acquire.
+        span_desc.state.compare_exchange_weak(
+            state,
+            retired,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )?;
+        self.retire(class, desc);
+        drop(transit);
+        Ok(())
     }
 }
 
