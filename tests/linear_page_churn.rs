@@ -5,7 +5,7 @@
 //! passing 1 KiB values one after another into a guest paid a `madvise`
 //! and a fault per value (T1 in bench_report: 8.6 µs per value instead of
 //! 1.1 µs). Alone in its own binary (it counts this thread's faults).
-#![cfg(all(target_os = "linux", not(miri)))]
+#![cfg(all(feature = "std", target_os = "linux", not(miri)))]
 
 #[path = "process/faults.rs"]
 mod faults;

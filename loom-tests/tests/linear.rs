@@ -7,7 +7,9 @@
 //! freeing from another controller, unpinning and retiring, and the claim
 //! racing a free on a span's block word. Sizes are
 //! chosen so that a block covers few granules: every granule's directory
-//! word is an atomic that loom must schedule around.
+//! word is an atomic that loom must schedule around (a span names all of
+//! its granules, a large block its anchors: the first granule and one per
+//! 16 granules under loom).
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -571,7 +573,10 @@ fn a_free_retires_a_pinned_span_while_its_handle_allocates() {
 /// A free of a large block's pointer racing its allocation (a guest guessing
 /// the pointer the host is about to get) never hands the granules back while
 /// the allocation still writes their directory entries: the guest's block in
-/// those granules stays its own (review of issue 19).
+/// those granules stays its own (review of issue 19). The host's block
+/// names only its first granule (its one anchor), so the guest's block
+/// starts there: a small one, whose span names its granule itself (a
+/// large block there would retake the host's descriptor in place).
 #[test]
 fn a_free_racing_a_large_allocation_never_loses_another_live_block() {
     model(|| {
@@ -589,8 +594,9 @@ fn a_free_racing_a_large_allocation_never_loses_another_live_block() {
             thread::spawn(move || {
                 let mut guest = LinearMemoryController::new(&memory);
                 if guest.free(256, 600).is_ok() {
-                    // Granule 2, inside the host's block.
-                    guest.alloc_aligned(8, 512).ok().map(|w| (guest, w))
+                    // A one-granule span at granule 1, the host's block's
+                    // start.
+                    guest.alloc(8).ok().map(|w| (guest, w))
                 } else {
                     None
                 }
@@ -697,5 +703,60 @@ fn a_plain_alloc_finds_the_granules_of_a_span_another_handle_retires() {
         freer.join().unwrap();
         c.free(got.unwrap(), SMALL).unwrap();
         filler.free(fill, 251 * GRANULE).unwrap();
+    });
+}
+
+/// A large block names only its anchors in the directory (its first
+/// granule and, under loom, one per 16 granules): a claim of a byte past
+/// its second anchor walks back to it. Racing the block being made again
+/// in place (its freed descriptor retaken, its anchors renamed to the same
+/// descriptor) and then freed, a guessed claim there either holds the
+/// live block (whose free then answers `Busy` until released), finds it
+/// held (`Busy`) or answers `UnknownPointer`; once the block is made, another handle finds it there.
+#[test]
+fn a_claim_behind_a_large_blocks_anchor_races_its_remaking_and_free() {
+    const BIG: u32 = 20 * GRANULE;
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        // Granule 0 is never handed out: granules 1..21, anchors 1 and 16.
+        let first = owner.alloc(BIG).unwrap();
+        assert_eq!(first, GRANULE);
+        owner.free(first, BIG).unwrap();
+        let guess = first + 18 * GRANULE + 8;
+        let guesser = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                match c.mut_mem(guess, 1) {
+                    Ok(bytes) => bytes[0] = 7,
+                    // Busy: the live block, which the reader below holds.
+                    Err(e) => assert!(
+                        matches!(
+                            e,
+                            LinearMemoryError::UnknownPointer | LinearMemoryError::Busy
+                        ),
+                        "{e:?}"
+                    ),
+                }
+            })
+        };
+        let big = owner.alloc(BIG).unwrap();
+        assert_eq!(big, first, "made again in place");
+        // A fresh handle (no hint) finds the live block from that byte.
+        let mut reader = LinearMemoryController::new(&memory);
+        match reader.mut_mem(guess, 1) {
+            Ok(_) | Err(LinearMemoryError::Busy) => {} // Busy: the guesser holds it
+            Err(e) => panic!("byte {guess} of the live block answered {e:?}"),
+        }
+        drop(reader);
+        loop {
+            match owner.free(big, BIG) {
+                Err(LinearMemoryError::Busy) => thread::yield_now(),
+                done => break assert_eq!(done, Ok(())),
+            }
+        }
+        guesser.join().unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
     });
 }

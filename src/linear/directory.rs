@@ -1,6 +1,7 @@
-//! Out-of-band maps: which span or large block owns each granule of the
-//! memory, where freed allocations started once their granules changed
-//! hands, and never-moving storage for the descriptors they name.
+//! Out-of-band maps: which span or large block last named each granule of
+//! the memory (a span names all of its granules, a large block only its
+//! [`anchors`]), where freed allocations started once their granules
+//! changed hands, and never-moving storage for the descriptors they name.
 //!
 //! All grow with the memory's use, never with its maximum: the directory
 //! allocates a leaf per 1 MiB of address space the memory has grown over,
@@ -115,6 +116,32 @@ impl Owner {
     }
 }
 
+/// `log2` of the granules between a large block's anchors: 64 granules
+/// (16 KiB) of address space, 16 under loom (whose memories are a page).
+#[cfg(not(loom))]
+const ANCHOR_SHIFT: u32 = 6;
+#[cfg(loom)]
+const ANCHOR_SHIFT: u32 = 4;
+
+/// The granules whose words name a large block of `len` granules at
+/// `start`: its first, and each multiple of `1 << ANCHOR_SHIFT` inside it.
+/// A lookup of any byte of the block finds one at most `1 << ANCHOR_SHIFT`
+/// granules back ([`anchor_floor`]), so the block costs one directory
+/// write per 16 KiB (one for every block up to 16 KiB) instead of one per
+/// granule.
+pub(super) fn anchors(start: u32, len: u32) -> impl Iterator<Item = u32> {
+    debug_assert!(len > 0);
+    let last = start + len - 1;
+    let first_inner = ((start >> ANCHOR_SHIFT) + 1) << ANCHOR_SHIFT;
+    core::iter::once(start).chain((first_inner..=last).step_by(1 << ANCHOR_SHIFT))
+}
+
+/// The lowest granule a walk back from `granule` looks at: a large block
+/// that holds `granule` names `max(its start, anchor_floor(granule))`.
+pub(super) fn anchor_floor(granule: u32) -> u32 {
+    granule >> ANCHOR_SHIFT << ANCHOR_SHIFT
+}
+
 /// One owner word per granule, in lazily made leaves.
 pub(super) struct Directory {
     leaves: Box<[OnceLock<Box<Leaf>>]>,
@@ -208,12 +235,32 @@ impl Directory {
     /// The owner of the granule that holds byte `offset`.
     #[inline]
     pub(super) fn owner_of(&self, offset: u32) -> Owner {
-        self.word(offset >> GRANULE_SHIFT)
-            .map_or(Owner::Nobody, |word| {
-                // Acquire pairs with `assign`'s Release: whoever finds an owner
-                // also sees the descriptor fields written before it.
-                Owner::unpack(word.load(Ordering::Acquire))
-            })
+        self.owner_of_granule(offset >> GRANULE_SHIFT)
+    }
+
+    /// The owner word of granule `granule` (not of a byte offset).
+    #[inline]
+    pub(super) fn owner_of_granule(&self, granule: u32) -> Owner {
+        self.word(granule).map_or(Owner::Nobody, |word| {
+            // Acquire pairs with `assign`'s Release: whoever finds an owner
+            // also sees the descriptor fields written before it.
+            Owner::unpack(word.load(Ordering::Acquire))
+        })
+    }
+
+    /// Makes `owner` the owner of granule `granule`, which the caller took
+    /// from the pool (as for [`assign`](Self::assign)), and answers its
+    /// previous owner: one word, for a large block's anchor.
+    #[inline]
+    pub(super) fn name(&self, granule: u32, owner: Owner) -> Owner {
+        let Some(word) = self.word(granule) else {
+            debug_assert!(false, "granule {granule} has no leaf");
+            return Owner::Nobody;
+        };
+        // Relaxed, then Release: as in `assign`.
+        let old = word.load(Ordering::Relaxed);
+        word.store(owner.pack(), Ordering::Release);
+        Owner::unpack(old)
     }
 
     /// Makes `owner` the owner of granules `start..start + len`, which the
@@ -329,6 +376,31 @@ mod tests {
             Owner::Large { desc: 7 },
         ] {
             assert_eq!(Owner::unpack(owner.pack()), owner);
+        }
+    }
+
+    #[test]
+    fn every_granule_of_a_large_block_has_an_anchor_at_most_its_floor_behind() {
+        let step = 1u32 << ANCHOR_SHIFT;
+        for start in [0, 1, step - 1, step, step + 5, 3 * step - 1] {
+            for len in [1, 2, step - 1, step, step + 1, 2 * step, 5 * step + 3] {
+                let anchors: Vec<u32> = anchors(start, len).collect();
+                assert_eq!(anchors[0], start);
+                assert!(anchors.windows(2).all(|pair| pair[0] < pair[1]));
+                assert!(anchors.iter().all(|&a| (start..start + len).contains(&a)));
+                // One write per 16 KiB, plus the start.
+                assert!(
+                    anchors.len() as u32 <= 1 + len.div_ceil(step),
+                    "{start} {len}"
+                );
+                for granule in start..start + len {
+                    let floor = anchor_floor(granule).max(start);
+                    assert!(
+                        anchors.iter().any(|a| (floor..=granule).contains(a)),
+                        "{start} {len}: granule {granule} has no anchor at or after {floor}"
+                    );
+                }
+            }
         }
     }
 

@@ -8,6 +8,10 @@
 //! `linear_profile [steps] pair [len]` instead allocates and frees one
 //! block of `len` bytes (1024 by default) `steps` times through one
 //! handle: the cost of an alloc+free pair of one size alone.
+//!
+//! One thread's run also prints the highest end handed out over the most
+//! bytes live at once (bench_report's "span ÷ peak live"), which depends on
+//! the steps, not on the machine.
 
 use std::sync::Arc;
 
@@ -21,6 +25,13 @@ fn run<A: Allocator>(steps: u64, threads: u32) {
     } else {
         let mut working = Working::new(&allocator, 1);
         working.steps(steps);
+        // bench_report's space column without its timing runs.
+        if let Some(span) = allocator.span() {
+            eprintln!(
+                "span / peak live: {:.3}",
+                span as f64 / working.peak_live_bytes() as f64
+            );
+        }
         working.finish();
     }
 }

@@ -67,10 +67,19 @@ impl Allocator {
         ptr: u32,
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
-        match self.lookup(probe) {
-            Some(found) => Self::claim_word(found.block(), found.word, ptr, end),
-            None => Ok(None),
+        if let Some(found) = self.lookup(probe)
+            && let Some(claim) = Self::claim_word(found.block(), found.word, ptr, end)?
+        {
+            return Ok(Some(claim));
         }
+        // Inside a large block, `probe`'s own granule may name an earlier
+        // owner (a large block names only its anchors, L1).
+        for found in self.large_behind(probe) {
+            if let Some(claim) = Self::claim_word(found.block(), found.word, ptr, end)? {
+                return Ok(Some(claim));
+            }
+        }
+        Ok(None)
     }
 
     /// Claims `ptr..end` in the allocation of `block`; `None` if that

@@ -1,12 +1,16 @@
 //! Large blocks (over 512 bytes, or aligned beyond 8 bytes): whole
-//! granules from the pool, best fit (`pool.rs`), one descriptor each.
+//! granules from the pool, best fit (`pool.rs`), one descriptor each,
+//! named in the directory only at its anchors (`directory::anchors`: the
+//! first granule and one per 16 KiB), so a block costs the same few
+//! directory writes whatever its size; `lookup::Allocator::holder` finds
+//! a block from any of its bytes.
 
 use alloc::vec::Vec;
 
 use super::super::LinearMemoryError;
 use super::super::block::{Block, BlockId, BlockWord};
 use super::super::classes::GRANULE;
-use super::super::directory::Owner;
+use super::super::directory::{Owner, anchors};
 use super::super::pool::Pool;
 use super::lookup::Names;
 use super::{Allocator, Growth};
@@ -50,7 +54,18 @@ impl Allocator {
             granules,
             (align / GRANULE).max(1),
             Growth::Yes,
-            |state, _| {
+            |state, start| {
+                let anchors = anchors(start, granules).count() as u32;
+                // The block freed at this very start, if only its first
+                // anchor, which we now own, still names it: its descriptor
+                // serves again in place, sparing the lock that making it
+                // spare takes (the usual free then alloc of one size).
+                if let Owner::Large { desc } = self.directory.owner_of_granule(start)
+                    && let Some(large) = self.large.get(desc)
+                    && large.names.retaken(anchors)
+                {
+                    return Ok((desc, large));
+                }
                 // A spare descriptor, else a new one; taken only once it exists.
                 let desc = state.large_spare.last().copied();
                 let desc = desc.unwrap_or(state.large_made);
@@ -61,7 +76,7 @@ impl Allocator {
                 if state.large_spare.pop().is_none() {
                     state.large_made += 1;
                 }
-                large.names.taken(granules);
+                large.names.taken(anchors);
                 Ok((desc, large))
             },
         )?;
@@ -69,12 +84,12 @@ impl Allocator {
         let word = Block::live(offset, len).claimed_if(claimed);
         #[cfg(slotarena_mutation = "large_publish_before_assign")]
         large.word.publish(word);
-        // The directory names every granule before the word is live (L1):
+        // The directory names every anchor before the word is live (L1):
         // a free of the pointer (a guess, a double free) that races the
         // allocation finds the descriptor's dead word and answers
         // `UnknownPointer` or `DoubleFree`, and so cannot hand the granules
         // back while `assign` still writes them.
-        self.assign(start, granules, Owner::Large { desc });
+        self.name_anchors(start, granules, desc);
         #[cfg(not(slotarena_mutation = "large_publish_before_assign"))]
         large.word.publish(word);
         Ok((offset, BlockId::large(desc)))

@@ -5,13 +5,19 @@
 //!
 //! ## Lookups
 //!
-//! - L1: the directory maps each granule to the span or large block that
-//!   last took it (a new span's entries are written before its state is
-//!   published, so nothing can retire it and hand its granules on before
-//!   they name it; a large block's word is published live only after its
-//!   entries are written, so nothing can free it and hand its granules on
-//!   while they are being written); the descriptor gives the block word
-//!   of the place that holds a byte. Words of freed blocks keep their
+//! - L1: the directory maps each granule of a span to the span, and each
+//!   anchor of a large block (its first granule and one per 16 KiB,
+//!   `directory::anchors`) to the block, the last owner to take it (a new
+//!   span's entries are written before its state is published, so nothing
+//!   can retire it and hand its granules on before they name it; a large
+//!   block's word is published live only after its anchors are written,
+//!   so nothing can free it and hand its granules on while they are being
+//!   written); the descriptor gives the block word of the place that holds
+//!   a byte. A large block's other granules keep naming their earlier
+//!   owners, so a byte whose own granule leads to no live block that holds
+//!   it is looked for behind, back to its anchor floor, where any large
+//!   block that holds it is named (`large_behind`; only claims need this:
+//!   a block's start is always on its own entry). Words of freed blocks keep their
 //!   range until their descriptor is remade (L3), so freeing one again
 //!   answers `DoubleFree`, and a place never allocated has a `NEVER` word
 //!   (`UnknownPointer`).
@@ -20,7 +26,8 @@
 //!   answers for it once another owner has its granules (L4).
 //! - L3: a descriptor is remade only once its span or block is gone and
 //!   no granule of the directory names it any more (`Names`: the assign
-//!   that takes a granule over counts the previous owner down), so a freed
+//!   that takes a granule over counts the previous owner down; a large
+//!   block counts its anchors), so a freed
 //!   block's own word answers `DoubleFree` until its place is taken by
 //!   another allocation (and its mark after, L4).
 //! - L2: a lookup that raced a reuse may read a stale descriptor and land
@@ -43,10 +50,8 @@ use alloc::vec::Vec;
 
 use super::super::LinearMemoryError;
 use super::super::block::{BlockId, BlockWord, Place};
-#[cfg(debug_assertions)]
-use super::super::classes::GRANULE;
-use super::super::classes::block_size;
-use super::super::directory::Owner;
+use super::super::classes::{GRANULE, block_size};
+use super::super::directory::{Owner, anchor_floor, anchors};
 #[cfg(debug_assertions)]
 use super::super::pool::PAGE_GRANULES;
 use super::Allocator;
@@ -102,6 +107,23 @@ impl Names {
         self.0.store(granules * NAMED, Ordering::Relaxed);
     }
 
+    /// Takes a gone descriptor that only the granule at its place's start
+    /// still names, for a new block of `granules` anchors whose taker owns
+    /// that granule (so nothing else counts it down: L3 holds, and the
+    /// taker's assign finds the descriptor itself there, which counts
+    /// nothing); false if it is named elsewhere or not gone.
+    pub(super) fn retaken(&self, granules: u32) -> bool {
+        // Acquire: after whatever its last block's free did.
+        self.0
+            .compare_exchange(
+                NAMED | GONE,
+                granules * NAMED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
     /// Its span or block is gone; true if no granule names it any more
     /// (the caller makes it spare).
     pub(super) fn gone(&self) -> bool {
@@ -154,6 +176,28 @@ impl Allocator {
         }
     }
 
+    /// The large blocks named at the granules behind `ptr`'s, down to its
+    /// anchor floor, nearest first: the candidates for a byte that its own
+    /// granule does not lead to. A large block names only its anchors
+    /// (L1), so one that holds `ptr` names its start or the floor, and
+    /// every granule in between may still name an earlier owner: each
+    /// candidate's word decides (L2).
+    pub(super) fn large_behind(&self, ptr: u32) -> impl Iterator<Item = Found<'_>> {
+        let granule = ptr / GRANULE;
+        (anchor_floor(granule)..granule).rev().filter_map(|behind| {
+            match self.directory.owner_of_granule(behind) {
+                Owner::Large { desc } => {
+                    let large = self.large.get(desc)?;
+                    Some(Found {
+                        word: &large.word,
+                        place: FoundPlace::Large { desc, large },
+                    })
+                }
+                Owner::Span { .. } | Owner::Nobody => None,
+            }
+        })
+    }
+
     /// The word of `block`; `None` only for a lookup's descriptor that
     /// does not exist (never for a block someone allocated).
     #[inline]
@@ -175,21 +219,43 @@ impl Allocator {
     /// names any more (L3).
     pub(super) fn assign(&self, start: u32, granules: u32, owner: Owner) {
         self.directory
-            .assign(start, granules, owner, |previous, count| match previous {
-                Owner::Nobody => {}
-                Owner::Span { class, desc } => {
-                    let class = usize::from(class);
-                    if self.span_desc(class, desc).names.unnamed(count) {
-                        self.classes[class].lists.lock().make_spare(desc);
-                    }
-                }
-                Owner::Large { desc } => {
-                    let large = self.large.get(desc).expect("a named descriptor exists");
-                    if large.names.unnamed(count) {
-                        self.pool.lock().make_spare(desc);
-                    }
-                }
+            .assign(start, granules, owner, |previous, count| {
+                self.unname(previous, count);
             });
+    }
+
+    /// Makes the large block `desc` the owner of its anchors (L1) in the
+    /// directory, as [`assign`](Self::assign) does for every granule.
+    pub(super) fn name_anchors(&self, start: u32, granules: u32, desc: u32) {
+        let owner = Owner::Large { desc };
+        for anchor in anchors(start, granules) {
+            let previous = self.directory.name(anchor, owner);
+            // Only a descriptor `retaken` in place names its own start.
+            if previous != owner {
+                self.unname(previous, 1);
+            }
+        }
+    }
+
+    /// `count` granules that named `previous` name another owner now;
+    /// makes its descriptor spare if that was the last of them and it is
+    /// gone (L3).
+    fn unname(&self, previous: Owner, count: u32) {
+        match previous {
+            Owner::Nobody => {}
+            Owner::Span { class, desc } => {
+                let class = usize::from(class);
+                if self.span_desc(class, desc).names.unnamed(count) {
+                    self.classes[class].lists.lock().make_spare(desc);
+                }
+            }
+            Owner::Large { desc } => {
+                let large = self.large.get(desc).expect("a named descriptor exists");
+                if large.names.unnamed(count) {
+                    self.pool.lock().make_spare(desc);
+                }
+            }
+        }
     }
 
     /// The answer to a free of `ptr`, where no allocation, live or freed,
