@@ -433,3 +433,70 @@ fn removes_racing_pinned_readers_drop_every_value_exactly_once() {
     assert_eq!(drops.load(Ordering::SeqCst), inserted, "{hits} pinned hits");
     assert!(arena.is_empty());
 }
+
+/// Drops of `Tallied` values: a plain static, so that a value dropped
+/// twice only counts twice (no heap handle to free twice).
+static TALLY_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+struct Tallied;
+
+impl Drop for Tallied {
+    fn drop(&mut self) {
+        TALLY_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
+    // The last read guard of a removed value unlocks with a `fetch_sub`
+    // that leaves the word "removed, no guard, no writer" for a moment
+    // before it stores `WRITER` (`Slot::after_last_reader`): the word that
+    // means "drop pending" to an unpinning reader. A reader whose pin of
+    // the dead key fails, in that moment, claims the drop, and so does the
+    // guard. Loom model of the same name in loom-tests.
+    let arena: SlotArena<Tallied> = SlotArena::new(1);
+    let latest = Arc::new(AtomicU64::new(MessageToken::INVALID.to_bits()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let (arena, latest, stop) = (arena.clone(), latest.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut reader = arena.reader();
+            while !stop.load(Ordering::Relaxed) {
+                let key = MessageToken::from_bits(latest.load(Ordering::Relaxed));
+                drop(black_box(reader.try_get(key)));
+            }
+        })
+    };
+    let mut inserted = 0;
+    let mut refused = None;
+    for _ in 0..200_000 {
+        // A failed pin may hold up the last drop for a moment (then the
+        // spinner does it): wait for the slot, but not for ever.
+        let deadline = std::time::Instant::now() + MUST_FINISH;
+        let key = loop {
+            match arena.insert(Tallied) {
+                Ok(key) => break Some(key),
+                Err(_) if std::time::Instant::now() < deadline => thread::yield_now(),
+                Err(error) => {
+                    refused = Some(format!("{error:?}"));
+                    break None;
+                }
+            }
+        };
+        let Some(key) = key else { break };
+        inserted += 1;
+        let guard = arena.get(key).unwrap();
+        arena.remove(key).unwrap();
+        latest.store(key.to_bits(), Ordering::Relaxed);
+        drop(guard);
+    }
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    assert_eq!(refused, None, "insert refused after {inserted} values");
+    assert_eq!(
+        TALLY_DROPS.load(Ordering::SeqCst),
+        inserted,
+        "values inserted and removed vs drops"
+    );
+    assert!(arena.is_empty());
+}
