@@ -500,3 +500,54 @@ fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
     );
     assert!(arena.is_empty());
 }
+
+#[test]
+fn a_thread_holding_a_pin_can_still_read_the_value_while_a_writer_waits() {
+    // A PinnedRef "is a read lock, as a read guard is". A thread holding a
+    // read guard may take another read of the same value while another
+    // thread waits in `get_mut` (the writer waits without locking). A
+    // thread holding a PinnedRef may not: `get_mut` takes `WRITER` first
+    // and then spins for the pinned reader, so the holder's second read
+    // (`get`, or another `Reader::get`) waits for a writer that waits for
+    // it. The read guard runs first, as the control.
+    for pin in [false, true] {
+        let arena = SlotArena::new(1);
+        let key = arena.insert(1u64).unwrap();
+        let (held, holding) = mpsc::channel();
+        let (go, told) = mpsc::channel::<()>();
+        let (read, second) = mpsc::channel();
+        let holder = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                let mut reader = arena.reader();
+                let first_read = if pin {
+                    *reader.get(key).unwrap()
+                } else {
+                    *arena.get(key).unwrap()
+                };
+                let _pinned = pin.then(|| reader.get(key).unwrap());
+                let _guard = (!pin).then(|| arena.get(key).unwrap());
+                held.send(first_read).unwrap();
+                told.recv().unwrap();
+                let _ = read.send(*arena.get(key).unwrap());
+            })
+        };
+        assert_eq!(holding.recv_timeout(MUST_FINISH), Ok(1));
+        let writer = {
+            let arena = arena.clone();
+            thread::spawn(move || *arena.get_mut(key).unwrap() = 2)
+        };
+        // Let the writer reach its wait.
+        thread::sleep(SHOULD_WAIT);
+        assert!(!writer.is_finished(), "get_mut ran beside a read");
+        go.send(()).unwrap();
+        assert_eq!(
+            second.recv_timeout(MUST_FINISH),
+            Ok(1),
+            "pin {pin}: the second read of a thread holding a read never came"
+        );
+        holder.join().unwrap();
+        within(MUST_FINISH, move || writer.join().unwrap());
+        assert_eq!(*arena.get(key).unwrap(), 2);
+    }
+}
