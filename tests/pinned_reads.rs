@@ -551,3 +551,43 @@ fn a_thread_holding_a_pin_can_still_read_the_value_while_a_writer_waits() {
         assert_eq!(*arena.get(key).unwrap(), 2);
     }
 }
+
+#[test]
+fn a_refused_try_get_mut_on_a_pinned_value_never_refuses_a_concurrent_read() {
+    // `try_get_mut` on a value a Reader holds pinned takes `WRITER`, finds
+    // the pin, and unlocks again (`Core::after_write_lock`): for that
+    // moment every other thread's `try_get` of the value answers
+    // `AlreadyBorrowed`, though no writer ever gets it. Refused against a
+    // read guard instead (the control, run first), `try_get_mut` writes
+    // nothing and the reads all succeed.
+    for pin in [false, true] {
+        let arena = SlotArena::new(1);
+        let key = arena.insert(1u64).unwrap();
+        let mut reader = arena.reader();
+        let _pinned = pin.then(|| reader.get(key).unwrap());
+        let _guard = (!pin).then(|| arena.get(key).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let refusing = {
+            let (arena, stop) = (arena.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let refused = arena.try_get_mut(key).err();
+                    assert_eq!(refused, Some(MemoryError::AlreadyBorrowed));
+                }
+            })
+        };
+        let mut failed = Vec::new();
+        for _ in 0..200_000 {
+            if let Err(error) = arena.try_get(key) {
+                failed.push(error);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        refusing.join().unwrap();
+        assert_eq!(
+            (failed.len(), failed.first()),
+            (0, None),
+            "pin {pin}: reads of a value no writer got were refused"
+        );
+    }
+}
