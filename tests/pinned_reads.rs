@@ -467,13 +467,16 @@ fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
             }
         })
     };
-    let mut inserted = 0;
+    // Every value made is dropped exactly once: those inserted, and those
+    // a refused insert handed back (dropped with its error).
+    let (mut inserted, mut made) = (0, 0);
     let mut refused = None;
     for _ in 0..200_000 {
         // A failed pin may hold up the last drop for a moment (then the
         // spinner does it): wait for the slot, but not for ever.
         let deadline = std::time::Instant::now() + MUST_FINISH;
         let key = loop {
+            made += 1;
             match arena.insert(Tallied) {
                 Ok(key) => break Some(key),
                 Err(_) if std::time::Instant::now() < deadline => thread::yield_now(),
@@ -495,8 +498,8 @@ fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
     assert_eq!(refused, None, "insert refused after {inserted} values");
     assert_eq!(
         TALLY_DROPS.load(Ordering::SeqCst),
-        inserted,
-        "values inserted and removed vs drops"
+        made,
+        "values made ({inserted} of them inserted and removed) vs drops"
     );
     assert!(arena.is_empty());
 }
