@@ -433,3 +433,164 @@ fn removes_racing_pinned_readers_drop_every_value_exactly_once() {
     assert_eq!(drops.load(Ordering::SeqCst), inserted, "{hits} pinned hits");
     assert!(arena.is_empty());
 }
+
+/// Drops of `Tallied` values: a plain static, so that a value dropped
+/// twice only counts twice (no heap handle to free twice).
+static TALLY_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+struct Tallied;
+
+impl Drop for Tallied {
+    fn drop(&mut self) {
+        TALLY_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
+    // The last read guard of a removed value unlocks with a `fetch_sub`
+    // that leaves the word "removed, no guard, no writer" for a moment
+    // before it stores `WRITER` (`Slot::after_last_reader`): the word that
+    // means "drop pending" to an unpinning reader. A reader whose pin of
+    // the dead key fails, in that moment, claims the drop, and so does the
+    // guard. Loom model of the same name in loom-tests.
+    let arena: SlotArena<Tallied> = SlotArena::new(1);
+    let latest = Arc::new(AtomicU64::new(MessageToken::INVALID.to_bits()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let (arena, latest, stop) = (arena.clone(), latest.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut reader = arena.reader();
+            while !stop.load(Ordering::Relaxed) {
+                let key = MessageToken::from_bits(latest.load(Ordering::Relaxed));
+                drop(black_box(reader.try_get(key)));
+            }
+        })
+    };
+    // Every value made is dropped exactly once: those inserted, and those
+    // a refused insert handed back (dropped with its error).
+    let (mut inserted, mut made) = (0, 0);
+    let mut refused = None;
+    for _ in 0..200_000 {
+        // A failed pin may hold up the last drop for a moment (then the
+        // spinner does it): wait for the slot, but not for ever.
+        let deadline = std::time::Instant::now() + MUST_FINISH;
+        let key = loop {
+            made += 1;
+            match arena.insert(Tallied) {
+                Ok(key) => break Some(key),
+                Err(_) if std::time::Instant::now() < deadline => thread::yield_now(),
+                Err(error) => {
+                    refused = Some(format!("{error:?}"));
+                    break None;
+                }
+            }
+        };
+        let Some(key) = key else { break };
+        inserted += 1;
+        let guard = arena.get(key).unwrap();
+        arena.remove(key).unwrap();
+        latest.store(key.to_bits(), Ordering::Relaxed);
+        drop(guard);
+    }
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    assert_eq!(refused, None, "insert refused after {inserted} values");
+    assert_eq!(
+        TALLY_DROPS.load(Ordering::SeqCst),
+        made,
+        "values made ({inserted} of them inserted and removed) vs drops"
+    );
+    assert!(arena.is_empty());
+}
+
+#[test]
+fn a_thread_holding_a_pin_can_still_read_the_value_while_a_writer_waits() {
+    // A PinnedRef "is a read lock, as a read guard is". A thread holding a
+    // read guard may take another read of the same value while another
+    // thread waits in `get_mut` (the writer waits without locking). A
+    // thread holding a PinnedRef may not: `get_mut` takes `WRITER` first
+    // and then spins for the pinned reader, so the holder's second read
+    // (`get`, or another `Reader::get`) waits for a writer that waits for
+    // it. The read guard runs first, as the control.
+    for pin in [false, true] {
+        let arena = SlotArena::new(1);
+        let key = arena.insert(1u64).unwrap();
+        let (held, holding) = mpsc::channel();
+        let (go, told) = mpsc::channel::<()>();
+        let (read, second) = mpsc::channel();
+        let holder = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                let mut reader = arena.reader();
+                let first_read = if pin {
+                    *reader.get(key).unwrap()
+                } else {
+                    *arena.get(key).unwrap()
+                };
+                let _pinned = pin.then(|| reader.get(key).unwrap());
+                let _guard = (!pin).then(|| arena.get(key).unwrap());
+                held.send(first_read).unwrap();
+                told.recv().unwrap();
+                let _ = read.send(*arena.get(key).unwrap());
+            })
+        };
+        assert_eq!(holding.recv_timeout(MUST_FINISH), Ok(1));
+        let writer = {
+            let arena = arena.clone();
+            thread::spawn(move || *arena.get_mut(key).unwrap() = 2)
+        };
+        // Let the writer reach its wait.
+        thread::sleep(SHOULD_WAIT);
+        assert!(!writer.is_finished(), "get_mut ran beside a read");
+        go.send(()).unwrap();
+        assert_eq!(
+            second.recv_timeout(MUST_FINISH),
+            Ok(1),
+            "pin {pin}: the second read of a thread holding a read never came"
+        );
+        holder.join().unwrap();
+        within(MUST_FINISH, move || writer.join().unwrap());
+        assert_eq!(*arena.get(key).unwrap(), 2);
+    }
+}
+
+#[test]
+fn a_refused_try_get_mut_on_a_pinned_value_never_refuses_a_concurrent_read() {
+    // `try_get_mut` on a value a Reader holds pinned takes `WRITER`, finds
+    // the pin, and unlocks again (`Core::after_write_lock`): for that
+    // moment every other thread's `try_get` of the value answers
+    // `AlreadyBorrowed`, though no writer ever gets it. Refused against a
+    // read guard instead (the control, run first), `try_get_mut` writes
+    // nothing and the reads all succeed.
+    for pin in [false, true] {
+        let arena = SlotArena::new(1);
+        let key = arena.insert(1u64).unwrap();
+        let mut reader = arena.reader();
+        let _pinned = pin.then(|| reader.get(key).unwrap());
+        let _guard = (!pin).then(|| arena.get(key).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let refusing = {
+            let (arena, stop) = (arena.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let refused = arena.try_get_mut(key).err();
+                    assert_eq!(refused, Some(MemoryError::AlreadyBorrowed));
+                }
+            })
+        };
+        let mut failed = Vec::new();
+        for _ in 0..200_000 {
+            if let Err(error) = arena.try_get(key) {
+                failed.push(error);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        refusing.join().unwrap();
+        assert_eq!(
+            (failed.len(), failed.first()),
+            (0, None),
+            "pin {pin}: reads of a value no writer got were refused"
+        );
+    }
+}

@@ -152,3 +152,28 @@ fn a_stale_pin_never_keeps_a_newer_value_from_its_drop() {
         assert_eq!(arena.len(), 0);
     });
 }
+
+#[test]
+fn a_failed_pin_racing_the_last_read_guard_of_a_removed_value_drops_it_once() {
+    // The last read guard of a removed value unlocks with a `fetch_sub`
+    // that leaves the word "removed, no guard, no writer" for a moment
+    // before its store of `WRITER` (`Slot::after_last_reader`): the same
+    // word `leave_to_pinned` uses for "drop pending". A reader unpinning in
+    // that moment (here a pin that finds the key dead) must not take that
+    // word for a drop left to it.
+    model(|| {
+        let arena = SlotArena::new(1);
+        let (value, state) = Probe::new(1);
+        let token = arena.insert(value).unwrap();
+        let guard = arena.get(token).unwrap();
+        arena.remove(token).unwrap();
+        let mut reader = arena.reader();
+        let failed = thread::spawn(move || {
+            assert_eq!(reader.try_get(token).err(), Some(MemoryError::NotAllocated));
+        });
+        drop(guard);
+        failed.join().unwrap();
+        assert_eq!(state.drops(), 1, "the removed value was not dropped");
+        assert_eq!(arena.len(), 0);
+    });
+}

@@ -356,18 +356,49 @@ impl<T, M> Core<T, M> {
         blocking: bool,
     ) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
-        held.slot.lock_write(token, blocking)?;
-        self.after_write_lock(held, blocking)?;
+        self.lock_exclusive(held, token, blocking)?;
         Ok(WriteGuard::new(held))
     }
 
-    /// The pinned readers' part of a write lock `held` just took (pins.rs,
-    /// P1), before anything touches the value: waits for them if
-    /// `blocking`; else, if there are any, unlocks again (reclaiming the
-    /// value if a remove landed meanwhile) and answers `AlreadyBorrowed`.
+    /// Takes the value of `held` exclusively: its word's write lock with no
+    /// pinned reader on it (pins.rs, P1); waits for both if `blocking`,
+    /// else answers `AlreadyBorrowed`.
+    ///
+    /// It never holds the lock while it waits for pinned readers: a thread
+    /// that holds a pin may read the value again (a guard, or another pin),
+    /// as it may while a writer waits for read guards, and a held lock would
+    /// deadlock it. It also looks for pins before it locks, so that a
+    /// refusal leaves the word as it found it for other readers (unless a
+    /// pin lands between that look, which does not fence, and the lock).
     #[inline]
-    fn after_write_lock(&self, held: Held<'_, T>, blocking: bool) -> Result<(), MemoryError> {
-        if self.wait_unpinned(held.index, blocking) {
+    fn lock_exclusive(
+        &self,
+        held: Held<'_, T>,
+        token: MessageToken,
+        blocking: bool,
+    ) -> Result<(), MemoryError> {
+        loop {
+            if self.pins.any_pinned(held.index) {
+                if !blocking {
+                    return Err(MemoryError::AlreadyBorrowed);
+                }
+                self.spin_until_unpinned(held.index);
+            }
+            held.slot.lock_write(token, blocking)?;
+            match self.unpinned_after_lock(held) {
+                Err(MemoryError::AlreadyBorrowed) if blocking => continue,
+                done => return done,
+            }
+        }
+    }
+
+    /// The pinned readers' part of a write lock `held` just took (pins.rs,
+    /// P1), before anything touches the value: if a reader is pinned on it,
+    /// unlocks again (reclaiming the value if a remove landed meanwhile)
+    /// and answers `AlreadyBorrowed`.
+    #[inline]
+    fn unpinned_after_lock(&self, held: Held<'_, T>) -> Result<(), MemoryError> {
+        if !self.pins.pinned(held.index) {
             return Ok(());
         }
         held.reclaim(held.slot.unlock_write(false));
@@ -1331,8 +1362,7 @@ impl<T, K: Key> SlotArena<T, K> {
         blocking: bool,
     ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let held = self.core.held(token)?;
-        held.slot.lock_write(token, blocking)?;
-        self.core.after_write_lock(held, blocking)?;
+        self.core.lock_exclusive(held, token, blocking)?;
         Ok(OwnedWriteGuard::new(self.clone(), held.slot, held.index))
     }
 

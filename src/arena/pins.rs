@@ -32,8 +32,10 @@
 //!   value happen before the writer's.
 //! - P3 (deferred drop): a thread that holds a removed value for dropping
 //!   (`Slot::keep_for_pinned`) and finds it pinned leaves it "drop
-//!   pending" (`REMOVING` with no guard and no `WRITER`, a word nothing
-//!   else makes), with a Release store, then looks at the records again
+//!   pending" (`REMOVING`, no `WRITER`, and `word::DROP_PENDING` where
+//!   the count of read guards goes: a word nothing else makes, not even
+//!   the last read guard's unlock for the instant before it takes the
+//!   slot), with a Release store, then looks at the records again
 //!   after a SeqCst fence. A reader that unpins clears its record, fences,
 //!   and loads the word (Acquire): by P1 between the two, either the
 //!   dropper's second look sees the record clear or the reader sees the

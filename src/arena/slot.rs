@@ -28,8 +28,9 @@
 use core::mem::MaybeUninit;
 
 use super::word::{
-    self, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED, RETIRED_WORD,
-    STATE_MASK, TAKING, VACANT, WRITER, generation, guarded, readers, state, with_state,
+    self, DROP_PENDING, MAX_READERS, ONE_READER, PARKED, POISONED, PRESENT, REMOVING, RETAINED,
+    RETIRED_WORD, STATE_MASK, TAKING, VACANT, WRITER, drop_pending, generation, guarded, readers,
+    state, with_state,
 };
 use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
@@ -703,7 +704,8 @@ impl<T> Slot<T> {
         // Nobody else writes a removed or taken word that no guard holds
         // (S3, S5), so a plain store. Release pairs with the Acquire of
         // whoever claims the drop: our accesses happen before it.
-        let pending = with_state(word & !(WRITER | PARKED | RETAINED), REMOVING);
+        let held = with_state(word & !(PARKED | RETAINED), REMOVING);
+        let pending = (held & !WRITER) | DROP_PENDING;
         self.word.store(pending, Ordering::Release);
         if pinned() {
             return true;
@@ -711,12 +713,7 @@ impl<T> Slot<T> {
         // The readers left before our second look: claim the drop back,
         // unless one of them saw the pending word and claimed it first.
         self.word
-            .compare_exchange(
-                pending,
-                pending | WRITER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
+            .compare_exchange(pending, held, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
     }
 
@@ -733,8 +730,7 @@ impl<T> Slot<T> {
         // Acquire pairs with `leave_to_pinned`'s Release store: the records
         // we look at next are at least as new as those it saw (P4).
         let word = self.word.load(Ordering::Acquire);
-        let pending = state(word) == REMOVING && word & WRITER == 0 && readers(word) == 0;
-        if pending {
+        if drop_pending(word) {
             self.claim_pending_from(word, pinned)
         } else {
             None
@@ -743,10 +739,12 @@ impl<T> Slot<T> {
 
     #[cold]
     fn claim_pending_from(&self, word: u64, pinned: impl Fn() -> bool) -> Option<u32> {
+        // Held for reclaiming: `WRITER`, and no more `DROP_PENDING`.
+        let held = (word & !DROP_PENDING) | WRITER;
         (!pinned()
             && self
                 .word
-                .compare_exchange(word, word | WRITER, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(word, held, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok())
         .then_some(generation(word))
     }

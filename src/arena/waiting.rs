@@ -201,6 +201,13 @@ impl<T, M> Core<T, M> {
     ) -> Result<&super::Slot<T>, crate::MemoryError> {
         let (slot, _) = self.place(token)?;
         loop {
+            if write && self.pins.any_pinned(token.index() as u32) {
+                // Pinned readers wake nobody when they unpin, and a writer
+                // never locks while they read (`lock_exclusive`): let the
+                // executor run something else, and look again.
+                YieldNow(false).await;
+                continue;
+            }
             let attempt = if write {
                 slot.lock_write(token, false)
             } else {
@@ -208,8 +215,8 @@ impl<T, M> Core<T, M> {
             };
             match attempt {
                 Err(crate::MemoryError::AlreadyBorrowed) => {}
-                Ok(()) if write && self.after_write_lock(self.held(token)?, false).is_err() => {
-                    // Pinned readers wake nobody when they unpin: we let go;
+                Ok(()) if write && self.unpinned_after_lock(self.held(token)?).is_err() => {
+                    // A pin landed between the look and the lock: we let go;
                     // let the executor run something else, and try again.
                     YieldNow(false).await;
                     continue;

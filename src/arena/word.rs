@@ -67,6 +67,13 @@ const GENERATION_SHIFT: u32 = 32;
 pub const NIL: u32 = COUNT_MAX as u32;
 /// The most read guards one value can have at once.
 pub(crate) const MAX_READERS: u64 = COUNT_MAX - 1;
+/// The middle field of a removed value whose drop waits for its pinned
+/// readers (pins.rs, P3): more read guards than a value can have
+/// ([`MAX_READERS`]), so no lock or unlock ever makes it. In particular the
+/// last read guard of a removed value, whose unlock leaves `REMOVING` with
+/// no reader and no `WRITER` for an instant before it takes the slot,
+/// never looks like a drop left to pinned readers.
+pub(super) const DROP_PENDING: u64 = COUNT_MAX << COUNT_SHIFT;
 
 /// The generation recorded in a word.
 #[inline]
@@ -111,6 +118,14 @@ pub(super) const RETIRED_WORD: u64 = vacant(u32::MAX, NIL) | RETIRED;
 #[inline]
 pub(super) const fn present(generation: u32) -> u64 {
     ((generation as u64) << GENERATION_SHIFT) | PRESENT
+}
+
+/// Whether `word` is a removed value whose drop waits for its pinned
+/// readers: `REMOVING`, no `WRITER`, and [`DROP_PENDING`] in place of a
+/// count of read guards.
+#[inline]
+pub(super) const fn drop_pending(word: u64) -> bool {
+    word & (STATE_MASK | WRITER | COUNT_MASK) == REMOVING | DROP_PENDING
 }
 
 /// `word` with its state replaced.
