@@ -1,7 +1,8 @@
-//! T1 alone, for `perf record` and instruction counts:
-//! `target/release/wasm_profile [values] [paused|copied|exports]`
+//! T1 or T2 alone, for `perf record` and instruction counts:
+//! `target/release/wasm_profile [values] [paused|copied|exports|churn|churn-std]`
 //! (20 000 values through our controller, written while the guest is
-//! paused, by default). Subtract a run with fewer values to drop the
+//! paused, by default; `churn` is T2's guest churn on the host-import
+//! allocator, `churn-std` on the guest's own, for as many rounds). Subtract a run with fewer values to drop the
 //! set-up (building and compiling the guest).
 
 use slotarena_bench::wasm::{Shared, Surrealism};
@@ -12,6 +13,8 @@ fn main() {
     let elapsed = match args.next().as_deref().unwrap_or("paused") {
         "copied" => Shared::start().t1_copied(values),
         "exports" => Surrealism::start().t1(values),
+        "churn" => Shared::start().churn(values as u32),
+        "churn-std" => Surrealism::start().churn(values as u32),
         _ => Shared::start().t1_paused(values),
     };
     println!(
