@@ -697,7 +697,7 @@ const MAX_CAPACITY: usize = word::NIL as usize;
 /// `&mut` of one handle does not exclude its clones (or owned guards) on
 /// other threads, and plain `&mut T` to every value would not be
 /// exclusive. [`exclusive`](Self::exclusive) checks that this handle is
-/// the only one and gives [`Exclusive`](crate::arena::Exclusive), which
+/// the only one and gives [`Exclusive`], which
 /// has slotmap's `&mut self` methods and `IntoIterator` for `&mut`;
 /// `&arena` iterates with read guards ([`iter`](Self::iter)).
 ///
