@@ -52,7 +52,7 @@ cargo +nightly miri test --test slot_arena -- \
 # held off by a pin) stay with the native run.
 cargo +nightly miri test --test pinned_reads -- \
     a_pinned_read_answers try_forms_refuse remove_never_waits a_removed_value_held \
-    a_failed_pin pinned_readers_never removes_racing
+    a_failed_pin_of pinned_readers_never removes_racing
 cargo +nightly miri test --test waiting -- \
     waiters_are_served a_cancelled_waiter an_async_lock timeouts
 cargo +nightly miri test --test linear_contract -- \
