@@ -534,13 +534,15 @@ fn a_handle_takes_another_handles_free_block_before_the_memory_grows() {
 }
 
 /// Issue 19 (S4): a free on another thread empties the span a handle
-/// pins, and retires it at once (so idle handles hold no free page),
-/// while the pinning handle allocates from it: the handle either takes
-/// the span's free block first (and the span stays) or finds the span
-/// gone and takes a new one, maybe on the same granules. One block is
-/// live at the end, and once it is freed the whole page fits one block.
+/// pins, and keeps it for that handle (counted in the memory's kept
+/// spans), while the pinning handle allocates from it: the handle takes
+/// one of the span's free blocks either way, and its take counts the kept
+/// span out again (an unkept span's count going below zero trips a debug
+/// assertion). One block is live at the end; once it is freed, the span is
+/// kept and empty, and the whole rest of the page still fits one block
+/// (the kept span is reclaimed for it, S5).
 #[test]
-fn a_free_retires_a_pinned_span_while_its_handle_allocates() {
+fn a_free_empties_a_pinned_span_while_its_handle_allocates() {
     model(|| {
         let memory = SharedLinearMemory::new(1, 1).unwrap();
         let mut owner = LinearMemoryController::new(&memory);

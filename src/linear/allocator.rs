@@ -113,6 +113,8 @@ pub(super) struct Allocator {
     /// every claim attempt ends with a read-modify-write of the block's
     /// word, and so does every release).
     claims_room: WaitQueue,
+    /// Empty spans kept for the handles that pin them (S4, `spans.rs`).
+    kept_spans: AtomicU32,
 }
 
 impl Allocator {
@@ -163,6 +165,7 @@ impl Allocator {
                 .collect(),
             bytes_room: WaitQueue::default(),
             claims_room: WaitQueue::default(),
+            kept_spans: AtomicU32::new(0),
         };
         allocator.grow(initial_pages)?;
         Ok(allocator)

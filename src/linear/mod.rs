@@ -65,7 +65,10 @@
 //! - When space runs out the memory grows, up to `max_pages`; then `alloc`
 //!   answers `OutOfMemory`. Freed space is reused, and pages that become
 //!   wholly free go back to the OS, but for the two newest (128 KiB per
-//!   memory, kept committed for reuse without a page fault).
+//!   memory, kept committed for reuse without a page fault) and those
+//!   under the at most 16 empty spans of small blocks the memory keeps for
+//!   the handles that pin them (so a lone block's alloc and free do not
+//!   make and retire a span each time).
 //! - No header lives in the managed bytes: a 4 KiB block costs exactly
 //!   4 KiB, so all but the first 4 KiB of a memory can hold 4 KiB blocks.
 //!   Bookkeeping lives in the heap and grows with the pages in use.

@@ -21,10 +21,19 @@
 //! - S3: generation 0 means "never published" (a descriptor being made);
 //!   every published span has a generation in `1..2^24`, wrapping past 0,
 //!   so reclaiming and taking from any span never skip a published one.
-//! - S4: a free that leaves a span empty retires it, pinned or not, so no
-//!   span stays empty for longer than a free to an allocation (a span a
-//!   handle just took from the pool is empty until its first allocation,
-//!   which follows at once; `reclaim_empty_spans` covers that window).
+//! - S4: a free that leaves a span empty retires it, unless a handle pins
+//!   it and fewer than [`KEPT_SPANS`] spans of the memory are kept: then
+//!   the span stays pinned and empty (`KEPT`), so a handle that allocates
+//!   and frees one lone block does not make and retire a span each time.
+//!   `KEPT` is set only by the compare-and-swap that empties a pinned span
+//!   after `kept_spans` counted it, and cleared (and counted down) by the
+//!   one that takes its next block, retires it or unpins it; so at most
+//!   [`KEPT_SPANS`] empty spans (on at most as many pages) stay committed
+//!   while their handles idle, and every other empty span goes back at
+//!   once. A kept span's blocks stay reachable like any pinned span's
+//!   (S5), and `reclaim_empty_spans` retires it for a pool that ran dry (a
+//!   span a handle just took from the pool is empty until its first
+//!   allocation, which follows at once; that covers the window too).
 //! - S5: every pinned span is on its class's `pinned` list while pinned,
 //!   and a handle that needs a new span takes a free block of a span
 //!   another handle pins, or a smaller span the pool holds, before the
@@ -57,6 +66,17 @@ pub(super) const PINNED: u64 = 1 << 33;
 
 /// Its granules went back to the pool (S2).
 pub(super) const RETIRED: u64 = 1 << 34;
+
+/// Empty, and counted in the memory's `kept_spans` (S4).
+pub(super) const KEPT: u64 = 1 << 35;
+
+/// Most empty spans a memory keeps for their pinning handles (S4): enough
+/// for a guest churning short-lived strings and vectors of a dozen
+/// classes (T2 of bench_report: 2 788 instructions per round with 16, 4 094
+/// with 2, 5 778 with none). Each is at most 5 granules, so the pages they
+/// sit on (at most 16) are all that a memory of idle handles keeps
+/// committed beyond the pool's own `KEPT_PAGES`.
+pub(super) const KEPT_SPANS: u32 = 16;
 
 pub(super) const GENERATION_SHIFT: u32 = 40;
 
@@ -108,10 +128,12 @@ impl SpanDesc {
     }
 
     /// Takes the lowest free block with the compare-and-swap that clears
-    /// its bit (S1), as long as `usable` accepts the span's state; else
-    /// the state that stopped it (no free block, or not usable).
+    /// its bit (and `KEPT`: the span is not empty any more, S4), as long
+    /// as `usable` accepts the span's state; the block's index and the
+    /// state it was taken from, else the state that stopped it (no free
+    /// block, or not usable).
     #[inline]
-    pub(super) fn take_free_block(&self, usable: impl Fn(u64) -> bool) -> Result<u32, u64> {
+    fn take_free_block(&self, usable: impl Fn(u64) -> bool) -> Result<(u32, u64), u64> {
         // Relaxed: the compare-and-swap below decides, with Acquire.
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -120,15 +142,20 @@ impl SpanDesc {
                 return Err(state);
             }
             let index = free.trailing_zeros();
+            #[cfg(not(slotarena_mutation = "take_keeps_kept"))]
+            let taken = state & !(1u64 << index) & !KEPT;
+            // Mutation: the span stays marked kept (and counted) once not empty.
+            #[cfg(slotarena_mutation = "take_keeps_kept")]
+            let taken = state & !(1u64 << index);
             // Acquire pairs with the Release of the free that set the bit:
             // its accesses to the block happen before ours.
             match self.state.compare_exchange_weak(
                 state,
-                state & !(1u64 << index),
+                taken,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(index),
+                Ok(_) => return Ok((index, state)),
                 Err(now) => state = now,
             }
         }
@@ -294,11 +321,38 @@ impl Allocator {
     #[inline]
     pub(super) fn take_block(&self, class: usize, span: SpanRef) -> Take {
         let pinned = |state: u64| generation(state) == span.generation && state & RETIRED == 0;
-        match self.span_desc(class, span.desc).take_free_block(pinned) {
+        match self.take_from(self.span_desc(class, span.desc), pinned) {
             Ok(index) => Take::Block(index),
             Err(state) if pinned(state) => Take::Full,
             Err(_) => Take::Gone,
         }
+    }
+
+    /// [`SpanDesc::take_free_block`], counting a kept span down (S4).
+    #[inline]
+    fn take_from(&self, span: &SpanDesc, usable: impl Fn(u64) -> bool) -> Result<u32, u64> {
+        let (index, state) = span.take_free_block(usable)?;
+        if state & KEPT != 0 {
+            self.unkeep();
+        }
+        Ok(index)
+    }
+
+    /// Counts a kept span in, if fewer than [`KEPT_SPANS`] are (S4).
+    /// Relaxed: the count only bounds how many stay committed; each
+    /// `KEPT` flag is set and cleared by its span's own compare-and-swap.
+    fn try_keep(&self) -> bool {
+        self.kept_spans
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                (kept < KEPT_SPANS).then_some(kept + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts a kept span out: its `KEPT` flag was just cleared (S4).
+    fn unkeep(&self) {
+        let before = self.kept_spans.fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(before > 0, "S4: every KEPT flag is counted");
     }
 
     /// A free block of `class` in a span another handle pins, as
@@ -311,7 +365,7 @@ impl Allocator {
         lists.pinned.iter().find_map(|&(desc, generation_pinned)| {
             let pinned =
                 |state: u64| generation(state) == generation_pinned && state & RETIRED == 0;
-            let index = self.span_desc(class, desc).take_free_block(pinned).ok()?;
+            let index = self.take_from(self.span_desc(class, desc), pinned).ok()?;
             Some((desc, index))
         })
     }
@@ -332,7 +386,7 @@ impl Allocator {
                 continue;
             };
             let live = |state: u64| generation(state) != 0 && state & RETIRED == 0;
-            if let Ok(index) = span.take_free_block(live) {
+            if let Ok(index) = self.take_from(span, live) {
                 return Some((desc, index));
             }
         }
@@ -494,7 +548,7 @@ impl Allocator {
             if generation(state) != span.generation || state & RETIRED != 0 {
                 return; // taken back by `reclaim_empty_spans`
             }
-            let mut next = state & !PINNED;
+            let mut next = state & !(PINNED | KEPT);
             if desc.is_empty(state) {
                 next |= RETIRED;
                 transit.get_or_insert_with(|| self.transit(shard));
@@ -510,6 +564,9 @@ impl Allocator {
                 .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    if state & KEPT != 0 {
+                        self.unkeep();
+                    }
                     if next & RETIRED != 0 {
                         self.retire(class, span.desc);
                     } else if next & LISTED != 0 {
@@ -566,11 +623,14 @@ impl Allocator {
                     let transit = self.transit_here();
                     match span_desc.state.compare_exchange_weak(
                         state,
-                        state | RETIRED,
+                        (state | RETIRED) & !KEPT,
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
                         Ok(_) => {
+                            if state & KEPT != 0 {
+                                self.unkeep();
+                            }
                             self.retire(class, desc);
                             drop(transit);
                             reclaimed += 1;
@@ -598,13 +658,31 @@ impl Allocator {
         let mut state = span_desc.state.load(Ordering::Relaxed);
         loop {
             debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
+            debug_assert!(state & KEPT == 0, "S4: a kept span is empty");
             let mut next = state | bit;
             let mut after = AfterFree::Nothing;
             if span_desc.is_empty(next) {
-                // Back to the pool at once, pinned or not (S4): a page
-                // whose blocks are all free goes back to the OS even while
-                // an idle handle pins a span on it. The pinning handle
-                // finds its span `Gone` at its next allocation.
+                // Kept for its pinning handle, if few are (S4).
+                if state & PINNED != 0 && self.try_keep() {
+                    // Release pairs with `take_block`'s Acquire.
+                    match span_desc.state.compare_exchange_weak(
+                        state,
+                        next | KEPT,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => return,
+                        Err(now) => {
+                            self.unkeep();
+                            state = now;
+                            continue;
+                        }
+                    }
+                }
+                // Else back to the pool at once (S4): a page whose blocks
+                // are all free goes back to the OS even while an idle
+                // handle pins a span on it. The pinning handle finds its
+                // span `Gone` at its next allocation.
                 match self.put_last_block(shard, class, desc, span_desc, state, next | RETIRED) {
                     Ok(()) => return,
                     Err(now) => {
@@ -701,5 +779,67 @@ mod tests {
         assert!(large.is_ok(), "{large:?} with nothing allocated");
         allocator.free(b.shard(), large.unwrap(), rest).unwrap();
         allocator.unpin_all(&mut a);
+    }
+
+    fn state_of_span(allocator: &Allocator, desc: u32) -> u64 {
+        allocator.span_desc(0, desc).state.load(Ordering::Relaxed)
+    }
+
+    /// A handle that allocated and freed one lone block, again and again,
+    /// made and retired a span each round (S4 retired every emptied span
+    /// at once): about 2 800 instructions per round instead of a few
+    /// hundred, and T2 of bench_report at 8.8x dlmalloc.
+    #[test]
+    fn a_lone_block_allocated_and_freed_again_and_again_keeps_its_span() {
+        let allocator = Allocator::new(1, 1).unwrap();
+        let mut a = SpanCache::new(&allocator);
+        let span = allocator.alloc(&mut a, 8, 8).unwrap();
+        allocator.free(a.shard(), span, 8).unwrap();
+        let kept = state_of_span(&allocator, 0);
+        for round in 0..1000 {
+            let again = allocator.alloc(&mut a, 8, 8).unwrap();
+            assert_eq!(again, span, "round {round}");
+            allocator.free(a.shard(), again, 8).unwrap();
+            let state = state_of_span(&allocator, 0);
+            assert_eq!(
+                (generation(state), state & (RETIRED | KEPT)),
+                (generation(kept), KEPT),
+                "round {round}: the span was retired and remade"
+            );
+        }
+        allocator.unpin_all(&mut a);
+        assert_ne!(state_of_span(&allocator, 0) & RETIRED, 0);
+        assert_eq!(allocator.kept_spans.load(Ordering::Relaxed), 0);
+    }
+
+    /// At most `KEPT_SPANS` empty spans stay (S4): the next one emptied
+    /// goes back to the pool at once, and every kept one once its handle
+    /// drops its pin.
+    #[test]
+    fn at_most_kept_spans_empty_spans_stay_committed() {
+        let allocator = Allocator::new(1, 1).unwrap();
+        let handles = KEPT_SPANS as usize + 1;
+        let mut caches: Vec<_> = (0..handles).map(|_| SpanCache::new(&allocator)).collect();
+        let blocks: Vec<_> = caches
+            .iter_mut()
+            .map(|cache| allocator.alloc(cache, 8, 8).unwrap())
+            .collect();
+        for (cache, block) in caches.iter().zip(blocks) {
+            allocator.free(cache.shard(), block, 8).unwrap();
+        }
+        let states: Vec<_> = (0..handles as u32)
+            .map(|desc| state_of_span(&allocator, desc) & (RETIRED | KEPT))
+            .collect();
+        let mut expected = alloc::vec![KEPT; KEPT_SPANS as usize];
+        expected.push(RETIRED);
+        assert_eq!(states, expected);
+        assert_eq!(allocator.kept_spans.load(Ordering::Relaxed), KEPT_SPANS);
+        for cache in &mut caches {
+            allocator.unpin_all(cache);
+        }
+        assert_eq!(allocator.kept_spans.load(Ordering::Relaxed), 0);
+        for desc in 0..handles as u32 {
+            assert_ne!(state_of_span(&allocator, desc) & RETIRED, 0);
+        }
     }
 }
