@@ -222,6 +222,10 @@ impl Pool {
         }
         self.size = new;
         let granules = new as usize * PAGE_GRANULES as usize;
+        // Exact: a tag per granule is a sixty-fourth of the memory's bytes
+        // already; doubling capacity would make it a thirty-second
+        // (bookkeeping stays under a tenth of the bytes in use).
+        self.tag.reserve_exact(granules - self.tag.len());
         self.tag.resize(granules, 0);
         self.free_in_page.resize(new as usize, 0);
         self.backing.resize(new as usize, Backing::Clean);
