@@ -642,7 +642,7 @@ fn a_freed_large_block_stays_a_double_free_when_its_descriptor_moves() {
 #[test]
 fn a_freed_small_block_stays_a_double_free_when_its_span_descriptor_moves() {
     let memory = SharedLinearMemory::new(4, 4).unwrap();
-    // 24-byte class: 32 blocks in a 3-granule span.
+    // 24-byte class: its first span holds 42 blocks in 4 granules.
     let mut a = LinearMemoryController::new(&memory);
     let ptrs: Vec<u32> = (0..20).map(|_| a.alloc(24).unwrap()).collect();
     let span_start = ptrs[0];
@@ -654,16 +654,16 @@ fn a_freed_small_block_stays_a_double_free_when_its_span_descriptor_moves() {
     // from merging with the rest of the free space when it retires.
     let mut other = LinearMemoryController::new(&memory);
     let fence = other.alloc_aligned(8, 16).unwrap();
-    assert_eq!(fence, span_start + 3 * GRANULE);
+    assert_eq!(fence, span_start + 4 * GRANULE);
     for &ptr in &ptrs {
         a.free(ptr, 24).unwrap();
     }
     drop(a); // unpins the empty span: it retires
     assert_eq!(other.free(victim, 24), Err(LinearMemoryError::DoubleFree));
-    // Take the first granule of the retired span (best fit), leaving two.
+    // Take the first granule of the retired span (best fit), leaving three.
     let plug = other.alloc_aligned(8, 16).unwrap();
     assert_eq!(plug, span_start);
-    // A new span of the class cannot fit in the two granules left: it goes
+    // A new span of the class cannot fit in the three granules left: it goes
     // elsewhere, on the retired span's (spare) descriptor.
     let mut d = LinearMemoryController::new(&memory);
     let fresh = d.alloc(24).unwrap();

@@ -2,25 +2,31 @@
 //!
 //! # Design
 //!
-//! - **Block words.** Every block (a place in a span, or a large block)
-//!   has one lifecycle word (`block.rs`): its allocation's start, length,
-//!   and live and claimed flags. Publishing the word is an allocation's
-//!   commit point, the compare-and-swap that marks it freed the free's,
-//!   and a claim is one more compare-and-swap on it, so alloc, free,
-//!   claim and release each touch one word of the block, like a slot of
-//!   the crate's arenas. The word describes itself, so no record or token
-//!   is needed to check a stale lookup.
-//! - **Small blocks** (`spans.rs`, up to 512 bytes) come in 20 size classes, four per
-//!   power of two (`classes.rs`). A class's blocks live in *spans*: runs of
-//!   granules (about 1 KiB, 2 to 32 blocks) taken from the common pool. A
-//!   span's free blocks are a bitmap in its state word, so taking or
-//!   returning a block is one compare-and-swap on it. Each controller
+//! - **Block words and fields.** A large block has one lifecycle word
+//!   (`block.rs`): its allocation's start, length, and live and claimed
+//!   flags. A small block has a packed field of a few bits (`fields.rs`):
+//!   never/freed/live/claimed and its length within its class; its start
+//!   follows from its span and index. Making the word or field live is an
+//!   allocation's commit point, the compare-and-swap that marks it freed
+//!   the free's, and a claim is one more compare-and-swap on it, so alloc,
+//!   free, claim and release each touch one word of the block, like a
+//!   slot of the crate's arenas. A lookup acts on a small block's field
+//!   only while it pins the block's span (L2).
+//! - **Small blocks** (`spans.rs`, up to 512 bytes) come in 21 size
+//!   classes, four per power of two, and two for 8-byte blocks (lengths
+//!   1–7 and exactly 8) (`classes.rs`). A class's blocks live in *spans*:
+//!   runs of granules taken from the common pool, 1 KiB for a class's
+//!   first span, 2 KiB for its second, then 4 KiB (blocks up to 32 bytes)
+//!   or 2 KiB, at most 512 blocks. A span's state word counts its free
+//!   blocks, so reserving a block is one compare-and-swap on it, and
+//!   taking a free field one more. Each controller
 //!   *pins* one span per class and allocates from it; any thread may free
 //!   into any span, and a handle that needs a new span takes a free block
 //!   of a span another handle pins before the memory grows. A span that
-//!   empties goes back to the pool at once, pinned or not, so idle handles
-//!   hold no free page resident. Spans with free blocks that nobody pins
-//!   wait on their class's partial list.
+//!   empties goes back to the pool at once, pinned or not (but for a few
+//!   kept for their handles, S4), so idle handles hold little resident.
+//!   Spans with free blocks that nobody pins wait on their class's
+//!   partial list.
 //! - **Large blocks** (over 512 bytes, or aligned beyond 8 bytes) take whole
 //!   granules from the pool directly (`large.rs`): best fit with
 //!   coalescing, behind a mutex (`pool.rs`).
@@ -39,7 +45,7 @@
 //!   nothing a guest writes into a block can reach them.
 //! - **Offset 0 is never handed out**: granule 0 is never in the pool.
 //!
-//! The invariants are numbered in the files that keep them: S1–S5 in
+//! The invariants are numbered in the files that keep them: S1–S6 in
 //! `spans.rs`, C1–C3 in `claims.rs`, L1–L4 in `lookup.rs`, T1–T2 in
 //! `transit.rs`.
 
@@ -554,14 +560,7 @@ impl Allocator {
         // The word was live, so its place is the block we looked up (L2)
         // and its span or descriptor is still this block's (S2).
         match place {
-            FoundPlace::Small {
-                class,
-                desc,
-                span,
-                index,
-            } => {
-                self.put_block(shard, usize::from(class), desc, span, u32::from(index));
-            }
+            FoundPlace::Small { pin, .. } => pin.freed(shard),
             FoundPlace::Large { desc, large } => self.free_large(desc, large, ptr, len),
         }
         self.count_allocated(shard, u64::from(len), false);

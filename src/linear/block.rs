@@ -1,5 +1,8 @@
-//! The lifecycle word of one block: where it is, how long its allocation
-//! is, and whether that allocation is live and claimed, in one `AtomicU64`.
+//! The lifecycle word of one large block: where it is, how long its
+//! allocation is, and whether that allocation is live and claimed, in one
+//! `AtomicU64`; and [`Block`], the decoded shape of it that a small
+//! block's packed field (`fields.rs`) is read as, so one set of checks
+//! answers for both.
 //!
 //! This is the linear memory's counterpart of an arena slot's word
 //! (`arena/word.rs`): every transition of an allocation (alloc, free,
@@ -35,19 +38,19 @@ pub(super) struct BlockId(NonZeroU64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Place {
     /// Block `index` of span descriptor `desc` of `class`.
-    Small { class: u8, desc: u32, index: u8 },
+    Small { class: u8, desc: u32, index: u16 },
     /// Large-block descriptor `desc`.
     Large { desc: u32 },
 }
 
-/// `BlockId` layout: descriptor in bits 0–31, index 32–39, class 40–47,
+/// `BlockId` layout: descriptor in bits 0–31, index 32–47, class 48–55,
 /// and one of the two kind bits (so the value is never zero).
-const ID_SMALL: NonZeroU64 = NonZeroU64::new(1 << 48).unwrap();
-const ID_LARGE: NonZeroU64 = NonZeroU64::new(1 << 49).unwrap();
+const ID_SMALL: NonZeroU64 = NonZeroU64::new(1 << 56).unwrap();
+const ID_LARGE: NonZeroU64 = NonZeroU64::new(1 << 57).unwrap();
 
 impl BlockId {
-    pub(super) fn small(class: u8, desc: u32, index: u8) -> BlockId {
-        BlockId(ID_SMALL | (u64::from(class) << 40) | (u64::from(index) << 32) | u64::from(desc))
+    pub(super) fn small(class: u8, desc: u32, index: u16) -> BlockId {
+        BlockId(ID_SMALL | (u64::from(class) << 48) | (u64::from(index) << 32) | u64::from(desc))
     }
 
     pub(super) fn large(desc: u32) -> BlockId {
@@ -59,9 +62,9 @@ impl BlockId {
         let bits = self.0.get();
         if bits & ID_SMALL.get() != 0 {
             Place::Small {
-                class: (bits >> 40) as u8,
+                class: (bits >> 48) as u8,
                 desc: bits as u32,
-                index: (bits >> 32) as u8,
+                index: (bits >> 32) as u16,
             }
         } else {
             Place::Large { desc: bits as u32 }
@@ -91,6 +94,12 @@ impl Block {
             "block start {start} is 8-byte aligned"
         );
         Block((u64::from(start >> 3) << START_SHIFT) | (u64::from(len) << LEN_SHIFT) | LIVE | EVER)
+    }
+
+    /// An allocation at `start` (a multiple of 8) that was freed, its
+    /// length forgotten: a small block's freed field.
+    pub(super) fn freed_at(start: u32) -> Block {
+        Block((u64::from(start >> 3) << START_SHIFT) | EVER)
     }
 
     pub(super) fn start(self) -> u32 {
@@ -154,15 +163,6 @@ impl BlockWord {
     #[inline]
     pub(super) fn load(&self) -> Block {
         Block(self.0.load(Ordering::Acquire))
-    }
-
-    /// Makes the place new: nothing was ever allocated here. Only for a
-    /// place nobody can allocate from yet (its span or descriptor is being
-    /// made, under the owner's exclusive right to it).
-    pub(super) fn reset(&self) {
-        // Release: a lookup that reads the new word is ordered after the
-        // marks of the blocks the place had before (`allocator/lookup.rs`, L4).
-        self.0.store(Block::NEVER.0, Ordering::Release);
     }
 
     /// Publishes a new allocation in a block the caller took exclusively
@@ -243,7 +243,7 @@ mod tests {
             Place::Small {
                 class: 19,
                 desc: u32::MAX,
-                index: 31,
+                index: 511,
             },
             Place::Small {
                 class: 0,

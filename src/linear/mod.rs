@@ -97,6 +97,7 @@ mod classes;
 mod controller;
 mod directory;
 mod error;
+mod fields;
 mod memory;
 mod pool;
 mod region;

@@ -14,9 +14,10 @@
 //!   claims never cover the same byte.
 
 use super::super::LinearMemoryError;
-use super::super::block::{BlockId, BlockWord};
+use super::super::block::{BlockId, Place};
 use super::super::region::Claim;
 use super::Allocator;
+use super::lookup::Word;
 
 impl Allocator {
     /// Claims `ptr..ptr + len` inside one live allocation (C1); `len == 0`
@@ -68,14 +69,14 @@ impl Allocator {
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
         if let Some(found) = self.lookup(probe)
-            && let Some(claim) = Self::claim_word(found.block(), found.word, ptr, end)?
+            && let Some(claim) = Self::claim_word(found.block(), &found.word, ptr, end)?
         {
             return Ok(Some(claim));
         }
         // Inside a large block, `probe`'s own granule may name an earlier
         // owner (a large block names only its anchors, L1).
         for found in self.large_behind(probe) {
-            if let Some(claim) = Self::claim_word(found.block(), found.word, ptr, end)? {
+            if let Some(claim) = Self::claim_word(found.block(), &found.word, ptr, end)? {
                 return Ok(Some(claim));
             }
         }
@@ -91,17 +92,18 @@ impl Allocator {
         ptr: u32,
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
-        match self.word(block) {
-            Some(word) => Self::claim_word(block, word, ptr, end),
+        match self.found(block) {
+            Some(found) => Self::claim_word(block, &found.word, ptr, end),
             None => Ok(None),
         }
     }
 
-    /// Claims `ptr..end` in the allocation of `block`, whose word is `word`.
+    /// Claims `ptr..end` in the allocation of `block`, whose word is `word`
+    /// (a small block's span pinned by the caller, L2).
     #[inline]
     pub(super) fn claim_word(
         block: BlockId,
-        word: &BlockWord,
+        word: &Word<'_>,
         ptr: u32,
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
@@ -133,10 +135,19 @@ impl Allocator {
 
     /// Gives a claim up; its bytes must no longer be referenced.
     pub(in crate::linear) fn release(&self, claim: Claim) {
-        // A claimed block cannot be freed (C2), so its word is still there.
-        match self.word(claim.block()) {
-            Some(word) => word.release(),
-            None => debug_assert!(false, "claimed block {:?} vanished", claim.block()),
+        // A claimed block cannot be freed (C2), so its word is still there,
+        // and its span can be neither retired nor remade (S2): no pin needed.
+        match claim.block().place() {
+            Place::Small { class, desc, index } => {
+                let class = usize::from(class);
+                self.span_desc(class, desc)
+                    .fields(class)
+                    .release(u32::from(index));
+            }
+            Place::Large { desc } => match self.large.get(desc) {
+                Some(large) => large.word.release(),
+                None => debug_assert!(false, "claimed block {:?} vanished", claim.block()),
+            },
         }
         self.claims_room.notify_all();
     }

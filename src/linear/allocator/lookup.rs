@@ -1,7 +1,8 @@
 //! Pointer → block (L1–L4): the directory names the span or large block
-//! that last took each granule, the descriptor gives the block's word, and
-//! the word (or the directory's freed-start mark) decides the exact answer:
-//! a live block, `DoubleFree` or `UnknownPointer`.
+//! that last took each granule, the descriptor gives the block's word (a
+//! large block's) or field (a small block's, `fields.rs`), and that (or
+//! the directory's freed-start mark) decides the exact answer: a live
+//! block, `DoubleFree` or `UnknownPointer`.
 //!
 //! ## Lookups
 //!
@@ -12,15 +13,15 @@
 //!   can retire it and hand its granules on before they name it; a large
 //!   block's word is published live only after its anchors are written,
 //!   so nothing can free it and hand its granules on while they are being
-//!   written); the descriptor gives the block word of the place that holds
-//!   a byte. A large block's other granules keep naming their earlier
-//!   owners, so a byte whose own granule leads to no live block that holds
-//!   it is looked for behind, back to its anchor floor, where any large
-//!   block that holds it is named (`large_behind`; only claims need this:
-//!   a block's start is always on its own entry). Words of freed blocks keep their
-//!   range until their descriptor is remade (L3), so freeing one again
-//!   answers `DoubleFree`, and a place never allocated has a `NEVER` word
-//!   (`UnknownPointer`).
+//!   written); the descriptor gives the word or field of the place that
+//!   holds a byte. A large block's other granules keep naming their
+//!   earlier owners, so a byte whose own granule leads to no live block
+//!   that holds it is looked for behind, back to its anchor floor, where
+//!   any large block that holds it is named (`large_behind`; only claims
+//!   need this: a block's start is always on its own entry). Freed words
+//!   and fields keep saying so until their descriptor is remade (L3), so
+//!   freeing one again answers `DoubleFree`, and a place never allocated
+//!   says `NEVER` (`UnknownPointer`).
 //!   Before a freed block's granules go back to the pool (its span
 //!   retiring, or it being large), the directory marks its start, which
 //!   answers for it once another owner has its granules (L4).
@@ -30,48 +31,64 @@
 //!   block counts its anchors), so a freed
 //!   block's own word answers `DoubleFree` until its place is taken by
 //!   another allocation (and its mark after, L4).
-//! - L2: a lookup that raced a reuse may read a stale descriptor and land
-//!   on the wrong word; every answer is decided by the word it read (or by
-//!   a mark, L4), which names its own range: a live word always describes
-//!   the one live allocation at that range (a live block's span cannot be
-//!   retired), and every transition is a compare-and-swap from the exact
-//!   word read.
+//! - L2: a lookup that raced a reuse may read a stale descriptor. A large
+//!   block's word names its own range, so every answer is decided by the
+//!   word read: a live word always describes the one live allocation at
+//!   that range, and every transition is a compare-and-swap from the exact
+//!   word read. A small block's field names no range, so a lookup acts on
+//!   one only under a *pin* on its span: a compare-and-swap that counts
+//!   the lookup in the span's state word, and only in a published span
+//!   (generation not 0). A pinned span's descriptor is not remade (S6)
+//!   until the lookup unpins, so the start and block count it reads after
+//!   pinning are the span's it acts on: it acts only if `ptr` lies in
+//!   that span (else the directory named a descriptor remade elsewhere
+//!   since, and the lookup reads the directory again), and the field it
+//!   then reads and swaps is the block at `ptr`. The span may retire under
+//!   the pin, but only with every block free: its fields then say freed
+//!   or never (S2), and a swap, which needs a live field, fails. A pin
+//!   delays no retirement, so it keeps no room from an allocation; a
+//!   remake skips a pinned descriptor for another. No tag or generation
+//!   is compared, so nothing can wrap.
+//!   Claims are pinned the same way while they are taken (a claimed block
+//!   keeps its span from retiring after, C2), and the free's count of its
+//!   block back into the span ends the pin in the same compare-and-swap.
 //! - L4: a free that finds no allocation, live or freed, starting at its
 //!   pointer answers by the directory's freed-start mark, and whatever led
 //!   it there is ordered after the mark: it read the place's new owner in
 //!   the directory (an assign, Release, by whoever took the granules from
-//!   the pool after the mark), or a descriptor remade since (its `start`
-//!   and block words are stored with Release when remade, after it went
-//!   spare, so after its granules went back to the pool). A start marked
-//!   before the free began is never missed.
+//!   the pool after the mark), or a descriptor remade since (its pin's
+//!   Acquire reads the state published after the remake, which came after
+//!   the descriptor went spare, so after its granules went back to the
+//!   pool). A start marked before the free began is never missed.
 
 #[cfg(debug_assertions)]
 use alloc::vec::Vec;
 
 use super::super::LinearMemoryError;
-use super::super::block::{BlockId, BlockWord, Place};
-use super::super::classes::{GRANULE, block_size};
+use super::super::block::{Block, BlockId, BlockWord, Place};
+use super::super::classes::{GRANULE, block_size, granules_for, min_len};
 use super::super::directory::{Owner, anchor_floor, anchors};
+use super::super::fields::{Field, Fields};
 #[cfg(debug_assertions)]
 use super::super::pool::PAGE_GRANULES;
 use super::Allocator;
 use super::large::LargeDesc;
-use super::spans::SpanDesc;
+use super::spans::{SpanDesc, SpanPin};
 use crate::sync::{AtomicU32, Ordering};
 
 /// What a lookup found: the block's word, and where the block lives.
 pub(super) struct Found<'a> {
-    pub(super) word: &'a BlockWord,
+    pub(super) word: Word<'a>,
     pub(super) place: FoundPlace<'a>,
 }
 
 pub(super) enum FoundPlace<'a> {
-    /// Block `index` of `span`, span descriptor `desc` of `class`.
+    /// Block `index` of span descriptor `desc` of `class`, pinned (L2).
     Small {
         class: u8,
         desc: u32,
-        span: &'a SpanDesc,
-        index: u8,
+        index: u16,
+        pin: SpanPin<'a>,
     },
     /// Large-block descriptor `desc` (`large`).
     Large { desc: u32, large: &'a LargeDesc },
@@ -85,6 +102,88 @@ impl Found<'_> {
             } => BlockId::small(class, desc, index),
             FoundPlace::Large { desc, .. } => BlockId::large(desc),
         }
+    }
+}
+
+/// A block's lifecycle: a large block's word, or a small block's field
+/// read as one (its start and length from its pinned span's geometry).
+pub(super) enum Word<'a> {
+    Large(&'a BlockWord),
+    Small {
+        fields: Fields<'a>,
+        index: u32,
+        /// The block's start.
+        start: u32,
+        /// Its class's shortest length.
+        min_len: u32,
+    },
+}
+
+impl Word<'_> {
+    /// The block now (`BlockWord::load`'s orderings).
+    #[inline]
+    pub(super) fn load(&self) -> Block {
+        match self {
+            Word::Large(word) => word.load(),
+            Word::Small {
+                fields,
+                index,
+                start,
+                min_len,
+            } => fields.load(*index).block(*start, *min_len),
+        }
+    }
+
+    /// The block now, read with a read-modify-write (Q1).
+    pub(super) fn touch(&self) -> Block {
+        match self {
+            Word::Large(word) => word.touch(),
+            Word::Small {
+                fields,
+                index,
+                start,
+                min_len,
+            } => fields.touch(*index).block(*start, *min_len),
+        }
+    }
+
+    /// Frees `seen` (live, unclaimed) if the block still is `seen`.
+    #[inline]
+    pub(super) fn free(&self, seen: Block) -> Result<(), Block> {
+        debug_assert!(seen.is_live() && !seen.is_claimed());
+        match self {
+            Word::Large(word) => word.free(seen),
+            Word::Small { .. } => self.exchange(seen, Field::FREED),
+        }
+    }
+
+    /// Claims `seen` (live, unclaimed) if the block still is `seen` (C1).
+    #[inline]
+    pub(super) fn claim(&self, seen: Block) -> Result<(), Block> {
+        debug_assert!(seen.is_live() && !seen.is_claimed());
+        match self {
+            Word::Large(word) => word.claim(seen),
+            Word::Small { min_len, .. } => {
+                self.exchange(seen, Field::live(seen.len() - min_len, true))
+            }
+        }
+    }
+
+    /// A small block's field from `seen` to `to`.
+    fn exchange(&self, seen: Block, to: Field) -> Result<(), Block> {
+        let Word::Small {
+            fields,
+            index,
+            start,
+            min_len,
+        } = self
+        else {
+            unreachable!("only small blocks have fields")
+        };
+        let seen = Field::live(seen.len() - min_len, seen.is_claimed());
+        fields
+            .exchange(*index, seen, to)
+            .map_err(|now| now.block(*start, *min_len))
     }
 }
 
@@ -143,36 +242,107 @@ impl Names {
 
 impl Allocator {
     /// The block whose place holds byte `ptr` (L1), and its word, which
-    /// decides (L2).
+    /// decides (L2); a small block's span is pinned while the answer lives.
     #[inline]
     pub(super) fn lookup(&self, ptr: u32) -> Option<Found<'_>> {
-        match self.directory.owner_of(ptr) {
-            Owner::Nobody => None,
-            Owner::Span { class, desc } => {
-                let span = self.classes.get(usize::from(class))?.descs.get(desc)?;
-                // Acquire: the directory's Acquire ordered the value it
-                // named (L2 covers a racing reuse), and a remade span's
-                // start comes after the marks of its previous blocks (L4).
-                let span_start = span.start.load(Ordering::Acquire);
-                let index = ptr.checked_sub(span_start)? / block_size(usize::from(class));
-                let word = span.blocks.get(index as usize)?;
-                Some(Found {
-                    word,
-                    place: FoundPlace::Small {
-                        class,
-                        desc,
-                        span,
-                        index: index as u8,
-                    },
-                })
+        let mut owner = self.directory.owner_of(ptr);
+        loop {
+            match owner {
+                Owner::Nobody => return None,
+                Owner::Span { class, desc } => {
+                    match self.small_at(usize::from(class), desc, ptr) {
+                        Ok(found) => return found,
+                        Err(()) => {
+                            // A span remade elsewhere since the directory
+                            // named it: the directory names another owner
+                            // now (L2), else the place holds no block.
+                            let now = self.directory.owner_of(ptr);
+                            if now == owner {
+                                return None;
+                            }
+                            owner = now;
+                        }
+                    }
+                }
+                Owner::Large { desc } => {
+                    let large = self.large.get(desc)?;
+                    return Some(Found {
+                        word: Word::Large(&large.word),
+                        place: FoundPlace::Large { desc, large },
+                    });
+                }
             }
-            Owner::Large { desc } => {
-                let large = self.large.get(desc)?;
-                Some(Found {
-                    word: &large.word,
-                    place: FoundPlace::Large { desc, large },
-                })
-            }
+        }
+    }
+
+    /// Block `index` of span `desc` of `class`, pinned (L2); `None` if
+    /// the descriptor has no published span.
+    #[inline]
+    pub(super) fn small_block(&self, class: usize, desc: u32, index: u16) -> Option<Found<'_>> {
+        let span = self.classes.get(class)?.descs.get(desc)?;
+        let pin = self.pin_span(class, desc, span)?;
+        let (start, blocks) = pin.geometry();
+        if u32::from(index) >= blocks {
+            return None;
+        }
+        Some(Self::small_found(
+            class,
+            desc,
+            span,
+            start,
+            u32::from(index),
+            pin,
+        ))
+    }
+
+    /// The block of span `desc` of `class` that holds `ptr`, pinned (L2):
+    /// `Ok(None)` if the span's place holds no block there (or it has no
+    /// published span), `Err` if the span is not at `ptr`'s place any more.
+    #[inline]
+    fn small_at(&self, class: usize, desc: u32, ptr: u32) -> Result<Option<Found<'_>>, ()> {
+        let Some(span) = self.classes.get(class).and_then(|c| c.descs.get(desc)) else {
+            return Ok(None);
+        };
+        let Some(pin) = self.pin_span(class, desc, span) else {
+            return Ok(None);
+        };
+        let (start, blocks) = pin.geometry();
+        let Some(offset) = ptr.checked_sub(start) else {
+            return Err(());
+        };
+        if offset >= granules_for(class, blocks) * GRANULE {
+            return Err(());
+        }
+        let index = offset / block_size(class);
+        if index >= blocks {
+            return Ok(None); // the slack past its last block
+        }
+        Ok(Some(Self::small_found(
+            class, desc, span, start, index, pin,
+        )))
+    }
+
+    fn small_found<'a>(
+        class: usize,
+        desc: u32,
+        span: &'a SpanDesc,
+        start: u32,
+        index: u32,
+        pin: SpanPin<'a>,
+    ) -> Found<'a> {
+        Found {
+            word: Word::Small {
+                fields: span.fields(class),
+                index,
+                start: start + index * block_size(class),
+                min_len: min_len(class),
+            },
+            place: FoundPlace::Small {
+                class: class as u8,
+                desc,
+                index: index as u16,
+                pin,
+            },
         }
     }
 
@@ -189,7 +359,7 @@ impl Allocator {
                 Owner::Large { desc } => {
                     let large = self.large.get(desc)?;
                     Some(Found {
-                        word: &large.word,
+                        word: Word::Large(&large.word),
                         place: FoundPlace::Large { desc, large },
                     })
                 }
@@ -198,19 +368,21 @@ impl Allocator {
         })
     }
 
-    /// The word of `block`; `None` only for a lookup's descriptor that
-    /// does not exist (never for a block someone allocated).
+    /// The block `block` names, its span pinned (L2); `None` only for a
+    /// descriptor with no block there now.
     #[inline]
-    pub(super) fn word(&self, block: BlockId) -> Option<&BlockWord> {
+    pub(super) fn found(&self, block: BlockId) -> Option<Found<'_>> {
         match block.place() {
-            Place::Small { class, desc, index } => self
-                .classes
-                .get(usize::from(class))?
-                .descs
-                .get(desc)?
-                .blocks
-                .get(usize::from(index)),
-            Place::Large { desc } => Some(&self.large.get(desc)?.word),
+            Place::Small { class, desc, index } => {
+                self.small_block(usize::from(class), desc, index)
+            }
+            Place::Large { desc } => {
+                let large = self.large.get(desc)?;
+                Some(Found {
+                    word: Word::Large(&large.word),
+                    place: FoundPlace::Large { desc, large },
+                })
+            }
         }
     }
 
@@ -319,5 +491,62 @@ impl Drop for Allocator {
                 check(&block.names, named, &state.large_spare, desc);
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::SpanCache;
+    use super::*;
+
+    /// L2, step by step on one thread: a lookup of a freed small block
+    /// found its span, then the span retired, a span of another class took
+    /// its granules (so no granule names its descriptor any more, L3) and
+    /// a new span of the class was made elsewhere with a live block at the
+    /// freed block's index and length. The lookup must not reach that
+    /// block: its pin keeps the descriptor from being remade, so the new
+    /// span gets another one (mutation `lookup_unpinned`: the lookup reads
+    /// the remade span's live block through the old span's geometry).
+    #[test]
+    fn a_stale_lookup_never_acts_on_a_span_remade_elsewhere() {
+        const SMALL: u32 = 400; // the 448-byte class: 2 blocks in 4 granules
+        const OTHER: u32 = 200; // the 224-byte class: 4 blocks in 4 granules
+        let allocator = Allocator::new(1, 1).unwrap();
+        let (mut c, mut other) = (SpanCache::new(&allocator), SpanCache::new(&allocator));
+        let first = allocator.alloc(&mut c, SMALL, 8).unwrap();
+        let second = allocator.alloc(&mut c, SMALL, 8).unwrap();
+        assert_eq!((first, second), (GRANULE, GRANULE + 448));
+        let fill_len = (255 - 8) * GRANULE;
+        let fill = allocator.alloc(&mut other, fill_len, 256).unwrap();
+        allocator.free(c.shard(), first, SMALL).unwrap();
+        allocator.free(c.shard(), second, SMALL).unwrap();
+        // The racing free's lookup, before the span retires.
+        let stale = allocator.lookup(second).expect("the span holds it");
+        allocator.unpin_all(&mut c); // the span retires
+        let plug = allocator.alloc(&mut other, OTHER, 8).unwrap();
+        assert_eq!(plug, first, "the other class's span took the granules");
+        let again = allocator.alloc(&mut other, SMALL, 8).unwrap();
+        let also = allocator.alloc(&mut other, SMALL, 8).unwrap();
+        assert_eq!(also, again + 448);
+        // The racing free goes on with what it found.
+        let seen = stale.word.load();
+        assert!(
+            !seen.is_live(),
+            "the stale lookup reads the remade span's block {also}: {seen:?}"
+        );
+        drop(stale);
+        assert_eq!(
+            allocator.free(other.shard(), second, SMALL),
+            Err(LinearMemoryError::DoubleFree)
+        );
+        for (ptr, len) in [
+            (again, SMALL),
+            (also, SMALL),
+            (plug, OTHER),
+            (fill, fill_len),
+        ] {
+            allocator.free(other.shard(), ptr, len).unwrap();
+        }
+        allocator.unpin_all(&mut other);
     }
 }

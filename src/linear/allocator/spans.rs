@@ -1,23 +1,34 @@
-//! Small blocks: size classes on spans (S1–S5). A span is a run of
-//! granules from the pool holding blocks of one class; its free blocks are
-//! a bitmap in its state word. Handles pin spans to allocate from
-//! (`cache.rs`), partly free spans nobody pins wait on their class's
-//! partial list, and an empty span goes back to the pool.
+//! Small blocks: size classes on spans (S1–S6). A span is a run of
+//! granules from the pool holding blocks of one class; each block's state
+//! is a packed field (`fields.rs`), and the span's state word counts its
+//! free blocks. Handles pin spans to allocate from (`cache.rs`), partly
+//! free spans nobody pins wait on their class's partial list, and an empty
+//! span goes back to the pool.
 //!
 //! ## Span states
 //!
-//! A span descriptor's `state` word is `generation << 40 | flags | free`,
-//! where bit `i` of `free` says block `i` is free. The generation changes
-//! each time the descriptor starts a new span, so a controller's pin
+//! A span descriptor's `state` word is
+//! `generation << 40 | flags << 32 | lookups << 16 | free`: `free` counts
+//! its blocks that nobody holds or has reserved, `lookups` the lookups
+//! that pin it (L2, `lookup.rs`). The generation changes each time the
+//! descriptor starts a new span, so a controller's pin
 //! `(descriptor, generation)` does not reach the next span that reuses the
 //! descriptor (a pin is only a preference: two controllers allocating from
-//! one span would still take distinct bits).
+//! one span would still take distinct fields).
 //!
-//! - S1: a block is taken by the compare-and-swap that clears its bit, and
-//!   given back by the one that sets it, after its word was marked freed.
+//! - S1: a block is taken in two steps: the compare-and-swap on the state
+//!   that counts `free` down (a reservation), then the compare-and-swap
+//!   on a free field (never allocated, or freed) that makes it live. It
+//!   is given back in two as well: the compare-and-swap that marks its
+//!   live field freed, then the one that counts `free` up. So free fields
+//!   are never fewer than `free` plus the reservations not yet used, and
+//!   a reserver always finds one (it looks until it does).
 //! - S2: a span is retired (`RETIRED`, its granules back in the pool) only
-//!   by the compare-and-swap that sees every block free; nothing takes a
-//!   block of a retired span, so its granules hold no live block.
+//!   by the compare-and-swap that sees every block free (`free` equal to
+//!   its blocks); nothing reserves a block of a retired span, so its
+//!   granules hold no live block and no claim, and its fields say freed
+//!   or never allocated until it is remade (a lookup that pins it reads
+//!   them, and swaps none: a swap needs a live field).
 //! - S3: generation 0 means "never published" (a descriptor being made);
 //!   every published span has a generation in `1..2^24`, wrapping past 0,
 //!   so reclaiming and taking from any span never skip a published one.
@@ -34,6 +45,11 @@
 //!   (S5), and `reclaim_empty_spans` retires it for a pool that ran dry (a
 //!   span a handle just took from the pool is empty until its first
 //!   allocation, which follows at once; that covers the window too).
+//! - S6: a descriptor is remade (its state set to generation 0, then its
+//!   start, block count and fields written) only by the compare-and-swap
+//!   that sees it retired (or never published) with no lookup pinning it;
+//!   a lookup pins only a published span, so what a pinned lookup reads of
+//!   a span stays that span's until it unpins (L2).
 //! - S5: every pinned span is on its class's `pinned` list while pinned,
 //!   and a handle that needs a new span takes a free block of a span
 //!   another handle pins, or a smaller span the pool holds, before the
@@ -45,18 +61,29 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 
 use super::super::LinearMemoryError;
-use super::super::block::{Block, BlockId, BlockWord};
-use super::super::classes::{GRANULE, block_size, granules_for, span_blocks};
+use super::super::block::BlockId;
+use super::super::classes::{
+    CLASS_COUNT, GRANULE, block_size, granules_for, len_bits, min_len, span_blocks,
+    span_blocks_after,
+};
 use super::super::directory::{Owner, Stable};
+use super::super::fields::{Field, Fields, Packing};
 use super::lookup::Names;
 use super::transit::Transit;
 use super::{Allocator, Growth, SpanCache};
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, OnceLock, Ordering};
 
-/// The free-block bitmap in a span's state word.
-pub(super) const FREE_MASK: u64 = 0xffff_ffff;
+/// The count of free blocks in a span's state word.
+pub(super) const FREE_MASK: u64 = 0xffff;
+
+/// One lookup pinning the span (L2).
+pub(super) const LOOKUP: u64 = 1 << 16;
+
+/// The count of lookups pinning the span.
+const LOOKUP_MASK: u64 = 0xffff << 16;
 
 /// On its class's partial list (has free blocks, nobody pins it).
 pub(super) const LISTED: u64 = 1 << 32;
@@ -73,9 +100,9 @@ pub(super) const KEPT: u64 = 1 << 35;
 /// Most empty spans a memory keeps for their pinning handles (S4): enough
 /// for a guest churning short-lived strings and vectors of a dozen
 /// classes (T2 of bench_report: 2 788 instructions per round with 16, 4 094
-/// with 2, 5 778 with none). Each is at most 5 granules, so the pages they
-/// sit on (at most 16) are all that a memory of idle handles keeps
-/// committed beyond the pool's own `KEPT_PAGES`.
+/// with 2, 5 778 with none). Each is at most 16 granules (4 KiB), so the
+/// pages they sit on (at most 32) are all that a memory of idle handles
+/// keeps committed beyond the pool's own `KEPT_PAGES`.
 pub(super) const KEPT_SPANS: u32 = 16;
 
 pub(super) const GENERATION_SHIFT: u32 = 40;
@@ -98,74 +125,191 @@ pub(super) fn next_generation(previous: u32) -> u32 {
     }
 }
 
-pub(super) fn free_bits(state: u64) -> u64 {
-    state & FREE_MASK
+/// Blocks nobody holds or has reserved (S1).
+pub(super) fn free_count(state: u64) -> u32 {
+    (state & FREE_MASK) as u32
 }
+
+/// Lookups pinning the span (L2).
+pub(super) fn lookups(state: u64) -> u32 {
+    ((state & LOOKUP_MASK) >> 16) as u32
+}
+
+/// How each class packs its blocks' fields.
+const PACKINGS: [Packing; CLASS_COUNT] = {
+    let mut packings = [Packing::new(0); CLASS_COUNT];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        packings[class] = Packing::new(len_bits(class));
+        class += 1;
+    }
+    packings
+};
 
 /// One span of a size class (or a retired one, waiting for reuse).
 pub(super) struct SpanDesc {
     pub(super) state: AtomicU64,
     /// Byte offset of the span's first block.
-    pub(super) start: AtomicU32,
-    /// The free bits of this span when empty: one per block it holds (a
-    /// span may hold fewer blocks than its class's whole span).
-    pub(super) all_free: AtomicU64,
-    /// Each block's word (L1).
-    pub(super) blocks: Box<[BlockWord]>,
+    start: AtomicU32,
+    /// Blocks the span holds (fewer than its class's whole span when the
+    /// memory had no room for one).
+    blocks: AtomicU32,
+    /// Its blocks' fields, made with the descriptor's first span (sized
+    /// for a whole span), so descriptors made ahead in a segment cost
+    /// only their own few words.
+    fields: OnceLock<Box<[AtomicU64]>>,
     /// Which granules still name it in the directory (L3).
     pub(super) names: Names,
 }
 
 impl SpanDesc {
-    pub(super) fn new(blocks: u32) -> SpanDesc {
+    pub(super) fn new() -> SpanDesc {
         SpanDesc {
             state: AtomicU64::new(0),
             start: AtomicU32::new(0),
-            all_free: AtomicU64::new(0),
-            blocks: (0..blocks).map(|_| BlockWord::default()).collect(),
+            blocks: AtomicU32::new(0),
+            fields: OnceLock::new(),
             names: Names::default(),
         }
     }
 
-    /// Takes the lowest free block with the compare-and-swap that clears
-    /// its bit (and `KEPT`: the span is not empty any more, S4), as long
-    /// as `usable` accepts the span's state; the block's index and the
-    /// state it was taken from, else the state that stopped it (no free
-    /// block, or not usable).
+    /// The fields of this span of `class`: only for a span made at least
+    /// once, read under a pin or a reservation (or by its retirer).
     #[inline]
-    fn take_free_block(&self, usable: impl Fn(u64) -> bool) -> Result<(u32, u64), u64> {
+    pub(super) fn fields(&self, class: usize) -> Fields<'_> {
+        Fields {
+            words: self.fields.get().expect("a made span has fields"),
+            packing: PACKINGS[class],
+        }
+    }
+
+    /// Start and block count. Relaxed: written before the span was
+    /// published, and read by whoever got its state with an Acquire (a
+    /// pin, a reservation) or retired it.
+    #[inline]
+    pub(super) fn geometry(&self) -> (u32, u32) {
+        (
+            self.start.load(Ordering::Relaxed),
+            self.blocks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Starts remaking this descriptor (S6): from retired (or never
+    /// published) with no lookup pinning it to generation 0; the
+    /// generation it had, or `None` if a lookup pins it.
+    fn begin_remake(&self) -> Option<u32> {
+        // Relaxed: the compare-and-swap below decides.
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(
+                generation(state) == 0 || state & RETIRED != 0,
+                "S6: {state:#x}"
+            );
+            if lookups(state) != 0 {
+                return None;
+            }
+            // Acquire pairs with the Release of the last lookup's unpin:
+            // its reads of the fields happen before we reset them. Release
+            // orders the marks of the span it had (before it went spare)
+            // before a lookup that sees generation 0 (L4).
+            match self.state.compare_exchange_weak(
+                state,
+                RETIRED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(generation(state)),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Takes a free block and makes its field `to` (S1), as long as
+    /// `usable` accepts the span's state: the reservation's
+    /// compare-and-swap counts `free` down and clears `KEPT` (the span is
+    /// not empty any more, S4), then a free field is taken. The block's
+    /// index and the state it was reserved from, else the state that
+    /// stopped it (no free block, or not usable).
+    #[inline]
+    fn take_free_block(
+        &self,
+        class: usize,
+        usable: impl Fn(u64) -> bool,
+        to: Field,
+    ) -> Result<(u32, u64), u64> {
         // Relaxed: the compare-and-swap below decides, with Acquire.
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            let free = free_bits(state);
-            if free == 0 || !usable(state) {
+            if free_count(state) == 0 || !usable(state) {
                 return Err(state);
             }
-            let index = free.trailing_zeros();
             #[cfg(not(slotarena_mutation = "take_keeps_kept"))]
-            let taken = state & !(1u64 << index) & !KEPT;
+            let taken = (state - 1) & !KEPT;
             // Mutation: the span stays marked kept (and counted) once not empty.
             #[cfg(slotarena_mutation = "take_keeps_kept")]
-            let taken = state & !(1u64 << index);
-            // Acquire pairs with the Release of the free that set the bit:
-            // its accesses to the block happen before ours.
+            let taken = state - 1;
+            // Acquire pairs with the Release of the publishing store: the
+            // span's geometry and fields are this span's.
             match self.state.compare_exchange_weak(
                 state,
                 taken,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok((index, state)),
+                Ok(_) => break,
                 Err(now) => state = now,
             }
         }
+        // The reservation keeps the span from retiring (S2), and a free
+        // field exists for it (S1).
+        Ok((self.fields(class).take(to), state))
     }
 
     /// Whether `state` has every block of this span free. Relaxed: written
     /// before the span was published, and read by whoever got its state
     /// with an Acquire or under its class's lock.
     pub(super) fn is_empty(&self, state: u64) -> bool {
-        free_bits(state) == self.all_free.load(Ordering::Relaxed)
+        free_count(state) == self.blocks.load(Ordering::Relaxed)
+    }
+}
+
+/// A lookup's pin on a span (L2): while it lives, the span's descriptor is
+/// not remade (S6), so its geometry and fields are those of the span the
+/// lookup acts on. The span may retire meanwhile (or have retired), but
+/// only once every block is free: then its fields say freed or never
+/// allocated, and the lookup only reads them (S2).
+/// Dropping it unpins; [`freed`](Self::freed) unpins and gives back the
+/// block the lookup freed, in one compare-and-swap.
+#[must_use = "the span stays pinned until this drops"]
+pub(super) struct SpanPin<'a> {
+    allocator: &'a Allocator,
+    span: &'a SpanDesc,
+    class: usize,
+    desc: u32,
+}
+
+impl SpanPin<'_> {
+    /// The pinned span's start and block count.
+    #[inline]
+    pub(super) fn geometry(&self) -> (u32, u32) {
+        self.span.geometry()
+    }
+
+    /// Unpins, giving back the block whose field the caller just marked
+    /// freed (S1), on byte-counter shard `shard`.
+    #[inline]
+    pub(super) fn freed(self, shard: usize) {
+        let pin = ManuallyDrop::new(self);
+        pin.allocator
+            .unpin_lookup(shard, pin.class, pin.desc, pin.span, true);
+    }
+}
+
+impl Drop for SpanPin<'_> {
+    fn drop(&mut self) {
+        let shard = crate::sync::thread_hint() % self.allocator.shards.len();
+        self.allocator
+            .unpin_lookup(shard, self.class, self.desc, self.span, false);
     }
 }
 
@@ -221,7 +365,7 @@ pub(super) struct Class {
 /// How many blocks a new span may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SpanSize {
-    /// Its class's whole span.
+    /// The size its class has grown to (`classes::span_blocks_after`).
     Whole,
     /// The most blocks, halving from a whole span, that fit.
     Halving,
@@ -235,10 +379,11 @@ pub(super) enum Take {
     Gone,
 }
 
-/// What a free must do after giving its block back.
-pub(super) enum AfterFree {
+/// What an unpin must do after its compare-and-swap.
+enum AfterUnpin {
     Nothing,
     List(u32),
+    Retire,
 }
 
 impl Allocator {
@@ -253,9 +398,10 @@ impl Allocator {
         claimed: bool,
     ) -> Result<(u32, BlockId), LinearMemoryError> {
         let mut dropped = None;
+        let to = Field::live(len - min_len(class), claimed);
         let (desc_index, index) = loop {
             if let Some(span) = cache.pinned[class] {
-                match self.take_block(class, span) {
+                match self.take_block(class, span, to) {
                     Take::Block(index) => break (span.desc, index),
                     Take::Full => self.unpin(cache.shard, class, span),
                     Take::Gone => {}
@@ -280,7 +426,7 @@ impl Allocator {
             }
             // Before the memory grows: a free block of a span another
             // handle pins (S5), or a smaller span the pool holds now.
-            if let Some(block) = self.steal_block(class) {
+            if let Some(block) = self.steal_block(class, to) {
                 break block;
             }
             match self.acquire_span(cache.shard, class, None, SpanSize::Halving, Growth::No) {
@@ -295,18 +441,16 @@ impl Allocator {
                 Ok(span) => cache.pinned[class] = Some(span),
                 Err(LinearMemoryError::OutOfMemory) => {
                     break self
-                        .take_any_block(class)
+                        .take_any_block(class, to)
                         .ok_or(LinearMemoryError::OutOfMemory)?;
                 }
                 Err(error) => return Err(error),
             }
         };
-        let desc = self.span_desc(class, desc_index);
-        // Relaxed: set before the span was published, which the Acquire of
-        // the CAS that took the block ordered before us.
-        let start = desc.start.load(Ordering::Relaxed) + index * block_size(class);
-        desc.blocks[index as usize].publish(Block::live(start, len).claimed_if(claimed));
-        let block = BlockId::small(class as u8, desc_index, index as u8);
+        // The reservation's Acquire ordered the span's geometry before us.
+        let (span_start, _) = self.span_desc(class, desc_index).geometry();
+        let start = span_start + index * block_size(class);
+        let block = BlockId::small(class as u8, desc_index, index as u16);
         Ok((start, block))
     }
 
@@ -317,11 +461,12 @@ impl Allocator {
             .expect("a pinned or recorded span's descriptor exists")
     }
 
-    /// Takes a free block of the pinned `span` (S1).
+    /// Takes a free block of the pinned `span` and makes its field `to`
+    /// (S1).
     #[inline]
-    pub(super) fn take_block(&self, class: usize, span: SpanRef) -> Take {
+    pub(super) fn take_block(&self, class: usize, span: SpanRef, to: Field) -> Take {
         let pinned = |state: u64| generation(state) == span.generation && state & RETIRED == 0;
-        match self.take_from(self.span_desc(class, span.desc), pinned) {
+        match self.take_from(class, self.span_desc(class, span.desc), pinned, to) {
             Ok(index) => Take::Block(index),
             Err(state) if pinned(state) => Take::Full,
             Err(_) => Take::Gone,
@@ -330,8 +475,14 @@ impl Allocator {
 
     /// [`SpanDesc::take_free_block`], counting a kept span down (S4).
     #[inline]
-    fn take_from(&self, span: &SpanDesc, usable: impl Fn(u64) -> bool) -> Result<u32, u64> {
-        let (index, state) = span.take_free_block(usable)?;
+    fn take_from(
+        &self,
+        class: usize,
+        span: &SpanDesc,
+        usable: impl Fn(u64) -> bool,
+        to: Field,
+    ) -> Result<u32, u64> {
+        let (index, state) = span.take_free_block(class, usable, to)?;
         if state & KEPT != 0 {
             self.unkeep();
         }
@@ -355,29 +506,31 @@ impl Allocator {
         debug_assert!(before > 0, "S4: every KEPT flag is counted");
     }
 
-    /// A free block of `class` in a span another handle pins, as
-    /// `(descriptor, index)`: taken before the memory grows for a new span
-    /// (S5). The compare-and-swap that clears the block's bit decides who
-    /// gets it (S1); a retired or remade span is skipped (S2).
+    /// A free block of `class` in a span another handle pins, made `to`,
+    /// as `(descriptor, index)`: taken before the memory grows for a new
+    /// span (S5). The reservation decides who gets it (S1); a retired or
+    /// remade span is skipped (S2).
     #[cold]
-    pub(super) fn steal_block(&self, class: usize) -> Option<(u32, u32)> {
+    pub(super) fn steal_block(&self, class: usize, to: Field) -> Option<(u32, u32)> {
         let lists = self.classes[class].lists.lock();
         lists.pinned.iter().find_map(|&(desc, generation_pinned)| {
             let pinned =
                 |state: u64| generation(state) == generation_pinned && state & RETIRED == 0;
-            let index = self.take_from(self.span_desc(class, desc), pinned).ok()?;
+            let index = self
+                .take_from(class, self.span_desc(class, desc), pinned, to)
+                .ok()?;
             Some((desc, index))
         })
     }
 
     /// For a memory out of granules: a free block of `class` in any span,
     /// pinned by another controller or not, as `(descriptor, index)`. A pin
-    /// is only a preference; the compare-and-swap that clears the block's
-    /// bit decides who gets it (S1), and a retired span is never taken
-    /// from (S2). Without this, free blocks in spans other controllers pin
-    /// could not serve this one until they unpinned.
+    /// is only a preference; the reservation decides who gets a block
+    /// (S1), and a retired span is never taken from (S2). Without this,
+    /// free blocks in spans other controllers pin could not serve this one
+    /// until they unpinned.
     #[cold]
-    pub(super) fn take_any_block(&self, class: usize) -> Option<(u32, u32)> {
+    pub(super) fn take_any_block(&self, class: usize, to: Field) -> Option<(u32, u32)> {
         let class_state = &self.classes[class];
         // Acquire pairs with `acquire_span`'s Release.
         let made = class_state.made.load(Ordering::Acquire);
@@ -386,7 +539,7 @@ impl Allocator {
                 continue;
             };
             let live = |state: u64| generation(state) != 0 && state & RETIRED == 0;
-            if let Ok(index) = self.take_from(span, live) {
+            if let Ok(index) = self.take_from(class, span, live, to) {
                 return Some((desc, index));
             }
         }
@@ -444,47 +597,62 @@ impl Allocator {
         let (start, blocks, transit) = self.take_span_granules(shard, class, size, growth)?;
         let granules = granules_for(class, blocks);
         let mut lists = class_state.lists.lock();
-        let desc = match lists.spare.pop() {
-            Some(desc) => desc,
+        // A spare descriptor that no lookup pins (S6), else a new one.
+        let mut pinned_spares = Vec::new();
+        let mut made = None;
+        while let Some(desc) = lists.spare.pop() {
+            let span_desc = self.span_desc(class, desc);
+            match span_desc.begin_remake() {
+                Some(previous) => {
+                    made = Some((desc, span_desc, previous));
+                    break;
+                }
+                None => pinned_spares.push(desc),
+            }
+        }
+        lists.spare.append(&mut pinned_spares);
+        let (desc, span_desc, previous) = match made {
+            Some(made) => made,
             None => {
                 let desc = lists.made;
+                let Some(span_desc) = class_state.descs.get_or_make(desc, SpanDesc::new) else {
+                    drop(lists);
+                    self.give_granules(start, granules);
+                    return Err(LinearMemoryError::OutOfMemory);
+                };
                 lists.made += 1;
                 // Release pairs with `reclaim_empty_spans`' Acquire.
                 class_state.made.store(lists.made, Ordering::Release);
-                desc
+                // Never named in the directory, so no lookup pins it.
+                let previous = span_desc.begin_remake();
+                debug_assert!(previous.is_some(), "S6: a new descriptor is unpinned");
+                (desc, span_desc, previous.unwrap_or(0))
             }
         };
-        let Some(span_desc) = class_state
-            .descs
-            .get_or_make(desc, || SpanDesc::new(span_blocks(class)))
-        else {
-            drop(lists);
-            self.give_granules(start, granules);
-            return Err(LinearMemoryError::OutOfMemory);
-        };
-        // Nobody else writes a retired or fresh descriptor (S2): its state
-        // says retired (or was never published), so no free, unpin,
-        // reclaim or partial-list entry acts on it; stale readers only
-        // read, and every word they act on names its own range (L2).
-        let generation = next_generation(generation(span_desc.state.load(Ordering::Relaxed)));
+        let generation = next_generation(previous);
         // Skipped until the state below publishes this generation.
         lists.pinned.push((desc, generation));
+        let words = span_desc.fields.get_or_init(|| {
+            let words = PACKINGS[class].words(span_blocks(class));
+            (0..words).map(|_| AtomicU64::new(0)).collect()
+        });
         drop(lists);
-        let all_free = u64::MAX >> (u64::BITS - blocks);
-        // Release (and `reset`'s): a lookup that sees the remade span is
-        // ordered after the marks of the blocks it had before (L4).
-        span_desc.start.store(start * GRANULE, Ordering::Release);
-        span_desc.all_free.store(all_free, Ordering::Relaxed);
-        for word in &span_desc.blocks {
-            word.reset();
+        // Nobody else reads or writes the descriptor now (S6): generation
+        // 0 turns lookups and takers away, and no lookup pinned it.
+        // Relaxed: published by the state's Release store below.
+        span_desc.start.store(start * GRANULE, Ordering::Relaxed);
+        span_desc.blocks.store(blocks, Ordering::Relaxed);
+        Fields {
+            words,
+            packing: PACKINGS[class],
         }
+        .reset(blocks);
         // L1: the directory names the span before its state is published.
         // Published first, the empty span could be retired by another
         // thread's `reclaim_empty_spans` and its granules handed to another
         // block before this assign, which would then point that block's
         // granules back at this descriptor (its lookups lost for good).
         span_desc.names.taken(granules);
-        // The directory's Release publishes the fields above to lookups.
         self.assign(
             start,
             granules,
@@ -493,9 +661,10 @@ impl Allocator {
                 desc,
             },
         );
-        // Release publishes them to whoever acquires the state.
+        // Release publishes the fields above to whoever acquires the
+        // state: a reserver, a lookup's pin.
         span_desc.state.store(
-            (u64::from(generation) << GENERATION_SHIFT) | PINNED | all_free,
+            (u64::from(generation) << GENERATION_SHIFT) | PINNED | u64::from(blocks),
             Ordering::Release,
         );
         // S5: its blocks are free for any handle's allocation now; a look
@@ -506,11 +675,12 @@ impl Allocator {
 
     /// Granules for a new span of `class`, how many blocks it holds, and
     /// the transit of its room (T1), started on shard `shard` as the
-    /// granules leave the pool: a whole span if the pool has room for one
-    /// (or, with `Growth::Yes`, if the memory can grow or take back empty
-    /// spans for one), else, with `SpanSize::Halving`, the most blocks
-    /// (halving) that fit, so a fragmented or small memory can still use
-    /// its last bytes.
+    /// granules leave the pool: a span of the size its class has grown to
+    /// (`classes::span_blocks_after`) if the pool has room for one (or,
+    /// with `Growth::Yes`, if the memory can grow or take back empty spans
+    /// for one), else, with `SpanSize::Halving`, the most blocks (halving)
+    /// that fit, so a fragmented or small memory can still use its last
+    /// bytes.
     pub(super) fn take_span_granules(
         &self,
         shard: usize,
@@ -518,7 +688,9 @@ impl Allocator {
         size: SpanSize,
         growth: Growth,
     ) -> Result<(u32, u32, Transit<'_>), LinearMemoryError> {
-        let mut blocks = span_blocks(class);
+        // Relaxed: a size hint; any value is a valid span size.
+        let made = self.classes[class].made.load(Ordering::Relaxed);
+        let mut blocks = span_blocks_after(class, made);
         loop {
             // The transit starts under the pool's lock, once the granules
             // are taken: a look that failed to take them starts none, so
@@ -554,7 +726,7 @@ impl Allocator {
                 transit.get_or_insert_with(|| self.transit(shard));
             } else {
                 transit = None;
-                if free_bits(state) != 0 {
+                if free_count(state) != 0 {
                     next |= LISTED;
                 }
             }
@@ -583,21 +755,154 @@ impl Allocator {
         }
     }
 
+    /// Pins span `desc` (`span`) of `class` for a lookup (L2); `None` if
+    /// it has no published span (generation 0: never published, or being
+    /// remade, S6).
+    #[inline]
+    pub(super) fn pin_span<'a>(
+        &'a self,
+        class: usize,
+        desc: u32,
+        span: &'a SpanDesc,
+    ) -> Option<SpanPin<'a>> {
+        // Acquire, here and when the compare-and-swap fails: a lookup
+        // that sees generation 0 answers by the freed-start marks (L4),
+        // and a descriptor being remade went spare after the marks of the
+        // span it had (`begin_remake` publishes generation 0 with Release).
+        let mut state = span.state.load(Ordering::Acquire);
+        loop {
+            if generation(state) == 0 {
+                return None;
+            }
+            if state & LOOKUP_MASK == LOOKUP_MASK {
+                // 65 535 lookups pin it at once: wait for one to end.
+                crate::sync::spin_loop();
+                state = span.state.load(Ordering::Acquire);
+                continue;
+            }
+            // Acquire pairs with the Release of the store that published
+            // the span: its geometry and fields are this span's.
+            #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
+            let pinned = span.state.compare_exchange_weak(
+                state,
+                state + LOOKUP,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            );
+            // Mutation: the lookup reads the span without pinning it, so
+            // the span may be retired and remade under it.
+            #[cfg(slotarena_mutation = "lookup_unpinned")]
+            let pinned: Result<u64, u64> = Ok(span.state.load(Ordering::Acquire));
+            match pinned {
+                Ok(_) => {
+                    return Some(SpanPin {
+                        allocator: self,
+                        span,
+                        class,
+                        desc,
+                    });
+                }
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Ends a lookup's pin on span `desc` (`span`) of `class`, giving back
+    /// a block if `freed` (its field already says freed, S1), and keeps,
+    /// retires (S2, S4) or lists the span as needed; an unpin that gives
+    /// nothing back only counts the lookup out.
+    pub(super) fn unpin_lookup(
+        &self,
+        shard: usize,
+        class: usize,
+        desc: u32,
+        span: &SpanDesc,
+        freed: bool,
+    ) {
+        // Relaxed: the compare-and-swap below decides.
+        let mut state = span.state.load(Ordering::Relaxed);
+        // T1: from the compare-and-swap that retires the span to its
+        // granules back in the pool.
+        let mut transit = None;
+        loop {
+            #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
+            debug_assert!(lookups(state) > 0, "L2: the pin is counted");
+            #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
+            let mut next = state - LOOKUP + u64::from(freed);
+            #[cfg(slotarena_mutation = "lookup_unpinned")]
+            let mut next = state + u64::from(freed);
+            debug_assert!(!freed || state & KEPT == 0, "S4: a kept span is empty");
+            let mut after = AfterUnpin::Nothing;
+            let mut keeping = false;
+            if state & RETIRED != 0 {
+                // A pin on a retired span only read: a block freed under
+                // the pin kept it from emptying until now.
+                debug_assert!(!freed, "S2: a retired span has no live block");
+            } else if freed && span.is_empty(next) {
+                // Kept for its pinning handle, if few are (S4); else back
+                // to the pool at once: a page whose blocks are all free
+                // goes back to the OS even while an idle handle pins a
+                // span on it. The pinning handle finds its span `Gone` at
+                // its next allocation.
+                if state & PINNED != 0 && self.try_keep() {
+                    next |= KEPT;
+                    keeping = true;
+                } else {
+                    next |= RETIRED;
+                    after = AfterUnpin::Retire;
+                    transit.get_or_insert_with(|| self.transit(shard));
+                }
+            } else if freed && state & (PINNED | LISTED) == 0 {
+                next |= LISTED;
+                after = AfterUnpin::List(generation(state));
+            }
+            if !matches!(after, AfterUnpin::Retire) {
+                transit = None;
+            }
+            // Release pairs with the Acquire of the next reservation (its
+            // taker's accesses to the block after ours) and of the remake
+            // (our reads of the fields before it resets them, S6).
+            match span
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    match after {
+                        AfterUnpin::Nothing => {}
+                        AfterUnpin::List(generation) => self.classes[class]
+                            .lists
+                            .lock()
+                            .partial
+                            .push((desc, generation)),
+                        AfterUnpin::Retire => self.retire(class, desc),
+                    }
+                    drop(transit);
+                    return;
+                }
+                Err(now) => {
+                    if keeping {
+                        self.unkeep();
+                    }
+                    state = now;
+                }
+            }
+        }
+    }
+
     /// Returns a retired span's granules and descriptor (S2: the caller's
     /// compare-and-swap retired it).
     pub(super) fn retire(&self, class: usize, desc: u32) {
         let span_desc = self.span_desc(class, desc);
-        // Relaxed: written before the span was published; we retired it.
-        let start = span_desc.start.load(Ordering::Relaxed) / GRANULE;
-        let blocks = span_desc.all_free.load(Ordering::Relaxed).count_ones();
+        let (start, blocks) = span_desc.geometry();
         // Every block is free (S2); their starts must outlive the span (L1).
-        for word in &span_desc.blocks[..blocks as usize] {
-            let block = word.load();
-            if block.was_allocated() {
-                self.directory.mark_freed_start(block.start());
+        let fields = span_desc.fields(class);
+        for index in 0..blocks {
+            if fields.load(index) == Field::FREED {
+                self.directory
+                    .mark_freed_start(start + index * block_size(class));
             }
         }
-        self.give_granules(start, granules_for(class, blocks));
+        self.give_granules(start / GRANULE, granules_for(class, blocks));
         if span_desc.names.gone() {
             self.classes[class].lists.lock().make_spare(desc);
         }
@@ -643,112 +948,15 @@ impl Allocator {
         }
         reclaimed
     }
-
-    /// Gives block `index` of span `desc` (`span_desc`) back (its word
-    /// already says freed), listing or retiring the span as needed (S1, S2).
-    pub(super) fn put_block(
-        &self,
-        shard: usize,
-        class: usize,
-        desc: u32,
-        span_desc: &SpanDesc,
-        index: u32,
-    ) {
-        let bit = 1u64 << index;
-        let mut state = span_desc.state.load(Ordering::Relaxed);
-        loop {
-            debug_assert!(state & bit == 0, "S1: a live block's bit is clear");
-            debug_assert!(state & KEPT == 0, "S4: a kept span is empty");
-            let mut next = state | bit;
-            let mut after = AfterFree::Nothing;
-            if span_desc.is_empty(next) {
-                // Kept for its pinning handle, if few are (S4).
-                if state & PINNED != 0 && self.try_keep() {
-                    // Release pairs with `take_block`'s Acquire.
-                    match span_desc.state.compare_exchange_weak(
-                        state,
-                        next | KEPT,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return,
-                        Err(now) => {
-                            self.unkeep();
-                            state = now;
-                            continue;
-                        }
-                    }
-                }
-                // Else back to the pool at once (S4): a page whose blocks
-                // are all free goes back to the OS even while an idle
-                // handle pins a span on it. The pinning handle finds its
-                // span `Gone` at its next allocation.
-                match self.put_last_block(shard, class, desc, span_desc, state, next | RETIRED) {
-                    Ok(()) => return,
-                    Err(now) => {
-                        state = now;
-                        continue;
-                    }
-                }
-            }
-            if state & (PINNED | LISTED) == 0 {
-                next |= LISTED;
-                after = AfterFree::List(generation(state));
-            }
-            // Release pairs with `take_block`'s Acquire.
-            match span_desc.state.compare_exchange_weak(
-                state,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if let AfterFree::List(generation) = after {
-                        self.classes[class]
-                            .lists
-                            .lock()
-                            .partial
-                            .push((desc, generation));
-                    }
-                    return;
-                }
-                Err(now) => state = now,
-            }
-        }
-    }
-
-    /// [`put_block`](Self::put_block) of a span's last live block: the
-    /// compare-and-swap from `state` to `retired` retires the span, inside
-    /// a transit until its granules are back in the pool (T1); else the
-    /// state that stopped it.
-    #[cold]
-    fn put_last_block(
-        &self,
-        shard: usize,
-        class: usize,
-        desc: u32,
-        span_desc: &SpanDesc,
-        state: u64,
-        retired: u64,
-    ) -> Result<(), u64> {
-        let transit = self.transit(shard);
-        // Release pairs with `take_block`'s Acquire.
-        span_desc.state.compare_exchange_weak(
-            state,
-            retired,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        )?;
-        self.retire(class, desc);
-        drop(transit);
-        Ok(())
-    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::linear::PAGE_SIZE;
+
+    /// The class of the 8-byte blocks these tests allocate.
+    const EIGHT: usize = 1;
 
     /// Issue 19, defect 3: after 2^24 - 1 spans on one descriptor, the
     /// next one's generation wrapped to 0, which reads as "never
@@ -761,9 +969,9 @@ mod tests {
         assert_eq!(next_generation(GENERATION_MAX - 1), GENERATION_MAX);
         assert_eq!(next_generation(GENERATION_MAX), 1);
         let allocator = Allocator::new(1, 1).unwrap();
-        let desc = allocator.classes[0]
+        let desc = allocator.classes[EIGHT]
             .descs
-            .get_or_make(0, || SpanDesc::new(span_blocks(0)))
+            .get_or_make(0, SpanDesc::new)
             .unwrap();
         desc.state.store(
             (u64::from(GENERATION_MAX) << GENERATION_SHIFT) | RETIRED,
@@ -782,7 +990,10 @@ mod tests {
     }
 
     fn state_of_span(allocator: &Allocator, desc: u32) -> u64 {
-        allocator.span_desc(0, desc).state.load(Ordering::Relaxed)
+        allocator
+            .span_desc(EIGHT, desc)
+            .state
+            .load(Ordering::Relaxed)
     }
 
     /// A handle that allocated and freed one lone block, again and again,
@@ -817,7 +1028,9 @@ mod tests {
     /// drops its pin.
     #[test]
     fn at_most_kept_spans_empty_spans_stay_committed() {
-        let allocator = Allocator::new(1, 1).unwrap();
+        // Room for a whole 4 KiB span per handle: none takes a block of
+        // another's span.
+        let allocator = Allocator::new(2, 2).unwrap();
         let handles = KEPT_SPANS as usize + 1;
         let mut caches: Vec<_> = (0..handles).map(|_| SpanCache::new(&allocator)).collect();
         let blocks: Vec<_> = caches
