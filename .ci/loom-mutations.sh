@@ -78,6 +78,8 @@ CHECKS=(
     "stock-loom|harness|a_load_then_cas_on_another_thread_is_tried_before_a_plain_load|misses interleavings"
     "stock-loom|harness|an_insert_racing_a_remove_on_a_full_arena_sees_both_outcomes|misses interleavings"
     "take_keeps_kept|linear|a_free_empties_a_pinned_span_while_its_handle_allocates|S4"
+    "lookup_unpinned|linear|a_stale_free_racing_a_span_remade_elsewhere_never_frees_another_block|freed before the racing free|stayed live"
+    "lookup_unpinned|linear|a_stale_claim_racing_a_span_remade_elsewhere_never_claims_another_block|claimed through a stale lookup"
 )
 
 matrix=false

@@ -488,6 +488,99 @@ fn a_freed_block_stays_a_double_free_while_its_descriptor_is_remade() {
     });
 }
 
+/// Sets up the stale-lookup race of L2 (`allocator/lookup.rs`): the
+/// second of two blocks of a span at granule 1, both freed, its span
+/// retiring, its granules then taken by a span of another class (which
+/// names them all, so the descriptor goes spare, L3) and its descriptor
+/// remade elsewhere with two live blocks of the same length (the second
+/// at the freed one's index). `stale` runs on its own thread from before
+/// the retirement to the end, with the freed block's pointer; `check`
+/// gets its result, the other handle, that pointer and the remade span's
+/// second block (live: `check` frees it).
+fn race_a_stale_lookup_with_a_remade_span<R: Send + 'static>(
+    stale: impl FnOnce(SharedLinearMemory, u32) -> R + Send + 'static,
+    check: impl FnOnce(R, &mut LinearMemoryController, u32, u32),
+) {
+    let memory = SharedLinearMemory::new(1, 1).unwrap();
+    let mut c = LinearMemoryController::new(&memory);
+    let first = c.alloc(SMALL).unwrap();
+    let second = c.alloc(SMALL).unwrap();
+    assert_eq!((first, second), (GRANULE, GRANULE + 448));
+    let mut other = LinearMemoryController::new(&memory);
+    // Leaves 4 free granules at the page's end for the remade span.
+    let fill_len = (255 - 8) * GRANULE;
+    let fill = other.alloc_aligned(fill_len, 256).unwrap();
+    c.free(first, SMALL).unwrap();
+    c.free(second, SMALL).unwrap();
+    let racer = {
+        let memory = memory.clone();
+        thread::spawn(move || stale(memory, second))
+    };
+    drop(c); // the span retires
+    // The 224-byte class: its first span is 4 blocks in 4 granules.
+    let plug = other.alloc(200).unwrap();
+    assert_eq!(
+        plug, first,
+        "takes the span's granules: its descriptor is spare"
+    );
+    // The spare descriptor, remade at the page's end: block 1 is live
+    // again, with the length the stale lookup expects.
+    let again = other.alloc(SMALL).unwrap();
+    let also = other.alloc(SMALL).unwrap();
+    assert_eq!(also, again + 448);
+    check(racer.join().unwrap(), &mut other, second, also);
+    other.free(again, SMALL).unwrap();
+    other.free(plug, 200).unwrap();
+    other.free(fill, fill_len).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
+/// L2: a free through a lookup that read the span's descriptor before it
+/// retired and was remade elsewhere never frees the remade span's block
+/// at the same index with the same length (the field says neither where
+/// its block is nor which span it belongs to; the lookup's pin keeps the
+/// span from being remade while it acts). Mutation `lookup_unpinned`.
+#[test]
+fn a_stale_free_racing_a_span_remade_elsewhere_never_frees_another_block() {
+    model(|| {
+        race_a_stale_lookup_with_a_remade_span(
+            |memory, second| LinearMemoryController::new(&memory).free(second, SMALL),
+            |answer, other, second, also| {
+                assert_eq!(
+                    answer,
+                    Err(LinearMemoryError::DoubleFree),
+                    "{second} was allocated and freed before the racing free"
+                );
+                assert_eq!(other.free(also, SMALL), Ok(()), "{also} stayed live");
+            },
+        );
+    });
+}
+
+/// L2 for claims: a `mut_mem` through a stale lookup never claims the
+/// remade span's block at the same index (it may claim the large block
+/// that holds those bytes now, which is right).
+#[test]
+fn a_stale_claim_racing_a_span_remade_elsewhere_never_claims_another_block() {
+    model(|| {
+        race_a_stale_lookup_with_a_remade_span(
+            |memory, second| {
+                let mut c = LinearMemoryController::new(&memory);
+                let _ = c.mut_mem(second, SMALL);
+                c // holds its claim, if any, until the check drops it
+            },
+            |c, other, _, also| {
+                assert_eq!(
+                    other.free(also, SMALL),
+                    Ok(()),
+                    "{also} was claimed through a stale lookup"
+                );
+                drop(c);
+            },
+        );
+    });
+}
+
 /// Issue 19: a handle takes a free block back from a span another handle
 /// pins, before the memory grows, while the owner allocates and frees in
 /// that span. The span holds four blocks and at most three are ever live
