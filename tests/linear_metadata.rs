@@ -66,10 +66,10 @@ fn bookkeeping_follows_the_pages_in_use_not_the_maximum() {
     }
     drop((c, small, large));
 
-    // Every block size: one 8-byte word per block, made with its span's
-    // descriptor in segments that double, so at most 20 bytes per block
-    // plus 10% of the bytes in use: 153% for 8-byte blocks (issue 19), and
-    // under 10% only from 512-byte blocks up. The README says exactly this.
+    // Every block size, lengths that do not fill their class included: at
+    // most 20 bytes per block plus 10% of the bytes handed out, as the
+    // README says (`linear_bookkeeping` checks its tighter bound, a tenth
+    // of the bytes in use, for lengths that fill their class).
     for len in [8u32, 16, 24, 48, 64, 100, 128, 256, 512, 513, 4096, 65536] {
         let count = (800_000 / len).clamp(200, 100_000);
         let memory = SharedLinearMemory::new(1, 65_536).unwrap();

@@ -71,7 +71,10 @@
 //!   make and retire a span each time).
 //! - No header lives in the managed bytes: a 4 KiB block costs exactly
 //!   4 KiB, so all but the first 4 KiB of a memory can hold 4 KiB blocks.
-//!   Bookkeeping lives in the heap and grows with the pages in use.
+//!   Bookkeeping lives in the heap and grows with the pages in use: under
+//!   10% of the bytes in use for blocks whose length fills their size
+//!   class (8, 16, 24, … 512 bytes), 8-byte ones included, and for large
+//!   blocks (a small block's state is a field of 2 to 8 bits).
 //! - All size arithmetic is done in `u64` or checked, so 32-bit targets
 //!   behave the same (within their address space).
 //!
