@@ -301,15 +301,21 @@ impl SpanPin<'_> {
     pub(super) fn freed(self, shard: usize) {
         let pin = ManuallyDrop::new(self);
         pin.allocator
-            .unpin_lookup(shard, pin.class, pin.desc, pin.span, true);
+            .unpin_freed(shard, pin.class, pin.desc, pin.span);
     }
 }
 
 impl Drop for SpanPin<'_> {
+    /// Counts the lookup out, and nothing else: a lookup that gave no
+    /// block back left the span as full as it found it, so there is
+    /// nothing to list, keep or retire.
     fn drop(&mut self) {
-        let shard = crate::sync::thread_hint() % self.allocator.shards.len();
-        self.allocator
-            .unpin_lookup(shard, self.class, self.desc, self.span, false);
+        // Release pairs with the Acquire of `begin_remake`: our reads of
+        // the fields happen before a remake resets them (S6).
+        #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
+        let before = self.span.state.fetch_sub(LOOKUP, Ordering::Release);
+        #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
+        debug_assert!(lookups(before) > 0, "L2: the pin is counted");
     }
 }
 
@@ -807,18 +813,10 @@ impl Allocator {
         }
     }
 
-    /// Ends a lookup's pin on span `desc` (`span`) of `class`, giving back
-    /// a block if `freed` (its field already says freed, S1), and keeps,
-    /// retires (S2, S4) or lists the span as needed; an unpin that gives
-    /// nothing back only counts the lookup out.
-    pub(super) fn unpin_lookup(
-        &self,
-        shard: usize,
-        class: usize,
-        desc: u32,
-        span: &SpanDesc,
-        freed: bool,
-    ) {
+    /// Ends a lookup's pin on span `desc` (`span`) of `class` and gives
+    /// back the block it freed (its field already says freed, S1), keeping,
+    /// retiring (S2, S4) or listing the span as needed.
+    fn unpin_freed(&self, shard: usize, class: usize, desc: u32, span: &SpanDesc) {
         // Relaxed: the compare-and-swap below decides.
         let mut state = span.state.load(Ordering::Relaxed);
         // T1: from the compare-and-swap that retires the span to its
@@ -828,17 +826,16 @@ impl Allocator {
             #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
             debug_assert!(lookups(state) > 0, "L2: the pin is counted");
             #[cfg(not(slotarena_mutation = "lookup_unpinned"))]
-            let mut next = state - LOOKUP + u64::from(freed);
+            let mut next = state - LOOKUP + 1;
             #[cfg(slotarena_mutation = "lookup_unpinned")]
-            let mut next = state + u64::from(freed);
-            debug_assert!(!freed || state & KEPT == 0, "S4: a kept span is empty");
+            let mut next = state + 1;
+            debug_assert!(state & KEPT == 0, "S4: a kept span is empty");
             let mut after = AfterUnpin::Nothing;
             let mut keeping = false;
-            if state & RETIRED != 0 {
-                // A pin on a retired span only read: a block freed under
-                // the pin kept it from emptying until now.
-                debug_assert!(!freed, "S2: a retired span has no live block");
-            } else if freed && span.is_empty(next) {
+            // The block freed under the pin kept the span from emptying,
+            // so from retiring (S2).
+            debug_assert!(state & RETIRED == 0, "S2: a retired span has no live block");
+            if span.is_empty(next) {
                 // Kept for its pinning handle, if few are (S4); else back
                 // to the pool at once: a page whose blocks are all free
                 // goes back to the OS even while an idle handle pins a
@@ -852,7 +849,7 @@ impl Allocator {
                     after = AfterUnpin::Retire;
                     transit.get_or_insert_with(|| self.transit(shard));
                 }
-            } else if freed && state & (PINNED | LISTED) == 0 {
+            } else if state & (PINNED | LISTED) == 0 {
                 next |= LISTED;
                 after = AfterUnpin::List(generation(state));
             }
