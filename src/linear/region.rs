@@ -33,7 +33,7 @@ use super::{LinearMemoryError, PAGE_SIZE};
 
 /// Proof that the holder has an allocation's bytes `start..start + len`
 /// exclusively (R3): made only by `Allocator::claim_word` right after it
-/// set the claim flag of the allocation's block word, or by
+/// set the claim flag of the allocation's block word (or field), or by
 /// `Allocator::alloc_claimed` for the allocation it published claimed
 /// (`allocator/claims.rs`, C1); given back only through `Allocator::release`. Deliberately neither `Clone` nor `Copy`: one
 /// claim, one user.
