@@ -534,6 +534,44 @@ impl LinearMemoryController {
         self.alloc_aligned(len, 8)
     }
 
+    /// Allocates `len` bytes like [`alloc`](Self::alloc) and returns them
+    /// with the new allocation's pointer, claimed as
+    /// [`mut_mem`](Self::mut_mem)`(ptr, len)` would claim them, until this
+    /// handle's next call or drop. The claim is taken by the same store
+    /// that publishes the allocation, so no other handle can claim or free
+    /// it before its bytes are written, and no lookup is made: the way for
+    /// a host to fill a value it is about to hand over.
+    ///
+    /// # Errors
+    ///
+    /// `ZeroLength`, `LengthTooLarge`, `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let (mut host, mut guest) = (memory.controller(), memory.controller());
+    /// let (ptr, bytes) = host.alloc_mut(4).unwrap();
+    /// bytes.copy_from_slice(b"ping");
+    /// assert_eq!(guest.mut_mem(ptr, 4).err(), Some(LinearMemoryError::Busy));
+    /// host.release();
+    /// assert_eq!(guest.mut_mem(ptr, 4).unwrap(), b"ping");
+    /// ```
+    pub fn alloc_mut(&mut self, len: u32) -> Result<(u32, &mut [u8]), LinearMemoryError> {
+        self.release();
+        let claim = self
+            .memory
+            .allocator
+            .alloc_claimed(&mut self.spans, len, 8)?;
+        let ptr = claim.start();
+        // Held like `mut_mem`'s claim: every later call, which needs
+        // `&mut self` and so ends the returned borrow, releases it first.
+        let claim = self.held.insert(claim);
+        Ok((ptr, self.memory.allocator.bytes_mut(claim)))
+    }
+
     /// Frees the allocation at `ptr` of exactly `len` bytes
     /// ([`MemoryController::free`]).
     ///
