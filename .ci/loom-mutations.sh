@@ -78,6 +78,7 @@ CHECKS=(
     "stock-loom|harness|a_load_then_cas_on_another_thread_is_tried_before_a_plain_load|misses interleavings"
     "stock-loom|harness|an_insert_racing_a_remove_on_a_full_arena_sees_both_outcomes|misses interleavings"
     "take_keeps_kept|linear|a_free_empties_a_pinned_span_while_its_handle_allocates|S4"
+    "reclaim_skips_kept|linear|a_waiter_takes_the_granules_of_a_span_kept_for_an_idle_handle|deadlock"
 )
 
 matrix=false

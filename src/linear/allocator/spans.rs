@@ -618,6 +618,11 @@ impl Allocator {
                 };
                 // Acquire: `is_empty` reads the span's fields.
                 let mut state = span_desc.state.load(Ordering::Acquire);
+                // Mutation: a kept span's room stays hidden from whoever needs it.
+                #[cfg(slotarena_mutation = "reclaim_skips_kept")]
+                if state & KEPT != 0 {
+                    continue;
+                }
                 while generation(state) != 0 && state & RETIRED == 0 && span_desc.is_empty(state) {
                     // T1: until `retire` has the granules back in the pool.
                     let transit = self.transit_here();
