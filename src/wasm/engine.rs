@@ -333,7 +333,10 @@ fn bind(
                 "the guest's own bytes landed at {ptr}, not {FIRST_HANDED_OUT}"
             ));
         }
-        memory.set_guest_bytes(guest_end as u32);
+        // A minimum of the whole 4 GiB ends at 2^32, past every `u32`:
+        // `u32::MAX` still lies above every start a block can have
+        // (`as u32` made it 0, and the guest's bytes anybody's to free).
+        memory.set_guest_bytes(u32::try_from(guest_end).unwrap_or(u32::MAX));
         Some(len)
     } else {
         None

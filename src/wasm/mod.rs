@@ -190,7 +190,8 @@ impl GuestMemory {
 
     /// End of the guest's own bytes (its stack and static data, up to its
     /// module's minimum size), which no host handle or import can free:
-    /// 0 until the memory is bound to a guest.
+    /// 0 until the memory is bound to a guest, and `u32::MAX` for a guest
+    /// whose minimum is the whole 4 GiB (an end no `u32` holds).
     ///
     /// # Examples
     ///
