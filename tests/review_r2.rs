@@ -5,7 +5,10 @@
 /// wasmtime guests (`src/wasm/engine.rs`).
 #[cfg(all(feature = "wasmtime", unix))]
 mod wasm {
-    use slotarena::linear::LinearMemoryError;
+    use std::sync::mpsc;
+    use std::thread;
+
+    use slotarena::linear::{LinearMemoryError, PAGE_SIZE};
     use slotarena::wasm::{GuestMemories, GuestMemory};
     use wasmtime::{Config, Engine, Linker, Module, Store};
 
@@ -43,5 +46,46 @@ mod wasm {
         drop(store);
         assert_eq!(memory.guest_bytes(), 0);
         assert_eq!(memory.allocated_bytes(), 0);
+    }
+
+    /// A host copy into the guest's own bytes holds their claim; the store
+    /// that dropped meanwhile freed them with a plain `free`, which
+    /// answered `Busy`, and they stayed allocated for good ("round 0: ...
+    /// left: 65280").
+    #[test]
+    fn the_guests_own_bytes_are_freed_while_a_host_copies_into_them() {
+        let memories = GuestMemories::new();
+        for round in 0..50 {
+            let memory = memories.memory(1, 2).unwrap();
+            let store = bind(
+                &memories,
+                &memory,
+                r#"(module (memory (export "memory") 1))"#,
+            );
+            let own = PAGE_SIZE - 256;
+            assert_eq!(memory.allocated_bytes(), u64::from(own));
+            let (copied, copied_rx) = mpsc::channel();
+            let writer = {
+                let memory = memory.clone();
+                thread::spawn(move || {
+                    let mut host = memory.controller();
+                    let bytes = vec![7u8; own as usize];
+                    // Copies until the store starts to go (it clears the
+                    // guest's bytes first), one maybe still in flight.
+                    while memory.guest_bytes() != 0 {
+                        let _ = host.write(256, &bytes);
+                        let _ = copied.send(());
+                    }
+                })
+            };
+            copied_rx.recv().unwrap();
+            drop(store);
+            writer.join().unwrap();
+            assert_eq!(
+                memory.allocated_bytes(),
+                0,
+                "round {round}: the guest's own bytes stayed allocated after its store went"
+            );
+        }
     }
 }

@@ -349,6 +349,28 @@ impl LinearMemoryController {
         })
     }
 
+    /// [`free`](Self::free), sleeping while another handle claims the
+    /// allocation instead of answering `Busy`: how a guest memory frees
+    /// the guest's own bytes when its instance goes, while a host copy may
+    /// still be in them (`wasm::engine`); copies are short, and nothing
+    /// else can hold that claim then.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `LengthMismatch`, `DoubleFree`.
+    #[cfg(all(feature = "wasmtime", unix))]
+    pub(crate) fn free_wait(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.release();
+        let shard = self.spans.shard();
+        let allocator = self.allocator();
+        allocator.wait_for_claims(Patience::Forever, |look| match look {
+            Look::First => allocator.free(shard, ptr, len),
+            // A registered waiter reads the block's word with a
+            // read-modify-write (Q1).
+            Look::Registered => allocator.free_touching(shard, ptr, len),
+        })
+    }
+
     /// The memory this handle works on.
     ///
     /// # Examples

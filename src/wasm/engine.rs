@@ -389,9 +389,13 @@ impl Drop for Bound {
         self.memory.set_guest_bytes(0);
         if let Some(len) = self.own {
             let mut controller = LinearMemoryController::new(self.memory.shared());
-            // Fails only if a host freed the block in the instant since
-            // the line above; then it is free already.
-            let _ = controller.free(FIRST_HANDED_OUT, len);
+            // A host copy into these bytes may hold their claim right now:
+            // a plain `free` answered `Busy` and left them allocated for
+            // good. Copies end (a slice of them needs this store, now
+            // gone), so this waits for the one in flight. Fails only if a
+            // host freed the block in the instant since the line above;
+            // then it is free already.
+            let _ = controller.free_wait(FIRST_HANDED_OUT, len);
         }
     }
 }
