@@ -2,6 +2,35 @@
 //! linear memory's clients (the wasm binding, the surrealism adapter).
 //! Each test failed on the code before its fix.
 
+/// Host copies of guest memory (`src/wasm/mod.rs`), without wasmtime.
+#[cfg(feature = "std")]
+mod guest_copies {
+    use slotarena::linear::LinearMemoryError;
+    use slotarena::wasm::GuestMemory;
+
+    /// A length a guest passes reached `vec![0; len]` before the claim
+    /// checked it: on i686 (Miri, `.ci/miri.sh`) `read_vec(ptr, u32::MAX)`
+    /// panicked with "capacity overflow" instead of answering `OutOfBounds`.
+    #[test]
+    fn read_vec_of_a_hostile_length_answers_an_error() {
+        let memory = GuestMemory::new(1, 1).unwrap();
+        let mut host = memory.controller();
+        let ptr = host.alloc(8).unwrap();
+        assert_eq!(
+            host.read_vec(ptr, u32::MAX),
+            Err(LinearMemoryError::OutOfBounds)
+        );
+        assert_eq!(
+            host.read_vec(8, u32::MAX),
+            Err(LinearMemoryError::UnknownPointer)
+        );
+        host.write(ptr, b"eight by").unwrap();
+        assert_eq!(host.read_vec(ptr + 2, 6).unwrap(), b"ght by");
+        assert_eq!(host.read_vec(ptr + 8, 0).unwrap(), b"");
+        host.free(ptr, 8).unwrap();
+    }
+}
+
 /// wasmtime guests (`src/wasm/engine.rs`).
 #[cfg(all(feature = "wasmtime", unix))]
 mod wasm {
