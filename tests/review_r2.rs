@@ -31,6 +31,72 @@ mod guest_copies {
     }
 }
 
+/// surrealism-types' own traits on our controller (`src/linear/surrealism.rs`).
+#[cfg(feature = "surrealism")]
+mod surrealism {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use slotarena::linear::{LinearMemoryError, PAGE_SIZE, SharedLinearMemory, WaitPolicy};
+    use surrealism_types::controller::AsyncMemoryController;
+    use surrealism_types::transfer::AsyncTransfer;
+
+    fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn error<T>(answer: Poll<anyhow::Result<T>>) -> Option<LinearMemoryError> {
+        match answer {
+            Poll::Ready(Err(error)) => error.downcast().ok(),
+            _ => None,
+        }
+    }
+
+    /// `set_wait_policy(Wait)` is documented to govern "this handle's
+    /// AsyncMemoryController methods", but surrealism's async `alloc` and
+    /// `free` answered at once whatever the policy: surrealism's own
+    /// `AsyncTransfer` into a full memory answered `OutOfMemory`
+    /// ("with WaitPolicy::Wait ... Some(OutOfMemory) at once").
+    #[test]
+    fn async_transfer_waits_for_room_under_the_wait_policy() {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = memory.controller();
+        let all = owner.alloc(PAGE_SIZE - 256).unwrap();
+        let mut c = memory.controller().with_wait_policy(WaitPolicy::Wait);
+        let controller: &mut dyn AsyncMemoryController = &mut c;
+        let mut send = pin!(AsyncTransfer::transfer(String::from("hello"), controller));
+        let first = poll_once(send.as_mut());
+        assert!(
+            first.is_pending(),
+            "with WaitPolicy::Wait, a full memory answered {:?} at once",
+            error(first)
+        );
+        owner.free(all, PAGE_SIZE - 256).unwrap();
+        assert!(matches!(poll_once(send.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    /// The same for `free`: under `Wait` it awaits the end of another
+    /// handle's claim instead of answering `Busy`; the default policy
+    /// still answers at once.
+    #[test]
+    fn async_free_follows_the_wait_policy() {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = memory.controller();
+        let ptr = owner.alloc(8).unwrap();
+        owner.mut_mem(ptr, 8).unwrap();
+        let mut immediate = memory.controller();
+        let answer = poll_once(pin!(AsyncMemoryController::free(&mut immediate, ptr, 8)).as_mut());
+        assert_eq!(error(answer), Some(LinearMemoryError::Busy));
+        let mut waiting = memory.controller().with_wait_policy(WaitPolicy::Wait);
+        let mut free = pin!(AsyncMemoryController::free(&mut waiting, ptr, 8));
+        assert!(poll_once(free.as_mut()).is_pending());
+        owner.release();
+        assert!(matches!(poll_once(free.as_mut()), Poll::Ready(Ok(()))));
+        assert_eq!(memory.allocated_bytes(), 0);
+    }
+}
+
 /// wasmtime guests (`src/wasm/engine.rs`).
 #[cfg(all(feature = "wasmtime", unix))]
 mod wasm {

@@ -55,7 +55,9 @@ pub struct LinearMemoryController {
 }
 
 /// What a [`LinearMemoryController`]'s [`AsyncMemoryController`] `alloc`
-/// and `free` do when they cannot finish at once.
+/// and `free` do when they cannot finish at once (and, with the
+/// `surrealism` feature, those of surrealism-types' `AsyncMemoryController`
+/// too, so its `AsyncTransfer` waits for room under [`WaitPolicy::Wait`]).
 ///
 /// # Examples
 ///
