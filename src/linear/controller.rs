@@ -27,10 +27,12 @@ const PREFIX: u32 = 4;
 /// called, before its future is first polled.
 ///
 /// A handle also keeps one partly used span per size class to allocate
-/// small blocks from without contention; a span whose last block is freed
-/// goes straight back to the memory's pool (so an idle handle holds no
-/// free page), other handles take free blocks from it before the memory
-/// grows, and dropping the handle hands the others back.
+/// small blocks from without contention; other handles take free blocks
+/// from it before the memory grows, and dropping the handle hands it back.
+/// A span whose last block is freed goes back to the memory's pool, but
+/// for at most 16 per memory that stay with the handles that pin them (so
+/// a lone block's alloc and free do not make and retire a span each
+/// time; see [`SharedLinearMemory`] for what stays resident).
 ///
 /// # Examples
 ///
