@@ -1,6 +1,58 @@
 //! Review R2: reproducers of defects found in an adversarial review of the
-//! linear memory's clients (the wasm binding, the surrealism adapter).
+//! linear memory's clients (the wasm binding, the surrealism adapter) and
+//! of its spans kept for their handles.
 //! Each test failed on the code before its fix.
+
+/// Spans kept for the handles that pin them (S4 in
+/// `src/linear/allocator/spans.rs`): their granules are room that the
+/// memory takes back before it grows (issue 19's rule for anything a
+/// handle holds).
+#[cfg(feature = "std")]
+mod kept_spans {
+    use slotarena::linear::{PAGE_SIZE, SharedLinearMemory};
+
+    const GRANULE: u32 = 256;
+
+    /// One handle churns a lone 8-byte block (its span is kept), then asks
+    /// for the rest of the page: nothing is live, so nothing may grow.
+    #[test]
+    fn a_kept_empty_span_is_taken_back_before_the_memory_grows() {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut c = memory.controller();
+        let small = c.alloc(8).unwrap();
+        c.free(small, 8).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+        let rest = PAGE_SIZE - GRANULE;
+        let big = c.alloc(rest).unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "grew to fit {rest} bytes though the page held nothing live"
+        );
+        c.free(big, rest).unwrap();
+    }
+
+    /// The same through the small path: another handle's kept span of the
+    /// 8-byte class holds the only free granule a 112-byte span needs.
+    #[test]
+    fn a_kept_span_of_another_class_is_taken_back_before_the_memory_grows() {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut filler = memory.controller();
+        let big = filler.alloc(PAGE_SIZE - 2 * GRANULE).unwrap();
+        let mut a = memory.controller();
+        let small = a.alloc(8).unwrap(); // an 8-byte span: the last granule
+        a.free(small, 8).unwrap(); // kept for `a`
+        let mut b = memory.controller();
+        let other = b.alloc(100).unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "grew for a small block while a kept empty span held free room"
+        );
+        b.free(other, 100).unwrap();
+        filler.free(big, PAGE_SIZE - 2 * GRANULE).unwrap();
+    }
+}
 
 /// Host copies of guest memory (`src/wasm/mod.rs`), without wasmtime.
 #[cfg(feature = "std")]
