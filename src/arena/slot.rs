@@ -386,10 +386,12 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Drops a read lock. If it was the last guard on a removed value, the
-    /// caller now reclaims the slot: returns the value's generation.
+    /// Drops a read lock. `Err` with the word from before the unlock if
+    /// this was the last reader and it has work to do: the caller passes
+    /// that word to [`after_last_reader`](Self::after_last_reader), out of
+    /// line, so a guard's drop inlines only the common case.
     #[inline]
-    pub(super) fn unlock_read(&self) -> Option<u32> {
+    pub(super) fn unlock_read(&self) -> Result<(), u64> {
         // Release: our reads of the value happen before the next writer's
         // access. One read-modify-write, no retry: the word is never
         // vacant while we hold a reader (S1), so the subtraction cannot
@@ -399,19 +401,21 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        // Mutation `unlock_read_skips_reclaim` (in `after_last_reader`): the
-        // last reader of a removed value leaves it in its slot.
-        if readers(before) == 1 && before & (PARKED | STATE_MASK) != PRESENT {
-            self.after_last_reader(before)
+        if word::last_reader_has_work(before) {
+            Err(before)
         } else {
-            None
+            Ok(())
         }
     }
 
-    /// The rare work of the last reader: reclaim a removed value, wake the
-    /// waiters.
+    /// The rare work of the last reader, after [`unlock_read`](Self::unlock_read)
+    /// answered `Err(before)`: wake the waiters, or reclaim a removed
+    /// value: then the caller holds the slot for reclaiming and gets the
+    /// value's generation.
     #[cold]
-    fn after_last_reader(&self, before: u64) -> Option<u32> {
+    pub(super) fn after_last_reader(&self, before: u64) -> Option<u32> {
+        // Mutation `unlock_read_skips_reclaim`: the last reader of a
+        // removed value leaves it in its slot.
         if state(before) == REMOVING && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim") {
             // Nobody else writes a removed word without guards (S3, S5:
             // nobody parks on it), so the slot is ours to reclaim. Acquire:
