@@ -156,7 +156,32 @@ impl FreeList {
     /// Pushes one index whose slot the caller owns.
     #[inline]
     pub fn push(&self, index: u32, links: &impl Links) {
-        self.push_chain(index, index, links);
+        self.push_with(index, |top| links.set_next(index, top));
+    }
+
+    /// [`push`](Self::push) for a caller that holds the slot itself:
+    /// `set_next(top)` writes the index's link. Written out and inlined
+    /// (not a chain of one, out of line), because every free pushes one
+    /// index: the call, and looking the slot up again by its index, cost
+    /// as much as the push.
+    #[inline]
+    pub fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        debug_assert!(index != NIL, "pushing the NIL index");
+        // Relaxed, Release and Acquire as in `push_chain`.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, top) = unpack(head);
+            set_next(top);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(bump(tag), index),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
     }
 
     /// Pushes a chain `first → … → last` that the caller has already linked

@@ -126,6 +126,13 @@ impl Shard {
     fn push(&self, index: u32, links: &impl Links) {
         self.lists[self.hot()].push(index, links);
     }
+
+    /// [`push`](Self::push), with `set_next` writing the index's link
+    /// (see `FreeList::push_with`).
+    #[inline]
+    fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        self.lists[self.hot()].push_with(index, set_next);
+    }
 }
 
 #[derive(Debug)]
@@ -230,10 +237,11 @@ impl FreePool {
         &into[..count]
     }
 
-    /// Returns an index the caller owns to the caller's home shard.
+    /// Returns an index the caller owns to the caller's home shard;
+    /// `set_next` writes the index's link (see `FreeList::push_with`).
     #[inline]
-    pub(crate) fn push(&self, index: u32, links: &impl Links) {
-        self.shards[self.home()].push(index, links);
+    pub(crate) fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        self.shards[self.home()].push_with(index, set_next);
     }
 
     /// Empties every list and deals `indexes` (ascending, every one owned
@@ -289,6 +297,11 @@ mod tests {
     use crate::sync::AtomicU32;
     use std::vec::Vec;
 
+    /// What the arena's frees do, with the links in `links`.
+    fn push(pool: &FreePool, index: u32, links: &VecLinks) {
+        pool.push_with(index, |top| links.set_next(index, top));
+    }
+
     #[test]
     fn fresh_runs_are_adjacent_and_frees_return_home() {
         let links = VecLinks((0..100).map(|_| AtomicU32::new(NIL)).collect());
@@ -298,7 +311,7 @@ mod tests {
         let start = first[0];
         assert_eq!(start as usize % RUN, 0, "a run starts on a run boundary");
         assert_eq!(first, (start..start + RUN as u32).collect::<Vec<_>>());
-        pool.push(first[3], &links);
+        push(&pool, first[3], &links);
         assert_eq!(pool.pop(&links), Some(first[3]), "the home shard is LIFO");
         let mut rest: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
         rest.extend(&first);
@@ -349,7 +362,7 @@ mod tests {
                 let all: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
                 assert_eq!(all.len(), 64);
                 for index in all {
-                    pool.push(index, &links);
+                    push(&pool, index, &links);
                 }
             });
         });

@@ -151,19 +151,9 @@ impl<T, M> Links for Core<T, M> {
 }
 
 impl<T, M> Recycle for Core<T, M> {
-    /// Pushes the slot back, unless it just retired (S4): then it stays off
-    /// every list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle(&self, index: u32) {
-        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
-        // free list.
-        if self.slot_at(index).is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired")
-        {
-            self.retire();
-            return;
-        }
-        self.free.push(index, self);
-        self.room.notify_one();
+        self.recycle_slot(self.slot_at(index), index);
     }
 
     #[inline]
@@ -296,6 +286,21 @@ impl<T, M: Default> Core<T, M> {
 }
 
 impl<T, M> Core<T, M> {
+    /// [`Recycle::recycle`] for a caller that has the slot at hand: pushes
+    /// the slot back, unless it just retired (S4): then it stays off every
+    /// list for good, and the capacity shrinks by one.
+    #[inline]
+    fn recycle_slot(&self, slot: &Slot<T>, index: u32) {
+        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
+        // free list.
+        if slot.is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired") {
+            self.retire();
+            return;
+        }
+        self.free.push_with(index, |top| slot.set_next_free(top));
+        self.room.notify_one();
+    }
+
     #[inline]
     fn place_at(&self, index: u32) -> &Place<T, M> {
         match self.places.get(index as usize) {
@@ -450,7 +455,7 @@ impl<T, M> Core<T, M> {
         // SAFETY: the caller got `generation` from `Slot::remove` or
         // `Slot::begin_take`: it holds the slot for reclaiming, and no
         // pinned reader holds the value (P1).
-        unsafe { slot.vacate_dropping(generation, || self.recycle(index)) };
+        unsafe { slot.vacate_dropping(generation, || self.recycle_slot(slot, index)) };
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else
@@ -494,7 +499,7 @@ impl<T, M> Core<T, M> {
         // SAFETY: `begin_take` or `take_locked` gave us the slot for
         // reclaiming, and no pinned reader holds the value (P1).
         let value = unsafe { slot.vacate(word::generation(word)) };
-        self.recycle(index);
+        self.recycle_slot(slot, index);
         Ok((value, word & word::POISONED != 0))
     }
 
