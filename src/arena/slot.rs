@@ -492,7 +492,25 @@ impl<T> Slot<T> {
     /// guard's unlock will.
     #[inline]
     pub(super) fn remove(&self, token: MessageToken) -> Result<Option<u32>, MemoryError> {
-        let mut word = word::present(token.generation());
+        // First guess, as `lock_read`'s: present, unguarded, nobody parked,
+        // which saves a load; the CAS, inlined, is the whole common case.
+        let guess = word::present(token.generation());
+        // Acquire: we reclaim (see below).
+        match self.word.compare_exchange_weak(
+            guess,
+            with_state(guess, REMOVING) | WRITER,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(Some(token.generation())),
+            Err(now) => self.remove_from(token, now),
+        }
+    }
+
+    /// [`remove`](Self::remove) once the guess failed: `word` is the word
+    /// the failed compare-and-swap found.
+    #[inline(never)]
+    fn remove_from(&self, token: MessageToken, mut word: u64) -> Result<Option<u32>, MemoryError> {
         loop {
             if state(word) == PRESENT && generation(word) == token.generation() {
                 let idle = !guarded(word);
@@ -539,7 +557,34 @@ impl<T> Slot<T> {
         blocking: bool,
         last_share: bool,
     ) -> Result<u64, MemoryError> {
-        let mut word = self.word();
+        // First guess, as `remove`'s: present, unguarded, not retained,
+        // nobody parked; it passes every test below unless `last_share`
+        // (which expects the mark), and the CAS, inlined, is the whole
+        // common case.
+        let guess = word::present(token.generation());
+        if !last_share {
+            let held = with_state(guess, TAKING) | WRITER;
+            // Acquire, as below.
+            match self
+                .word
+                .compare_exchange_weak(guess, held, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(held),
+                Err(now) => return self.begin_take_from(token, blocking, last_share, now),
+            }
+        }
+        self.begin_take_from(token, blocking, last_share, self.word())
+    }
+
+    /// [`begin_take`](Self::begin_take) from `word`, the word as last seen.
+    #[inline(never)]
+    fn begin_take_from(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+        last_share: bool,
+        mut word: u64,
+    ) -> Result<u64, MemoryError> {
         loop {
             check(word, token)?;
             let idle = !guarded(word);
