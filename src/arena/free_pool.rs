@@ -86,16 +86,6 @@ impl Shard {
         self.hints.side.load(Ordering::Relaxed) & 1
     }
 
-    /// Pops for the shard's own threads: the hot list first (LIFO: the
-    /// slot this thread freed last), then the cold one.
-    #[inline]
-    fn pop_home(&self, links: &impl Links) -> Option<u32> {
-        let hot = self.hot();
-        self.lists[hot]
-            .pop(links)
-            .or_else(|| self.lists[hot ^ 1].pop(links))
-    }
-
     /// Pops for another shard's thread: the cold list first; once it is
     /// drained, the hot list's gathered frees become the next batch (the
     /// flip), so the shard's frees and the thief's pops stop meeting on one
@@ -162,19 +152,51 @@ impl FreePool {
             .flat_map(move |offset| &self.shards[(home + offset) & self.mask].lists)
     }
 
-    /// Takes a free index, or `None` when every list is empty.
+    /// Takes a free index, or `None` when every list is empty: the home
+    /// shard's hot list (LIFO: the slot this thread freed last), then its
+    /// cold one, then the other shards.
+    ///
+    /// Only the first pop is inlined: it is the whole of a thread that
+    /// frees what it stores, and each further list inlined kept registers
+    /// busy on that path.
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
+        self.pop_node(links, |index| ((), links.next(index)))
+            .map(|(index, ())| index)
+    }
+
+    /// [`pop`](Self::pop) that answers the popped index's node too (see
+    /// `FreeList::pop_node`): `node(index)` gives an index's node and link,
+    /// and `links` serves the lists past the first.
+    #[inline]
+    pub(crate) fn pop_node<N>(
+        &self,
+        links: &impl Links,
+        node: impl Fn(u32) -> (N, u32),
+    ) -> Option<(u32, N)> {
         let home = self.home();
-        self.shards[home]
-            .pop_home(links)
-            .or_else(|| self.pop_elsewhere(home, links))
+        let shard = &self.shards[home];
+        let hot = shard.hot();
+        if let Some(popped) = shard.lists[hot].pop_node(&node) {
+            return Some(popped);
+        }
+        let index = self.pop_cold(home, hot, links)?;
+        Some((index, node(index).0))
+    }
+
+    /// [`pop`](Self::pop) past the home shard's hot list (number `hot`).
+    #[inline(never)]
+    fn pop_cold(&self, home: usize, hot: usize, links: &impl Links) -> Option<u32> {
+        if let Some(index) = self.shards[home].lists[hot ^ 1].pop(links) {
+            return Some(index);
+        }
+        self.pop_elsewhere(home, links)
     }
 
     /// Pops from the other shards in turn. Answers `None` only after a scan
     /// that found every list empty while no list changed (the head tags did
     /// not move), or after [`RESCANS`] scans raced by frees and allocations.
-    #[cold]
+    #[inline]
     fn pop_elsewhere(&self, home: usize, links: &impl Links) -> Option<u32> {
         // Mutation `pop_elsewhere_home_only`: no stealing from other shards.
         if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
@@ -345,11 +367,13 @@ mod tests {
         assert_eq!(shard.hot(), 0);
         assert_eq!(shard.steal(&links), None);
         // The shard's own thread pops its hot list first, then the cold one.
-        shard.lists[1].push(5, &links);
-        shard.push(6, &links);
-        assert_eq!(shard.pop_home(&links), Some(6));
-        assert_eq!(shard.pop_home(&links), Some(5));
-        assert_eq!(shard.pop_home(&links), None);
+        let pool = FreePool::new();
+        let home = &pool.shards[pool.home()];
+        home.lists[home.hot() ^ 1].push(5, &links);
+        home.push(6, &links);
+        assert_eq!(pool.pop(&links), Some(6));
+        assert_eq!(pool.pop(&links), Some(5));
+        assert_eq!(pool.pop(&links), None);
     }
 
     #[test]

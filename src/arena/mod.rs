@@ -201,9 +201,18 @@ impl<T, M: Default> Core<T, M> {
     /// value when full at the maximum.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
-        match self.pop_or_grow() {
-            Some(index) => Ok(self.fill(index, value)),
-            None => Err(value),
+        // `pop_or_grow`, taking the popped slot's place from the pop.
+        let seen = self.created();
+        let popped = self.free.pop_node(self, |index| {
+            let place = self.place_at(index);
+            (place, place.slot.next_free())
+        });
+        match popped {
+            Some((index, place)) => Ok(Self::fill_place(index, place, value)),
+            None => match self.grow_and_pop(seen) {
+                Some(index) => Ok(Self::fill_place(index, self.place_at(index), value)),
+                None => Err(value),
+            },
         }
     }
 
@@ -212,24 +221,37 @@ impl<T, M: Default> Core<T, M> {
     /// (`Slot::abandon`) and recycles it.
     #[inline]
     pub(crate) fn pop_or_grow(&self) -> Option<u32> {
+        // Read before popping: if the pop misses the slots of a growth
+        // that lands meanwhile, `grow` sees the capacity moved from `seen`
+        // and we look again. Read after, it could already be the grown
+        // capacity, and at the maximum the store would answer "full" with
+        // the new slots free.
+        let seen = self.created();
+        match self.free.pop(self) {
+            Some(index) => Some(index),
+            None => self.grow_and_pop(seen),
+        }
+    }
+
+    /// [`pop_or_grow`](Self::pop_or_grow) after its pop found every list
+    /// empty with the capacity at `seen`: out of line, so that an insert
+    /// inlines only the pop.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_pop(&self, seen: usize) -> Option<u32> {
+        // Mutation `insert_reads_capacity_after_pop`: the race above.
+        let mut seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
+            self.created()
+        } else {
+            seen
+        };
         loop {
-            // Read before popping: if the pop misses the slots of a growth
-            // that lands meanwhile, `grow` sees the capacity moved from
-            // `seen` and we look again. Read after, it could already be the
-            // grown capacity, and at the maximum the store would answer
-            // "full" with the new slots free.
-            let seen = self.created();
-            if let Some(index) = self.free.pop(self) {
-                return Some(index);
-            }
-            // Mutation `insert_reads_capacity_after_pop`: the race above.
-            let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
-                self.created()
-            } else {
-                seen
-            };
             if !self.grow(seen) {
                 return None;
+            }
+            seen = self.created();
+            if let Some(index) = self.free.pop(self) {
+                return Some(index);
             }
         }
     }
@@ -253,9 +275,14 @@ impl<T, M: Default> Core<T, M> {
     /// Fills the slot `index`, which the caller popped.
     #[inline]
     fn fill(&self, index: u32, value: T) -> (MessageToken, &M) {
-        let place = self.place_at(index);
+        Self::fill_place(index, self.place_at(index), value)
+    }
+
+    /// Fills `place`, the place of slot `index`, which the caller popped.
+    #[inline]
+    fn fill_place(index: u32, place: &Place<T, M>, value: T) -> (MessageToken, &M) {
         let generation = place.slot.fill(value);
-        (MessageToken::new(index, generation), &place.meta)
+        (MessageToken::of_slot(index, generation), &place.meta)
     }
 
     /// Grows by one segment unless the capacity moved away from `seen`
@@ -305,7 +332,7 @@ impl<T, M> Core<T, M> {
     fn place_at(&self, index: u32) -> &Place<T, M> {
         match self.places.get(index as usize) {
             Some(place) => place,
-            None => unreachable!("index {index} came off a free list but has no slot"),
+            None => no_slot(index),
         }
     }
 
@@ -644,6 +671,14 @@ impl<T, M> Drop for Core<T, M> {
             place.drop_value();
         }
     }
+}
+
+/// `Core::place_at`'s panic, out of line and taking the index by value: a
+/// message formatted in place made every caller keep the index in memory.
+#[cold]
+#[inline(never)]
+fn no_slot(index: u32) -> ! {
+    unreachable!("index {index} came off a free list but has no slot")
 }
 
 /// A place whose value (if any) the arena's drop drops.
