@@ -75,7 +75,7 @@ impl<T> Held<'_, T> {
         // the slot for reclaiming (`Slot::vacate`'s contract), and no
         // pinned reader holds the value (P1).
         unsafe {
-            slot.vacate_dropping(generation, || recycle.recycle(index));
+            slot.vacate_dropping(generation, |_| recycle.recycle(index));
         }
     }
 }

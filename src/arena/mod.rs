@@ -318,13 +318,21 @@ impl<T, M> Core<T, M> {
     /// list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle_slot(&self, slot: &Slot<T>, index: u32) {
+        self.recycle_vacant(slot, index, slot.word());
+    }
+
+    /// [`recycle_slot`](Self::recycle_slot) for a caller that knows the
+    /// slot's word, `vacant` (see `Slot::vacate_dropping`).
+    #[inline]
+    fn recycle_vacant(&self, slot: &Slot<T>, index: u32, vacant: u64) {
         // Mutation `recycle_ignores_retired`: a retired slot goes back on a
         // free list.
-        if slot.is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired") {
+        if vacant == word::RETIRED_WORD && !cfg!(slotarena_mutation = "recycle_ignores_retired") {
             self.retire();
             return;
         }
-        self.free.push_with(index, |top| slot.set_next_free(top));
+        self.free
+            .push_with(index, |top| slot.link_vacant(vacant, top));
         self.room.notify_one();
     }
 
@@ -475,14 +483,19 @@ impl<T, M> Core<T, M> {
     #[inline]
     fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
         let index = token.index() as u32;
-        if slot.keep_for_pinned(|| self.pins.pinned(index)) {
+        // `move`: closures that borrowed `index` put it in memory.
+        if slot.keep_for_pinned(move || self.pins.pinned(index)) {
             // The last pinned reader drops it (pins.rs, P3).
             return;
         }
         // SAFETY: the caller got `generation` from `Slot::remove` or
         // `Slot::begin_take`: it holds the slot for reclaiming, and no
         // pinned reader holds the value (P1).
-        unsafe { slot.vacate_dropping(generation, || self.recycle_slot(slot, index)) };
+        unsafe {
+            slot.vacate_dropping(generation, move |vacant| {
+                self.recycle_vacant(slot, index, vacant);
+            });
+        };
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else

@@ -110,10 +110,22 @@ impl<T> Slot<T> {
     /// Sets the free-list link of a vacant slot the caller owns (S3).
     #[inline]
     pub(super) fn set_next_free(&self, next: u32) {
-        let generation = generation(self.word());
+        self.link_vacant(self.word(), next);
+    }
+
+    /// [`set_next_free`](Self::set_next_free) for an owner that knows the
+    /// slot's word, `vacant` (it stored it: `vacate_dropping` passes it on),
+    /// so the word is not loaded again.
+    #[inline]
+    pub(super) fn link_vacant(&self, vacant: u64, next: u32) {
+        debug_assert!(
+            state(self.word()) == VACANT && generation(self.word()) == generation(vacant),
+            "linking {vacant:#x}, not the slot's vacant word {:#x}",
+            self.word()
+        );
         // Relaxed: the list's Release push publishes it (S3).
         self.word
-            .store(word::vacant(generation, next), Ordering::Relaxed);
+            .store(word::vacant(generation(vacant), next), Ordering::Relaxed);
     }
 
     /// Moves a vacant slot's generation (the one its next value gets)
@@ -845,28 +857,30 @@ impl<T> Slot<T> {
     }
 
     /// [`vacate`](Self::vacate), dropping the value in place instead of
-    /// moving it out, then calling `recycle`. If the value's `Drop` panics,
-    /// the slot is still marked vacant and recycled while unwinding.
+    /// moving it out, then calling `recycle` with the vacant (or retired)
+    /// word it stored, which [`link_vacant`](Self::link_vacant) takes. If
+    /// the value's `Drop` panics, the slot is still marked vacant and
+    /// recycled while unwinding.
     ///
     /// # Safety
     ///
     /// As for [`vacate`](Self::vacate).
     #[inline]
-    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce()) {
+    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce(u64)) {
         self.debug_assert_reclaiming();
         /// Frees the slot when dropped, after the value's drop (or during
         /// its unwinding).
-        struct Release<'a, T, F: FnOnce()> {
+        struct Release<'a, T, F: FnOnce(u64)> {
             slot: &'a Slot<T>,
             generation: u32,
             recycle: Option<F>,
         }
-        impl<T, F: FnOnce()> Drop for Release<'_, T, F> {
+        impl<T, F: FnOnce(u64)> Drop for Release<'_, T, F> {
             #[inline]
             fn drop(&mut self) {
-                self.slot.mark_vacant(self.generation);
+                let vacant = self.slot.mark_vacant(self.generation);
                 if let Some(recycle) = self.recycle.take() {
-                    recycle();
+                    recycle(vacant);
                 }
             }
         }
@@ -929,9 +943,9 @@ impl<T> Slot<T> {
     }
 
     /// The word of a slot whose value left: vacant, next generation, or
-    /// retired if `generation` was the last (S4).
+    /// retired if `generation` was the last (S4). Returns the word.
     #[inline]
-    fn mark_vacant(&self, generation: u32) {
+    fn mark_vacant(&self, generation: u32) -> u64 {
         let word = match generation.checked_add(1) {
             Some(next) => word::vacant(next, word::NIL),
             None => RETIRED_WORD,
@@ -939,6 +953,7 @@ impl<T> Slot<T> {
         // Relaxed: the slot is owned (S3); the free list's push publishes,
         // and a retired word is never read for anything but itself.
         self.word.store(word, Ordering::Relaxed);
+        word
     }
 
     /// Whether the slot is retired (S4). Meaningful to the owner of a
