@@ -202,16 +202,33 @@ impl FreePool {
         if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
             return None;
         }
-        // The common case: a consumer thread's frees sit on its own
-        // shard, where this shard's threads stole last time.
-        let hints = &self.shards[home].hints;
+        // The common case, a producer's: its consumer's frees sit on the
+        // consumer's shard, where this shard's threads stole last time,
+        // and the batch there is its cold list. That pop is inlined here;
+        // the rest is `steal_elsewhere`, out of line.
         // Relaxed: a hint (see `Hints`).
-        let victim = hints.victim.load(Ordering::Relaxed) & self.mask;
+        let victim = self.shards[home].hints.victim.load(Ordering::Relaxed) & self.mask;
+        if victim != home {
+            let shard = &self.shards[victim];
+            if let Some(index) = shard.lists[shard.hot() ^ 1].pop(links) {
+                return Some(index);
+            }
+        }
+        self.steal_elsewhere(home, victim, links)
+    }
+
+    /// [`pop_elsewhere`](Self::pop_elsewhere) once the victim's cold list
+    /// was empty: the victim's whole steal (its hot list, flipping), then
+    /// the other shards.
+    #[cold]
+    #[inline(never)]
+    fn steal_elsewhere(&self, home: usize, victim: usize, links: &impl Links) -> Option<u32> {
         if victim != home
             && let Some(index) = self.shards[victim].steal(links)
         {
             return Some(index);
         }
+        let hints = &self.shards[home].hints;
         // Else one pass over the other shards, without snapshots.
         if let Some((shard, index)) = self.scan(home, 1, links) {
             hints.victim.store(shard, Ordering::Relaxed);
