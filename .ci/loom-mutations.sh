@@ -80,6 +80,7 @@ CHECKS=(
     "take_keeps_kept|linear|a_free_empties_a_pinned_span_while_its_handle_allocates|S4"
     "lookup_unpinned|linear|a_stale_free_racing_a_span_remade_elsewhere_never_frees_another_block|freed before the racing free|stayed live"
     "lookup_unpinned|linear|a_stale_claim_racing_a_span_remade_elsewhere_never_claims_another_block|claimed through a stale lookup"
+    "reclaim_skips_kept|linear|a_waiter_takes_the_granules_of_a_span_kept_for_an_idle_handle|deadlock"
 )
 
 matrix=false

@@ -81,6 +81,16 @@ impl MessageToken {
         MessageToken::stored(((generation as u64) << 32) | index as u64)
     }
 
+    /// [`new`](Self::new) for an arena, whose slot indexes are all below
+    /// [`MAX_INDEX`](Self::MAX_INDEX): without `new`'s test of the index,
+    /// which every insert would pay for.
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) const fn of_slot(index: u32, generation: u32) -> MessageToken {
+        debug_assert!(index as usize <= Self::MAX_INDEX);
+        MessageToken::stored(((generation as u64) << 32) | index as u64)
+    }
+
     /// The token of `bits`, which must not be the one pattern with no
     /// token (index `u32::MAX`, generation 0); that reads as `INVALID`.
     #[inline]
@@ -271,6 +281,18 @@ mod tests {
             }
             prop_assert_eq!(token.to_bits(), bits);
             prop_assert_eq!(MessageToken::new(token.index() as u32, token.generation()).to_bits() == bits, token.is_valid());
+        }
+
+        #[cfg(feature = "std")]
+        #[test]
+        fn an_arena_index_makes_the_token_new_makes(
+            index in 0..=MessageToken::MAX_INDEX as u32,
+            generation in any::<u32>(),
+        ) {
+            prop_assert_eq!(
+                MessageToken::of_slot(index, generation),
+                MessageToken::new(index, generation)
+            );
         }
     }
 

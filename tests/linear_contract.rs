@@ -197,6 +197,36 @@ fn mut_mem_is_exclusive_until_the_holders_next_call() {
     a.free(ptr, 64).unwrap();
 }
 
+/// `alloc_mut` hands out the new block claimed, small or large, exactly
+/// as `mut_mem(ptr, len)` right after `alloc` would: every byte, nothing
+/// more, another handle can neither claim nor free it until the holder's
+/// next call, and it refuses what `alloc` refuses, changing nothing.
+#[test]
+fn alloc_mut_claims_the_new_block_until_the_holders_next_call() {
+    let (memory, mut a) = setup(1, 4);
+    let mut b = LinearMemoryController::new(&memory);
+    for len in [1, 24, 512, 513, 5000, 2 * PAGE_SIZE] {
+        let (ptr, bytes) = a.alloc_mut(len).unwrap();
+        assert_eq!((ptr % 8, bytes.len()), (0, len as usize), "{len}");
+        bytes.fill(0x5a);
+        assert_eq!(b.mut_mem(ptr, 1).err(), Some(LinearMemoryError::Busy));
+        assert_eq!(b.free(ptr, len), Err(LinearMemoryError::Busy));
+        a.release();
+        assert!(b.mut_mem(ptr, len).unwrap().iter().all(|&x| x == 0x5a));
+        b.free(ptr, len).unwrap();
+    }
+    let (kept, _) = a.alloc_mut(40).unwrap();
+    assert_eq!(a.alloc_mut(0).err(), Some(LinearMemoryError::ZeroLength));
+    assert_eq!(
+        a.alloc_mut(u32::MAX).err(),
+        Some(LinearMemoryError::LengthTooLarge)
+    );
+    assert_eq!(memory.allocated_bytes(), 40, "a refusal allocates nothing");
+    assert!(b.mut_mem(kept, 40).is_ok(), "and it released the claim");
+    b.free(kept, 40).unwrap();
+    assert_eq!(memory.allocated_bytes(), 0);
+}
+
 #[test]
 fn memory_grows_on_demand_up_to_the_maximum_then_reports_out_of_memory() {
     let (memory, mut c) = setup(0, 3);

@@ -855,3 +855,35 @@ fn a_claim_behind_a_large_blocks_anchor_races_its_remaking_and_free() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// Issue 19 (S4): the free that empties a span its handle pins keeps the
+/// span for that handle, yet its granules stay room for everyone: a
+/// waiter for them, asleep while the span's block is live, wakes at that
+/// free and takes the kept span back (`reclaim_empty_spans`) instead of
+/// sleeping for ever while the owner idles. With kept spans skipped by
+/// the reclaim (mutation `reclaim_skips_kept`), the waiter never wakes.
+#[test]
+fn a_waiter_takes_the_granules_of_a_span_kept_for_an_idle_handle() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 1).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        // A 4-granule span at granule 1, then the rest of the page.
+        let block = owner.alloc(SMALL).unwrap();
+        let mut filler = LinearMemoryController::new(&memory);
+        let rest = 251 * GRANULE;
+        let fill = filler.alloc(rest).unwrap();
+        let waiter = {
+            let memory = memory.clone();
+            thread::spawn(move || {
+                let mut c = LinearMemoryController::new(&memory);
+                let ptr = c.alloc_wait(4 * GRANULE).unwrap();
+                c.free(ptr, 4 * GRANULE).unwrap();
+            })
+        };
+        // Kept: `owner` still pins the emptied span, and idles.
+        owner.free(block, SMALL).unwrap();
+        waiter.join().unwrap();
+        filler.free(fill, rest).unwrap();
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

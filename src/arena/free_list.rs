@@ -82,12 +82,23 @@ impl FreeList {
     ///
     /// A stale link read here is harmless because the tag makes the
     /// following compare-and-swap fail.
+    #[inline(always)]
+    pub fn pop(&self, links: &impl Links) -> Option<u32> {
+        self.pop_node(|index| ((), links.next(index)))
+            .map(|(index, ())| index)
+    }
+
+    /// [`pop`](Self::pop) for a caller that finds an index's link through
+    /// a node of its own: `node(index)` answers the node (say, a reference
+    /// to the slot) and the link, and the popped index comes back with its
+    /// node, so the caller does not look it up again. The last call is for
+    /// the index popped.
     ///
     /// Always inlined: a store tries up to three lists (its shard's two,
     /// then a victim's cold one), and an empty list costs one load inline
     /// but a call out of line.
     #[inline(always)]
-    pub fn pop(&self, links: &impl Links) -> Option<u32> {
+    pub(crate) fn pop_node<N>(&self, node: impl Fn(u32) -> (N, u32)) -> Option<(u32, N)> {
         // Acquire pairs with the Release of the push that put this head
         // there, so the link written before that push is visible.
         let mut head = self.head.load(POP_ORDER);
@@ -97,11 +108,11 @@ impl FreeList {
                 return None;
             }
             // The link read is ordered after the Acquire load of `head` above.
-            let next = links.next(index);
+            let (found, next) = node(index);
             // Mutation `free_list_pop_load_store`: pop by a plain store, not a CAS.
             if cfg!(slotarena_mutation = "free_list_pop_load_store") {
                 self.head.store(pack(bump(tag), next), Ordering::Release);
-                return Some(index);
+                return Some((index, found));
             }
             // Acquire on success: the popper now owns the slot and must see
             // everything its last freer did before pushing it (Release).
@@ -109,7 +120,7 @@ impl FreeList {
                 .head
                 .compare_exchange_weak(head, pack(bump(tag), next), POP_ORDER, POP_ORDER)
             {
-                Ok(_) => return Some(index),
+                Ok(_) => return Some((index, found)),
                 Err(current) => head = current,
             }
         }
@@ -156,7 +167,32 @@ impl FreeList {
     /// Pushes one index whose slot the caller owns.
     #[inline]
     pub fn push(&self, index: u32, links: &impl Links) {
-        self.push_chain(index, index, links);
+        self.push_with(index, |top| links.set_next(index, top));
+    }
+
+    /// [`push`](Self::push) for a caller that holds the slot itself:
+    /// `set_next(top)` writes the index's link. Written out and inlined
+    /// (not a chain of one, out of line), because every free pushes one
+    /// index: the call, and looking the slot up again by its index, cost
+    /// as much as the push.
+    #[inline]
+    pub fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        debug_assert!(index != NIL, "pushing the NIL index");
+        // Relaxed, Release and Acquire as in `push_chain`.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, top) = unpack(head);
+            set_next(top);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(bump(tag), index),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
     }
 
     /// Pushes a chain `first → … → last` that the caller has already linked

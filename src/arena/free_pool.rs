@@ -86,16 +86,6 @@ impl Shard {
         self.hints.side.load(Ordering::Relaxed) & 1
     }
 
-    /// Pops for the shard's own threads: the hot list first (LIFO: the
-    /// slot this thread freed last), then the cold one.
-    #[inline]
-    fn pop_home(&self, links: &impl Links) -> Option<u32> {
-        let hot = self.hot();
-        self.lists[hot]
-            .pop(links)
-            .or_else(|| self.lists[hot ^ 1].pop(links))
-    }
-
     /// Pops for another shard's thread: the cold list first; once it is
     /// drained, the hot list's gathered frees become the next batch (the
     /// flip), so the shard's frees and the thief's pops stop meeting on one
@@ -126,6 +116,13 @@ impl Shard {
     fn push(&self, index: u32, links: &impl Links) {
         self.lists[self.hot()].push(index, links);
     }
+
+    /// [`push`](Self::push), with `set_next` writing the index's link
+    /// (see `FreeList::push_with`).
+    #[inline]
+    fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        self.lists[self.hot()].push_with(index, set_next);
+    }
 }
 
 #[derive(Debug)]
@@ -155,34 +152,83 @@ impl FreePool {
             .flat_map(move |offset| &self.shards[(home + offset) & self.mask].lists)
     }
 
-    /// Takes a free index, or `None` when every list is empty.
+    /// Takes a free index, or `None` when every list is empty: the home
+    /// shard's hot list (LIFO: the slot this thread freed last), then its
+    /// cold one, then the other shards.
+    ///
+    /// Only the first pop is inlined: it is the whole of a thread that
+    /// frees what it stores, and each further list inlined kept registers
+    /// busy on that path.
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
+        self.pop_node(links, |index| ((), links.next(index)))
+            .map(|(index, ())| index)
+    }
+
+    /// [`pop`](Self::pop) that answers the popped index's node too (see
+    /// `FreeList::pop_node`): `node(index)` gives an index's node and link,
+    /// and `links` serves the lists past the first.
+    #[inline]
+    pub(crate) fn pop_node<N>(
+        &self,
+        links: &impl Links,
+        node: impl Fn(u32) -> (N, u32),
+    ) -> Option<(u32, N)> {
         let home = self.home();
-        self.shards[home]
-            .pop_home(links)
-            .or_else(|| self.pop_elsewhere(home, links))
+        let shard = &self.shards[home];
+        let hot = shard.hot();
+        if let Some(popped) = shard.lists[hot].pop_node(&node) {
+            return Some(popped);
+        }
+        let index = self.pop_cold(home, hot, links)?;
+        Some((index, node(index).0))
+    }
+
+    /// [`pop`](Self::pop) past the home shard's hot list (number `hot`).
+    #[inline(never)]
+    fn pop_cold(&self, home: usize, hot: usize, links: &impl Links) -> Option<u32> {
+        if let Some(index) = self.shards[home].lists[hot ^ 1].pop(links) {
+            return Some(index);
+        }
+        self.pop_elsewhere(home, links)
     }
 
     /// Pops from the other shards in turn. Answers `None` only after a scan
     /// that found every list empty while no list changed (the head tags did
     /// not move), or after [`RESCANS`] scans raced by frees and allocations.
-    #[cold]
+    #[inline]
     fn pop_elsewhere(&self, home: usize, links: &impl Links) -> Option<u32> {
         // Mutation `pop_elsewhere_home_only`: no stealing from other shards.
         if cfg!(slotarena_mutation = "pop_elsewhere_home_only") {
             return None;
         }
-        // The common case: a consumer thread's frees sit on its own
-        // shard, where this shard's threads stole last time.
-        let hints = &self.shards[home].hints;
+        // The common case, a producer's: its consumer's frees sit on the
+        // consumer's shard, where this shard's threads stole last time,
+        // and the batch there is its cold list. That pop is inlined here;
+        // the rest is `steal_elsewhere`, out of line.
         // Relaxed: a hint (see `Hints`).
-        let victim = hints.victim.load(Ordering::Relaxed) & self.mask;
+        let victim = self.shards[home].hints.victim.load(Ordering::Relaxed) & self.mask;
+        if victim != home {
+            let shard = &self.shards[victim];
+            if let Some(index) = shard.lists[shard.hot() ^ 1].pop(links) {
+                return Some(index);
+            }
+        }
+        self.steal_elsewhere(home, victim, links)
+    }
+
+    /// [`pop_elsewhere`](Self::pop_elsewhere) once the victim's cold list
+    /// was empty: the victim's whole steal (its hot list, flipping), then
+    /// the other shards.
+    #[cold]
+    #[inline(never)]
+    fn steal_elsewhere(&self, home: usize, victim: usize, links: &impl Links) -> Option<u32> {
         if victim != home
             && let Some(index) = self.shards[victim].steal(links)
         {
             return Some(index);
         }
+        let hints = &self.shards[home].hints;
         // Else one pass over the other shards, without snapshots.
         if let Some((shard, index)) = self.scan(home, 1, links) {
             hints.victim.store(shard, Ordering::Relaxed);
@@ -230,10 +276,11 @@ impl FreePool {
         &into[..count]
     }
 
-    /// Returns an index the caller owns to the caller's home shard.
+    /// Returns an index the caller owns to the caller's home shard;
+    /// `set_next` writes the index's link (see `FreeList::push_with`).
     #[inline]
-    pub(crate) fn push(&self, index: u32, links: &impl Links) {
-        self.shards[self.home()].push(index, links);
+    pub(crate) fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+        self.shards[self.home()].push_with(index, set_next);
     }
 
     /// Empties every list and deals `indexes` (ascending, every one owned
@@ -289,6 +336,11 @@ mod tests {
     use crate::sync::AtomicU32;
     use std::vec::Vec;
 
+    /// What the arena's frees do, with the links in `links`.
+    fn push(pool: &FreePool, index: u32, links: &VecLinks) {
+        pool.push_with(index, |top| links.set_next(index, top));
+    }
+
     #[test]
     fn fresh_runs_are_adjacent_and_frees_return_home() {
         let links = VecLinks((0..100).map(|_| AtomicU32::new(NIL)).collect());
@@ -298,7 +350,7 @@ mod tests {
         let start = first[0];
         assert_eq!(start as usize % RUN, 0, "a run starts on a run boundary");
         assert_eq!(first, (start..start + RUN as u32).collect::<Vec<_>>());
-        pool.push(first[3], &links);
+        push(&pool, first[3], &links);
         assert_eq!(pool.pop(&links), Some(first[3]), "the home shard is LIFO");
         let mut rest: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
         rest.extend(&first);
@@ -332,11 +384,13 @@ mod tests {
         assert_eq!(shard.hot(), 0);
         assert_eq!(shard.steal(&links), None);
         // The shard's own thread pops its hot list first, then the cold one.
-        shard.lists[1].push(5, &links);
-        shard.push(6, &links);
-        assert_eq!(shard.pop_home(&links), Some(6));
-        assert_eq!(shard.pop_home(&links), Some(5));
-        assert_eq!(shard.pop_home(&links), None);
+        let pool = FreePool::new();
+        let home = &pool.shards[pool.home()];
+        home.lists[home.hot() ^ 1].push(5, &links);
+        home.push(6, &links);
+        assert_eq!(pool.pop(&links), Some(6));
+        assert_eq!(pool.pop(&links), Some(5));
+        assert_eq!(pool.pop(&links), None);
     }
 
     #[test]
@@ -349,7 +403,7 @@ mod tests {
                 let all: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
                 assert_eq!(all.len(), 64);
                 for index in all {
-                    pool.push(index, &links);
+                    push(&pool, index, &links);
                 }
             });
         });

@@ -28,25 +28,54 @@ impl<T> Clone for Held<'_, T> {
 impl<T> Copy for Held<'_, T> {}
 
 impl<T> Held<'_, T> {
+    /// Gives back a read lock; the last reader of a removed value drops it
+    /// and frees the slot. Inlined, it is one read-modify-write and a test;
+    /// the rest is out of line.
+    #[inline]
+    pub(super) fn unlock_read(&self) {
+        if let Err(before) = self.slot.unlock_read() {
+            Self::last_reader(self.slot, self.recycle, self.index, before);
+        }
+    }
+
+    /// [`unlock_read`](Self::unlock_read)'s rare work, with the parts of
+    /// `Held` as arguments (see `reclaim_removed`).
+    #[cold]
+    #[inline(never)]
+    fn last_reader(slot: &Slot<T>, recycle: &dyn Recycle, index: u32, before: u64) {
+        if let Some(generation) = slot.after_last_reader(before) {
+            Self::reclaim_removed(slot, recycle, index, generation);
+        }
+    }
+
     /// Reclaims the slot after an unlock answered `Some(generation)`:
     /// drops the value in place and frees the slot (even if the value's
     /// `Drop` panics).
+    ///
+    /// Inlined, it is one test: every guard's drop calls it, and only the
+    /// last guard of a removed value has work to do, out of line.
+    #[inline]
     pub(super) fn reclaim(&self, generation: Option<u32>) {
         if let Some(generation) = generation {
-            if self
-                .slot
-                .keep_for_pinned(|| self.recycle.pinned(self.index))
-            {
-                // The last pinned reader drops it (pins.rs, P3).
-                return;
-            }
-            // SAFETY: the unlock that returned `generation` handed this
-            // thread the slot for reclaiming (`Slot::vacate`'s contract),
-            // and no pinned reader holds the value (P1).
-            unsafe {
-                self.slot
-                    .vacate_dropping(generation, || self.recycle.recycle(self.index));
-            }
+            Self::reclaim_removed(self.slot, self.recycle, self.index, generation);
+        }
+    }
+
+    /// [`reclaim`](Self::reclaim)'s work, taking the parts of `Held` as
+    /// arguments: a `&Held` would make every guard's drop build one in
+    /// memory.
+    #[cold]
+    #[inline(never)]
+    fn reclaim_removed(slot: &Slot<T>, recycle: &dyn Recycle, index: u32, generation: u32) {
+        if slot.keep_for_pinned(|| recycle.pinned(index)) {
+            // The last pinned reader drops it (pins.rs, P3).
+            return;
+        }
+        // SAFETY: the unlock that returned `generation` handed this thread
+        // the slot for reclaiming (`Slot::vacate`'s contract), and no
+        // pinned reader holds the value (P1).
+        unsafe {
+            slot.vacate_dropping(generation, |_| recycle.recycle(index));
         }
     }
 }
@@ -131,8 +160,7 @@ impl<T, U: ?Sized, K> Deref for ReadGuard<'_, T, U, K> {
 impl<T, U: ?Sized, K> Drop for ReadGuard<'_, T, U, K> {
     #[inline]
     fn drop(&mut self) {
-        let generation = self.held.slot.unlock_read();
-        self.held.reclaim(generation);
+        self.held.unlock_read();
     }
 }
 

@@ -151,19 +151,9 @@ impl<T, M> Links for Core<T, M> {
 }
 
 impl<T, M> Recycle for Core<T, M> {
-    /// Pushes the slot back, unless it just retired (S4): then it stays off
-    /// every list for good, and the capacity shrinks by one.
     #[inline]
     fn recycle(&self, index: u32) {
-        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
-        // free list.
-        if self.slot_at(index).is_retired() && !cfg!(slotarena_mutation = "recycle_ignores_retired")
-        {
-            self.retire();
-            return;
-        }
-        self.free.push(index, self);
-        self.room.notify_one();
+        self.recycle_slot(self.slot_at(index), index);
     }
 
     #[inline]
@@ -211,9 +201,18 @@ impl<T, M: Default> Core<T, M> {
     /// value when full at the maximum.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
-        match self.pop_or_grow() {
-            Some(index) => Ok(self.fill(index, value)),
-            None => Err(value),
+        // `pop_or_grow`, taking the popped slot's place from the pop.
+        let seen = self.created();
+        let popped = self.free.pop_node(self, |index| {
+            let place = self.place_at(index);
+            (place, place.slot.next_free())
+        });
+        match popped {
+            Some((index, place)) => Ok(Self::fill_place(index, place, value)),
+            None => match self.grow_and_pop(seen) {
+                Some(index) => Ok(Self::fill_place(index, self.place_at(index), value)),
+                None => Err(value),
+            },
         }
     }
 
@@ -222,24 +221,37 @@ impl<T, M: Default> Core<T, M> {
     /// (`Slot::abandon`) and recycles it.
     #[inline]
     pub(crate) fn pop_or_grow(&self) -> Option<u32> {
+        // Read before popping: if the pop misses the slots of a growth
+        // that lands meanwhile, `grow` sees the capacity moved from `seen`
+        // and we look again. Read after, it could already be the grown
+        // capacity, and at the maximum the store would answer "full" with
+        // the new slots free.
+        let seen = self.created();
+        match self.free.pop(self) {
+            Some(index) => Some(index),
+            None => self.grow_and_pop(seen),
+        }
+    }
+
+    /// [`pop_or_grow`](Self::pop_or_grow) after its pop found every list
+    /// empty with the capacity at `seen`: out of line, so that an insert
+    /// inlines only the pop.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_pop(&self, seen: usize) -> Option<u32> {
+        // Mutation `insert_reads_capacity_after_pop`: the race above.
+        let mut seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
+            self.created()
+        } else {
+            seen
+        };
         loop {
-            // Read before popping: if the pop misses the slots of a growth
-            // that lands meanwhile, `grow` sees the capacity moved from
-            // `seen` and we look again. Read after, it could already be the
-            // grown capacity, and at the maximum the store would answer
-            // "full" with the new slots free.
-            let seen = self.created();
-            if let Some(index) = self.free.pop(self) {
-                return Some(index);
-            }
-            // Mutation `insert_reads_capacity_after_pop`: the race above.
-            let seen = if cfg!(slotarena_mutation = "insert_reads_capacity_after_pop") {
-                self.created()
-            } else {
-                seen
-            };
             if !self.grow(seen) {
                 return None;
+            }
+            seen = self.created();
+            if let Some(index) = self.free.pop(self) {
+                return Some(index);
             }
         }
     }
@@ -263,9 +275,14 @@ impl<T, M: Default> Core<T, M> {
     /// Fills the slot `index`, which the caller popped.
     #[inline]
     fn fill(&self, index: u32, value: T) -> (MessageToken, &M) {
-        let place = self.place_at(index);
+        Self::fill_place(index, self.place_at(index), value)
+    }
+
+    /// Fills `place`, the place of slot `index`, which the caller popped.
+    #[inline]
+    fn fill_place(index: u32, place: &Place<T, M>, value: T) -> (MessageToken, &M) {
         let generation = place.slot.fill(value);
-        (MessageToken::new(index, generation), &place.meta)
+        (MessageToken::of_slot(index, generation), &place.meta)
     }
 
     /// Grows by one segment unless the capacity moved away from `seen`
@@ -296,11 +313,34 @@ impl<T, M: Default> Core<T, M> {
 }
 
 impl<T, M> Core<T, M> {
+    /// [`Recycle::recycle`] for a caller that has the slot at hand: pushes
+    /// the slot back, unless it just retired (S4): then it stays off every
+    /// list for good, and the capacity shrinks by one.
+    #[inline]
+    fn recycle_slot(&self, slot: &Slot<T>, index: u32) {
+        self.recycle_vacant(slot, index, slot.word());
+    }
+
+    /// [`recycle_slot`](Self::recycle_slot) for a caller that knows the
+    /// slot's word, `vacant` (see `Slot::vacate_dropping`).
+    #[inline]
+    fn recycle_vacant(&self, slot: &Slot<T>, index: u32, vacant: u64) {
+        // Mutation `recycle_ignores_retired`: a retired slot goes back on a
+        // free list.
+        if vacant == word::RETIRED_WORD && !cfg!(slotarena_mutation = "recycle_ignores_retired") {
+            self.retire();
+            return;
+        }
+        self.free
+            .push_with(index, |top| slot.link_vacant(vacant, top));
+        self.room.notify_one();
+    }
+
     #[inline]
     fn place_at(&self, index: u32) -> &Place<T, M> {
         match self.places.get(index as usize) {
             Some(place) => place,
-            None => unreachable!("index {index} came off a free list but has no slot"),
+            None => no_slot(index),
         }
     }
 
@@ -443,14 +483,19 @@ impl<T, M> Core<T, M> {
     #[inline]
     fn reclaim(&self, slot: &Slot<T>, token: MessageToken, generation: u32) {
         let index = token.index() as u32;
-        if slot.keep_for_pinned(|| self.pins.pinned(index)) {
+        // `move`: closures that borrowed `index` put it in memory.
+        if slot.keep_for_pinned(move || self.pins.pinned(index)) {
             // The last pinned reader drops it (pins.rs, P3).
             return;
         }
         // SAFETY: the caller got `generation` from `Slot::remove` or
         // `Slot::begin_take`: it holds the slot for reclaiming, and no
         // pinned reader holds the value (P1).
-        unsafe { slot.vacate_dropping(generation, || self.recycle(index)) };
+        unsafe {
+            slot.vacate_dropping(generation, move |vacant| {
+                self.recycle_vacant(slot, index, vacant);
+            });
+        };
     }
 
     /// Moves the value out, waiting for its guards if `blocking` (else
@@ -494,7 +539,7 @@ impl<T, M> Core<T, M> {
         // SAFETY: `begin_take` or `take_locked` gave us the slot for
         // reclaiming, and no pinned reader holds the value (P1).
         let value = unsafe { slot.vacate(word::generation(word)) };
-        self.recycle(index);
+        self.recycle_slot(slot, index);
         Ok((value, word & word::POISONED != 0))
     }
 
@@ -639,6 +684,14 @@ impl<T, M> Drop for Core<T, M> {
             place.drop_value();
         }
     }
+}
+
+/// `Core::place_at`'s panic, out of line and taking the index by value: a
+/// message formatted in place made every caller keep the index in memory.
+#[cold]
+#[inline(never)]
+fn no_slot(index: u32) -> ! {
+    unreachable!("index {index} came off a free list but has no slot")
 }
 
 /// A place whose value (if any) the arena's drop drops.

@@ -134,7 +134,7 @@ impl<T, U: ?Sized, K> Deref for OwnedReadGuard<T, U, K> {
 impl<T, U: ?Sized, K> Drop for OwnedReadGuard<T, U, K> {
     fn drop(&mut self) {
         let held = self.lease.held();
-        held.reclaim(held.slot.unlock_read());
+        held.unlock_read();
     }
 }
 

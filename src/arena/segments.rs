@@ -111,7 +111,10 @@ impl<E> Segments<E> {
         }
     }
 
-    #[inline]
+    /// Out of line: every access to a slot inlines `get`, and this part,
+    /// inlined too, kept registers busy on the paths of the first segment
+    /// (a fixed-size arena has no other).
+    #[inline(never)]
     fn get_later(&self, index: usize) -> Option<&E> {
         if index >= self.max {
             return None;

@@ -21,7 +21,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 use super::word::{self, PRESENT, VACANT};
-use super::{Core, MAX_CAPACITY};
+use super::{Core, MAX_CAPACITY, Recycle};
 use crate::sync::Arc;
 use crate::{MemoryError, MessageToken, SlotArena};
 
@@ -247,7 +247,7 @@ impl<T> Core<T> {
                 Some(value) => {
                     core.fill(index, value);
                 }
-                None => core.free.push(index, &core),
+                None => core.recycle(index),
             }
         }
         Ok(core)

@@ -110,10 +110,22 @@ impl<T> Slot<T> {
     /// Sets the free-list link of a vacant slot the caller owns (S3).
     #[inline]
     pub(super) fn set_next_free(&self, next: u32) {
-        let generation = generation(self.word());
+        self.link_vacant(self.word(), next);
+    }
+
+    /// [`set_next_free`](Self::set_next_free) for an owner that knows the
+    /// slot's word, `vacant` (it stored it: `vacate_dropping` passes it on),
+    /// so the word is not loaded again.
+    #[inline]
+    pub(super) fn link_vacant(&self, vacant: u64, next: u32) {
+        debug_assert!(
+            state(self.word()) == VACANT && generation(self.word()) == generation(vacant),
+            "linking {vacant:#x}, not the slot's vacant word {:#x}",
+            self.word()
+        );
         // Relaxed: the list's Release push publishes it (S3).
         self.word
-            .store(word::vacant(generation, next), Ordering::Relaxed);
+            .store(word::vacant(generation(vacant), next), Ordering::Relaxed);
     }
 
     /// Moves a vacant slot's generation (the one its next value gets)
@@ -386,10 +398,12 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Drops a read lock. If it was the last guard on a removed value, the
-    /// caller now reclaims the slot: returns the value's generation.
+    /// Drops a read lock. `Err` with the word from before the unlock if
+    /// this was the last reader and it has work to do: the caller passes
+    /// that word to [`after_last_reader`](Self::after_last_reader), out of
+    /// line, so a guard's drop inlines only the common case.
     #[inline]
-    pub(super) fn unlock_read(&self) -> Option<u32> {
+    pub(super) fn unlock_read(&self) -> Result<(), u64> {
         // Release: our reads of the value happen before the next writer's
         // access. One read-modify-write, no retry: the word is never
         // vacant while we hold a reader (S1), so the subtraction cannot
@@ -399,19 +413,21 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        // Mutation `unlock_read_skips_reclaim` (in `after_last_reader`): the
-        // last reader of a removed value leaves it in its slot.
-        if readers(before) == 1 && before & (PARKED | STATE_MASK) != PRESENT {
-            self.after_last_reader(before)
+        if word::last_reader_has_work(before) {
+            Err(before)
         } else {
-            None
+            Ok(())
         }
     }
 
-    /// The rare work of the last reader: reclaim a removed value, wake the
-    /// waiters.
+    /// The rare work of the last reader, after [`unlock_read`](Self::unlock_read)
+    /// answered `Err(before)`: wake the waiters, or reclaim a removed
+    /// value: then the caller holds the slot for reclaiming and gets the
+    /// value's generation.
     #[cold]
-    fn after_last_reader(&self, before: u64) -> Option<u32> {
+    pub(super) fn after_last_reader(&self, before: u64) -> Option<u32> {
+        // Mutation `unlock_read_skips_reclaim`: the last reader of a
+        // removed value leaves it in its slot.
         if state(before) == REMOVING && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim") {
             // Nobody else writes a removed word without guards (S3, S5:
             // nobody parks on it), so the slot is ours to reclaim. Acquire:
@@ -488,7 +504,25 @@ impl<T> Slot<T> {
     /// guard's unlock will.
     #[inline]
     pub(super) fn remove(&self, token: MessageToken) -> Result<Option<u32>, MemoryError> {
-        let mut word = word::present(token.generation());
+        // First guess, as `lock_read`'s: present, unguarded, nobody parked,
+        // which saves a load; the CAS, inlined, is the whole common case.
+        let guess = word::present(token.generation());
+        // Acquire: we reclaim (see below).
+        match self.word.compare_exchange_weak(
+            guess,
+            with_state(guess, REMOVING) | WRITER,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(Some(token.generation())),
+            Err(now) => self.remove_from(token, now),
+        }
+    }
+
+    /// [`remove`](Self::remove) once the guess failed: `word` is the word
+    /// the failed compare-and-swap found.
+    #[inline(never)]
+    fn remove_from(&self, token: MessageToken, mut word: u64) -> Result<Option<u32>, MemoryError> {
         loop {
             if state(word) == PRESENT && generation(word) == token.generation() {
                 let idle = !guarded(word);
@@ -535,7 +569,34 @@ impl<T> Slot<T> {
         blocking: bool,
         last_share: bool,
     ) -> Result<u64, MemoryError> {
-        let mut word = self.word();
+        // First guess, as `remove`'s: present, unguarded, not retained,
+        // nobody parked; it passes every test below unless `last_share`
+        // (which expects the mark), and the CAS, inlined, is the whole
+        // common case.
+        let guess = word::present(token.generation());
+        if !last_share {
+            let held = with_state(guess, TAKING) | WRITER;
+            // Acquire, as below.
+            match self
+                .word
+                .compare_exchange_weak(guess, held, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(held),
+                Err(now) => return self.begin_take_from(token, blocking, last_share, now),
+            }
+        }
+        self.begin_take_from(token, blocking, last_share, self.word())
+    }
+
+    /// [`begin_take`](Self::begin_take) from `word`, the word as last seen.
+    #[inline(never)]
+    fn begin_take_from(
+        &self,
+        token: MessageToken,
+        blocking: bool,
+        last_share: bool,
+        mut word: u64,
+    ) -> Result<u64, MemoryError> {
         loop {
             check(word, token)?;
             let idle = !guarded(word);
@@ -796,28 +857,30 @@ impl<T> Slot<T> {
     }
 
     /// [`vacate`](Self::vacate), dropping the value in place instead of
-    /// moving it out, then calling `recycle`. If the value's `Drop` panics,
-    /// the slot is still marked vacant and recycled while unwinding.
+    /// moving it out, then calling `recycle` with the vacant (or retired)
+    /// word it stored, which [`link_vacant`](Self::link_vacant) takes. If
+    /// the value's `Drop` panics, the slot is still marked vacant and
+    /// recycled while unwinding.
     ///
     /// # Safety
     ///
     /// As for [`vacate`](Self::vacate).
     #[inline]
-    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce()) {
+    pub(super) unsafe fn vacate_dropping(&self, generation: u32, recycle: impl FnOnce(u64)) {
         self.debug_assert_reclaiming();
         /// Frees the slot when dropped, after the value's drop (or during
         /// its unwinding).
-        struct Release<'a, T, F: FnOnce()> {
+        struct Release<'a, T, F: FnOnce(u64)> {
             slot: &'a Slot<T>,
             generation: u32,
             recycle: Option<F>,
         }
-        impl<T, F: FnOnce()> Drop for Release<'_, T, F> {
+        impl<T, F: FnOnce(u64)> Drop for Release<'_, T, F> {
             #[inline]
             fn drop(&mut self) {
-                self.slot.mark_vacant(self.generation);
+                let vacant = self.slot.mark_vacant(self.generation);
                 if let Some(recycle) = self.recycle.take() {
-                    recycle();
+                    recycle(vacant);
                 }
             }
         }
@@ -880,9 +943,9 @@ impl<T> Slot<T> {
     }
 
     /// The word of a slot whose value left: vacant, next generation, or
-    /// retired if `generation` was the last (S4).
+    /// retired if `generation` was the last (S4). Returns the word.
     #[inline]
-    fn mark_vacant(&self, generation: u32) {
+    fn mark_vacant(&self, generation: u32) -> u64 {
         let word = match generation.checked_add(1) {
             Some(next) => word::vacant(next, word::NIL),
             None => RETIRED_WORD,
@@ -890,6 +953,7 @@ impl<T> Slot<T> {
         // Relaxed: the slot is owned (S3); the free list's push publishes,
         // and a retired word is never read for anything but itself.
         self.word.store(word, Ordering::Relaxed);
+        word
     }
 
     /// Whether the slot is retired (S4). Meaningful to the owner of a

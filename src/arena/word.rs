@@ -60,6 +60,9 @@ const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 /// One read guard, as added to a word.
 pub(super) const ONE_READER: u64 = 1 << COUNT_SHIFT;
 const COUNT_MASK: u64 = COUNT_MAX << COUNT_SHIFT;
+// The count, the state and the flags all sit in a word's low half, so
+// `last_reader_has_work` tests them with 32-bit operations.
+const _: () = assert!(COUNT_MASK >> 32 == 0);
 const GENERATION_SHIFT: u32 = 32;
 
 /// End of a free list. It is also one more than the largest index an arena
@@ -97,6 +100,23 @@ pub(super) const fn readers(word: u64) -> u64 {
 #[inline]
 pub(super) const fn guarded(word: u64) -> bool {
     word & (COUNT_MASK | WRITER) != 0
+}
+
+/// Whether a read unlock that found `before` leaves work for its thread:
+/// it was the last reader (a count of one) of a value that is not simply
+/// present with nobody parked (removed, or waited for).
+///
+/// Every read guard's drop asks, so it is one compare: xor-ing the one
+/// word that needs nothing, `ONE_READER | PRESENT`, into the count,
+/// `PARKED` and state fields leaves 0 for it; a count field of 0 and
+/// something in `PARKED` or the state for a last reader with work; and a
+/// count field other than 0 for any other reader. Less one, only the
+/// second kind is below `ONE_READER - 1`.
+#[inline]
+pub(super) const fn last_reader_has_work(before: u64) -> bool {
+    let fields = (COUNT_MASK | PARKED | STATE_MASK) as u32;
+    let odd = ((before as u32) & fields) ^ (ONE_READER | PRESENT) as u32;
+    odd.wrapping_sub(1) < (ONE_READER - 1) as u32
 }
 
 /// A vacant word of `generation` whose free-list link is `next`.
@@ -138,6 +158,26 @@ pub(super) const fn with_state(word: u64, state: u64) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The one-compare test says what it means, for every count, flag
+    /// and state a read unlock can see, and whatever the generation.
+    #[test]
+    fn last_reader_has_work_exactly_when_it_is_last_on_an_odd_word() {
+        for generation in [0, 1, u32::MAX] {
+            for count in (1..=4).chain([MAX_READERS - 1, MAX_READERS, COUNT_MAX]) {
+                for flags in 0..=(PARKED | POISONED | WRITER | RETAINED) {
+                    for state in [VACANT, PRESENT, REMOVING, TAKING] {
+                        let word = ((generation as u64) << GENERATION_SHIFT)
+                            | (count << COUNT_SHIFT)
+                            | flags
+                            | state;
+                        let expected = count == 1 && word & (PARKED | STATE_MASK) != PRESENT;
+                        assert_eq!(last_reader_has_work(word), expected, "{word:#x}");
+                    }
+                }
+            }
+        }
+    }
 
     proptest! {
         #[test]

@@ -23,9 +23,10 @@
 //!   *pins* one span per class and allocates from it; any thread may free
 //!   into any span, and a handle that needs a new span takes a free block
 //!   of a span another handle pins before the memory grows. A span that
-//!   empties goes back to the pool at once, pinned or not (but for a few
-//!   kept for their handles, S4), so idle handles hold little resident.
-//!   Spans with free blocks that nobody pins wait on their class's
+//!   empties goes back to the pool at once, but for at most 16 that their
+//!   handles pin (kept for them, so a lone block's alloc and free do not
+//!   make and retire a span each time; taken back before the memory
+//!   grows). Spans with free blocks that nobody pins wait on their class's
 //!   partial list.
 //! - **Large blocks** (over 512 bytes, or aligned beyond 8 bytes) take whole
 //!   granules from the pool directly (`large.rs`): best fit with
@@ -372,11 +373,11 @@ impl Allocator {
     }
 
     /// Takes `granules` granules aligned to `align` granules from the pool
-    /// (with `Growth::Yes` growing the memory, then taking back empty
-    /// spans, if needed), then runs `then` on them under the same hold of
-    /// the pool's lock (one lock a large allocation instead of two; a
-    /// span's transit starts there, T1). If `then` fails, the granules go
-    /// back.
+    /// (with `Growth::Yes` taking back the spans kept for their handles,
+    /// then growing the memory, then taking back every empty span, if
+    /// needed), then runs `then` on them under the same hold of the pool's
+    /// lock (one lock a large allocation instead of two; a span's transit
+    /// starts there, T1). If `then` fails, the granules go back.
     fn take_granules_then<R>(
         &self,
         granules: u32,
@@ -384,10 +385,23 @@ impl Allocator {
         growth: Growth,
         then: impl FnOnce(&mut PoolState, u32) -> Result<R, LinearMemoryError>,
     ) -> Result<(u32, R), LinearMemoryError> {
+        let mut kept_taken_back = false;
         loop {
             {
                 let mut state = self.pool.lock();
                 let mut start = state.pool.take(granules, align);
+                // S4: a kept span's granules are room; the memory grows
+                // only for what no such room can serve (S5).
+                if start.is_none()
+                    && growth == Growth::Yes
+                    && !kept_taken_back
+                    && self.has_kept_spans()
+                {
+                    drop(state);
+                    kept_taken_back = true;
+                    self.reclaim_kept_spans();
+                    continue;
+                }
                 if start.is_none()
                     && growth == Growth::Yes
                     && let Some(target) = state.pool.growth_for(granules, align)

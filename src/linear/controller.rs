@@ -27,10 +27,12 @@ const PREFIX: u32 = 4;
 /// called, before its future is first polled.
 ///
 /// A handle also keeps one partly used span per size class to allocate
-/// small blocks from without contention; a span whose last block is freed
-/// goes straight back to the memory's pool (so an idle handle holds no
-/// free page), other handles take free blocks from it before the memory
-/// grows, and dropping the handle hands the others back.
+/// small blocks from without contention; other handles take free blocks
+/// from it before the memory grows, and dropping the handle hands it back.
+/// A span whose last block is freed goes back to the memory's pool, but
+/// for at most 16 per memory that stay with the handles that pin them (so
+/// a lone block's alloc and free do not make and retire a span each
+/// time; see [`SharedLinearMemory`] for what stays resident).
 ///
 /// # Examples
 ///
@@ -55,7 +57,9 @@ pub struct LinearMemoryController {
 }
 
 /// What a [`LinearMemoryController`]'s [`AsyncMemoryController`] `alloc`
-/// and `free` do when they cannot finish at once.
+/// and `free` do when they cannot finish at once (and, with the
+/// `surrealism` feature, those of surrealism-types' `AsyncMemoryController`
+/// too, so its `AsyncTransfer` waits for room under [`WaitPolicy::Wait`]).
 ///
 /// # Examples
 ///
@@ -349,6 +353,28 @@ impl LinearMemoryController {
         })
     }
 
+    /// [`free`](Self::free), sleeping while another handle claims the
+    /// allocation instead of answering `Busy`: how a guest memory frees
+    /// the guest's own bytes when its instance goes, while a host copy may
+    /// still be in them (`wasm::engine`); copies are short, and nothing
+    /// else can hold that claim then.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownPointer`, `LengthMismatch`, `DoubleFree`.
+    #[cfg(all(feature = "wasmtime", unix))]
+    pub(crate) fn free_wait(&mut self, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
+        self.release();
+        let shard = self.spans.shard();
+        let allocator = self.allocator();
+        allocator.wait_for_claims(Patience::Forever, |look| match look {
+            Look::First => allocator.free(shard, ptr, len),
+            // A registered waiter reads the block's word with a
+            // read-modify-write (Q1).
+            Look::Registered => allocator.free_touching(shard, ptr, len),
+        })
+    }
+
     /// The memory this handle works on.
     ///
     /// # Examples
@@ -532,6 +558,44 @@ impl LinearMemoryController {
     /// ```
     pub fn alloc(&mut self, len: u32) -> Result<u32, LinearMemoryError> {
         self.alloc_aligned(len, 8)
+    }
+
+    /// Allocates `len` bytes like [`alloc`](Self::alloc) and returns them
+    /// with the new allocation's pointer, claimed as
+    /// [`mut_mem`](Self::mut_mem)`(ptr, len)` would claim them, until this
+    /// handle's next call or drop. The claim is taken by the same store
+    /// that publishes the allocation, so no other handle can claim or free
+    /// it before its bytes are written, and no lookup is made: the way for
+    /// a host to fill a value it is about to hand over.
+    ///
+    /// # Errors
+    ///
+    /// `ZeroLength`, `LengthTooLarge`, `OutOfMemory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use slotarena::linear::{LinearMemoryError, SharedLinearMemory};
+    ///
+    /// let memory = SharedLinearMemory::new(1, 4).unwrap();
+    /// let (mut host, mut guest) = (memory.controller(), memory.controller());
+    /// let (ptr, bytes) = host.alloc_mut(4).unwrap();
+    /// bytes.copy_from_slice(b"ping");
+    /// assert_eq!(guest.mut_mem(ptr, 4).err(), Some(LinearMemoryError::Busy));
+    /// host.release();
+    /// assert_eq!(guest.mut_mem(ptr, 4).unwrap(), b"ping");
+    /// ```
+    pub fn alloc_mut(&mut self, len: u32) -> Result<(u32, &mut [u8]), LinearMemoryError> {
+        self.release();
+        let claim = self
+            .memory
+            .allocator
+            .alloc_claimed(&mut self.spans, len, 8)?;
+        let ptr = claim.start();
+        // Held like `mut_mem`'s claim: every later call, which needs
+        // `&mut self` and so ends the returned borrow, releases it first.
+        let claim = self.held.insert(claim);
+        Ok((ptr, self.memory.allocator.bytes_mut(claim)))
     }
 
     /// Frees the allocation at `ptr` of exactly `len` bytes

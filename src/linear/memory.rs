@@ -17,7 +17,8 @@ pub const MAX_PAGES: u32 = 65_536;
 /// exist — all but the two newest wholly free pages of the memory (128
 /// KiB), kept committed so that freeing and taking blocks on one page costs
 /// no system call and no page fault each time, and the pages under at most
-/// 16 empty spans of small blocks (at most 4 KiB each) that the
+/// 16 empty spans of small blocks (at most 4 KiB each, on at most 32
+/// pages) that the
 /// memory keeps for the handles that pin them, so that a handle churning
 /// a lone block does not make and retire a span each time; every other
 /// span of small blocks goes back to the memory as soon as its last block

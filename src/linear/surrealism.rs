@@ -6,7 +6,9 @@
 //! to match on them). surrealism's *synchronous* `mut_mem` returns a bare
 //! slice, with no way to report a refusal, so a refused range panics there
 //! with a message that says what went wrong; the asynchronous trait's
-//! `mut_mem` returns the error instead.
+//! `mut_mem` returns the error instead. The asynchronous trait's `alloc`
+//! and `free` follow the controller's [`WaitPolicy`], as slotarena's own
+//! `AsyncMemoryController` does.
 //!
 //! Claims work as everywhere in this module: the bytes `mut_mem` returns
 //! stay claimed until the controller's next call or its drop, and
@@ -36,7 +38,7 @@ use surrealism_types::controller as surrealism;
 
 use super::LinearMemoryController;
 #[cfg(doc)]
-use super::LinearMemoryError;
+use super::{LinearMemoryError, WaitPolicy};
 
 impl surrealism::MemoryController for LinearMemoryController {
     fn alloc(&mut self, len: u32) -> anyhow::Result<u32> {
@@ -70,18 +72,22 @@ impl surrealism::MemoryController for LinearMemoryController {
 /// `#[async_trait]` declares it.
 type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
-/// `alloc` and `free` answer at once, like the sync ones, and release the
-/// claim left by the last `mut_mem` when called, not when first polled
-/// (written out rather than with `#[async_trait]`, whose bodies run only
-/// when polled).
+/// `alloc` and `free` are slotarena's own [`AsyncMemoryController`]'s:
+/// they follow the handle's [`WaitPolicy`] (by default they answer at once,
+/// like the sync ones; with [`WaitPolicy::Wait`] they await free bytes or
+/// the end of another handle's claim), and release the claim left by the
+/// last `mut_mem` when called, not when first polled (written out rather
+/// than with `#[async_trait]`, whose bodies run only when polled).
+///
+/// [`AsyncMemoryController`]: super::AsyncMemoryController
 impl surrealism::AsyncMemoryController for LinearMemoryController {
     fn alloc<'life0, 'async_trait>(&'life0 mut self, len: u32) -> BoxedAnswer<'async_trait, u32>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        self.release();
-        Box::pin(async move { Ok(LinearMemoryController::alloc(self, len)?) })
+        let answer = super::AsyncMemoryController::alloc(self, len);
+        Box::pin(async move { Ok(answer.await?) })
     }
 
     fn free<'life0, 'async_trait>(
@@ -93,8 +99,8 @@ impl surrealism::AsyncMemoryController for LinearMemoryController {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        self.release();
-        Box::pin(async move { Ok(LinearMemoryController::free(self, ptr, len)?) })
+        let answer = super::AsyncMemoryController::free(self, ptr, len);
+        Box::pin(async move { Ok(answer.await?) })
     }
 
     fn mut_mem(&mut self, ptr: u32, len: u32) -> anyhow::Result<&mut [u8]> {

@@ -333,7 +333,10 @@ fn bind(
                 "the guest's own bytes landed at {ptr}, not {FIRST_HANDED_OUT}"
             ));
         }
-        memory.set_guest_bytes(guest_end as u32);
+        // A minimum of the whole 4 GiB ends at 2^32, past every `u32`:
+        // `u32::MAX` still lies above every start a block can have
+        // (`as u32` made it 0, and the guest's bytes anybody's to free).
+        memory.set_guest_bytes(u32::try_from(guest_end).unwrap_or(u32::MAX));
         Some(len)
     } else {
         None
@@ -386,9 +389,13 @@ impl Drop for Bound {
         self.memory.set_guest_bytes(0);
         if let Some(len) = self.own {
             let mut controller = LinearMemoryController::new(self.memory.shared());
-            // Fails only if a host freed the block in the instant since
-            // the line above; then it is free already.
-            let _ = controller.free(FIRST_HANDED_OUT, len);
+            // A host copy into these bytes may hold their claim right now:
+            // a plain `free` answered `Busy` and left them allocated for
+            // good. Copies end (a slice of them needs this store, now
+            // gone), so this waits for the one in flight. Fails only if a
+            // host freed the block in the instant since the line above;
+            // then it is free already.
+            let _ = controller.free_wait(FIRST_HANDED_OUT, len);
         }
     }
 }

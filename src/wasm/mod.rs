@@ -190,7 +190,8 @@ impl GuestMemory {
 
     /// End of the guest's own bytes (its stack and static data, up to its
     /// module's minimum size), which no host handle or import can free:
-    /// 0 until the memory is bound to a guest.
+    /// 0 until the memory is bound to a guest, and `u32::MAX` for a guest
+    /// whose minimum is the whole 4 GiB (an end no `u32` holds).
     ///
     /// # Examples
     ///
@@ -338,8 +339,13 @@ impl GuestController {
     ///
     /// As [`read`](Self::read).
     pub fn read_vec(&mut self, ptr: u32, len: u32) -> Result<Vec<u8>, LinearMemoryError> {
-        let mut out = vec![0u8; len as usize];
-        self.read(ptr, &mut out)?;
+        // The claim first: it checks `len` against the allocation, so a
+        // length a guest made up answers an error before anything is
+        // allocated (a `Vec` of `u32::MAX` bytes panics with "capacity
+        // overflow" on 32-bit targets, and asks the OS for 4 GiB on others).
+        let claim = self.memory.memory.claim_raw(ptr, len)?;
+        let mut out = vec![0u8; claim.len()];
+        bytes::read_claimed(&claim, &mut out);
         Ok(out)
     }
 

@@ -39,12 +39,14 @@
 //!   `KEPT` is set only by the compare-and-swap that empties a pinned span
 //!   after `kept_spans` counted it, and cleared (and counted down) by the
 //!   one that takes its next block, retires it or unpins it; so at most
-//!   [`KEPT_SPANS`] empty spans (on at most as many pages) stay committed
-//!   while their handles idle, and every other empty span goes back at
-//!   once. A kept span's blocks stay reachable like any pinned span's
-//!   (S5), and `reclaim_empty_spans` retires it for a pool that ran dry (a
-//!   span a handle just took from the pool is empty until its first
-//!   allocation, which follows at once; that covers the window too).
+//!   [`KEPT_SPANS`] empty spans (on at most twice as many pages: a span
+//!   may straddle two) stay committed while their handles idle, and every
+//!   other empty span goes back at once. A kept span's blocks stay
+//!   reachable like any pinned span's (S5), its granules are taken back
+//!   (`reclaim_kept_spans`) before the memory grows, and
+//!   `reclaim_empty_spans` retires it for a pool that ran dry (a span a
+//!   handle just took from the pool is empty until its first allocation,
+//!   which follows at once; that covers the window too).
 //! - S6: a descriptor is remade (its state set to generation 0, then its
 //!   start, block count and fields written) only by the compare-and-swap
 //!   that sees it retired (or never published) with no lookup pinning it;
@@ -100,9 +102,9 @@ pub(super) const KEPT: u64 = 1 << 35;
 /// Most empty spans a memory keeps for their pinning handles (S4): enough
 /// for a guest churning short-lived strings and vectors of a dozen
 /// classes (T2 of bench_report: 2 788 instructions per round with 16, 4 094
-/// with 2, 5 778 with none). Each is at most 16 granules (4 KiB), so the
-/// pages they sit on (at most 32) are all that a memory of idle handles
-/// keeps committed beyond the pool's own `KEPT_PAGES`.
+/// with 2, 5 778 with none). Each is at most 16 granules (4 KiB), so the pages they
+/// sit on (at most 32: a span may straddle two) are all that a memory of
+/// idle handles keeps committed beyond the pool's own `KEPT_PAGES`.
 pub(super) const KEPT_SPANS: u32 = 16;
 
 pub(super) const GENERATION_SHIFT: u32 = 40;
@@ -405,6 +407,7 @@ impl Allocator {
     ) -> Result<(u32, BlockId), LinearMemoryError> {
         let mut dropped = None;
         let to = Field::live(len - min_len(class), claimed);
+        let mut kept_taken_back = false;
         let (desc_index, index) = loop {
             if let Some(span) = cache.pinned[class] {
                 match self.take_block(class, span, to) {
@@ -442,6 +445,13 @@ impl Allocator {
                 }
                 Err(LinearMemoryError::OutOfMemory) => {}
                 Err(error) => return Err(error),
+            }
+            // The granules of spans kept for their handles (S4), once.
+            if !kept_taken_back && self.has_kept_spans() {
+                kept_taken_back = true;
+                if self.reclaim_kept_spans() > 0 {
+                    continue;
+                }
             }
             match self.acquire_span(cache.shard, class, None, SpanSize::Halving, Growth::Yes) {
                 Ok(span) => cache.pinned[class] = Some(span),
@@ -905,11 +915,30 @@ impl Allocator {
         }
     }
 
+    /// Whether some span is kept for its handle (S4). Relaxed: a span kept
+    /// after this look was a live block's during it.
+    pub(super) fn has_kept_spans(&self) -> bool {
+        self.kept_spans.load(Ordering::Relaxed) != 0
+    }
+
+    /// Retires every span kept for its handle (S4), for a request that
+    /// would otherwise grow the memory; returns how many.
+    #[cold]
+    pub(super) fn reclaim_kept_spans(&self) -> usize {
+        self.reclaim_spans(|state| state & KEPT != 0)
+    }
+
     /// Retires every empty span, pinned or not, for a pool that ran dry;
-    /// returns how many. A controller whose pin is taken finds its span
-    /// `Gone` at its next allocation.
+    /// returns how many.
     #[cold]
     pub(super) fn reclaim_empty_spans(&self) -> usize {
+        self.reclaim_spans(|_| true)
+    }
+
+    /// Retires every empty span whose state `wanted` accepts; returns how
+    /// many. A controller whose pin is taken finds its span `Gone` at its
+    /// next allocation.
+    fn reclaim_spans(&self, wanted: impl Fn(u64) -> bool) -> usize {
         let mut reclaimed = 0;
         for (class, class_state) in self.classes.iter().enumerate() {
             // Acquire pairs with `acquire_span`'s Release.
@@ -920,7 +949,16 @@ impl Allocator {
                 };
                 // Acquire: `is_empty` reads the span's fields.
                 let mut state = span_desc.state.load(Ordering::Acquire);
-                while generation(state) != 0 && state & RETIRED == 0 && span_desc.is_empty(state) {
+                // Mutation: a kept span's room stays hidden from whoever needs it.
+                #[cfg(slotarena_mutation = "reclaim_skips_kept")]
+                if state & KEPT != 0 {
+                    continue;
+                }
+                while generation(state) != 0
+                    && state & RETIRED == 0
+                    && span_desc.is_empty(state)
+                    && wanted(state)
+                {
                     // T1: until `retire` has the granules back in the pool.
                     let transit = self.transit_here();
                     match span_desc.state.compare_exchange_weak(
