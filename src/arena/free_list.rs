@@ -178,11 +178,17 @@ impl FreeList {
     #[inline]
     pub fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
         debug_assert!(index != NIL, "pushing the NIL index");
-        // Relaxed, Release and Acquire as in `push_chain`.
+        // Relaxed: the compare-and-swap is only a guess until it succeeds.
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let (tag, top) = unpack(head);
+            // Published by the Release compare-and-swap below.
             set_next(top);
+            // Release pairs with `pop`'s Acquire: the link, and whatever the
+            // caller did to the slot before freeing it, become visible to
+            // the next owner. Acquire pairs with `pop_or_touch`'s Release,
+            // so a pusher that follows a waiter's touch sees the waiter
+            // registered (see `arena/waiting.rs`).
             match self.head.compare_exchange_weak(
                 head,
                 pack(bump(tag), index),
@@ -198,28 +204,8 @@ impl FreeList {
     /// Pushes a chain `first → … → last` that the caller has already linked
     /// and owns entirely; `last`'s link is overwritten.
     pub fn push_chain(&self, first: u32, last: u32, links: &impl Links) {
-        debug_assert!(first != NIL && last != NIL, "pushing the NIL index");
-        // Relaxed: the compare-and-swap is only a guess until it succeeds.
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            let (tag, top) = unpack(head);
-            // Published by the Release compare-and-swap below.
-            links.set_next(last, top);
-            // Release pairs with `pop`'s Acquire: the link, and whatever the
-            // caller did to the slot before freeing it, become visible to
-            // the next owner. Acquire pairs with `pop_or_touch`'s Release,
-            // so a pusher that follows a waiter's touch sees the waiter
-            // registered (see `arena/waiting.rs`).
-            match self.head.compare_exchange_weak(
-                head,
-                pack(bump(tag), first),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(current) => head = current,
-            }
-        }
+        debug_assert!(last != NIL, "pushing the NIL index");
+        self.push_with(first, |top| links.set_next(last, top));
     }
 }
 
