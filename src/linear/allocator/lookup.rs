@@ -68,7 +68,7 @@ use super::super::LinearMemoryError;
 use super::super::block::{Block, BlockId, BlockWord, Place};
 use super::super::classes::{GRANULE, block_size, granules_for, min_len};
 use super::super::directory::{Owner, anchor_floor, anchors};
-use super::super::fields::{Field, Fields};
+use super::super::fields::{Field, FieldRef};
 #[cfg(debug_assertions)]
 use super::super::pool::PAGE_GRANULES;
 use super::Allocator;
@@ -110,8 +110,7 @@ impl Found<'_> {
 pub(super) enum Word<'a> {
     Large(&'a BlockWord),
     Small {
-        fields: Fields<'a>,
-        index: u32,
+        field: FieldRef<'a>,
         /// The block's start.
         start: u32,
         /// Its class's shortest length.
@@ -126,11 +125,10 @@ impl Word<'_> {
         match self {
             Word::Large(word) => word.load(),
             Word::Small {
-                fields,
-                index,
+                field,
                 start,
                 min_len,
-            } => fields.load(*index).block(*start, *min_len),
+            } => field.load().block(*start, *min_len),
         }
     }
 
@@ -139,11 +137,10 @@ impl Word<'_> {
         match self {
             Word::Large(word) => word.touch(),
             Word::Small {
-                fields,
-                index,
+                field,
                 start,
                 min_len,
-            } => fields.touch(*index).block(*start, *min_len),
+            } => field.touch().block(*start, *min_len),
         }
     }
 
@@ -172,8 +169,7 @@ impl Word<'_> {
     /// A small block's field from `seen` to `to`.
     fn exchange(&self, seen: Block, to: Field) -> Result<(), Block> {
         let Word::Small {
-            fields,
-            index,
+            field,
             start,
             min_len,
         } = self
@@ -181,8 +177,8 @@ impl Word<'_> {
             unreachable!("only small blocks have fields")
         };
         let seen = Field::live(seen.len() - min_len, seen.is_claimed());
-        fields
-            .exchange(*index, seen, to)
+        field
+            .exchange(seen, to)
             .map_err(|now| now.block(*start, *min_len))
     }
 }
@@ -332,8 +328,7 @@ impl Allocator {
     ) -> Found<'a> {
         Found {
             word: Word::Small {
-                fields: span.fields(class),
-                index,
+                field: span.fields(class).at(index),
                 start: start + index * block_size(class),
                 min_len: min_len(class),
             },
