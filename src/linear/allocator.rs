@@ -52,6 +52,7 @@
 
 mod cache;
 mod claims;
+mod free;
 mod large;
 mod lookup;
 mod spans;
@@ -70,7 +71,6 @@ use crate::sync::{AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hin
 use crate::wait_queue::{Look, Patience, WaitQueue};
 pub(super) use cache::SpanCache;
 use large::{LargeDesc, PoolState};
-use lookup::{Found, FoundPlace};
 use spans::{Class, ClassLists};
 
 /// Whether taking granules may grow the memory (and take back empty
@@ -519,66 +519,5 @@ impl Allocator {
         let first = u64::from(align.max(GRANULE));
         first + u64::from(len.div_ceil(GRANULE)) * u64::from(GRANULE)
             <= u64::from(self.max_pages) * u64::from(PAGE_SIZE)
-    }
-
-    // === free ===
-
-    /// Frees the allocation that starts at `ptr` and is `len` bytes long,
-    /// counting it on byte-counter `shard`.
-    pub(super) fn free(&self, shard: usize, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
-        self.free_checked(shard, ptr, len, false)
-    }
-
-    /// [`free`](Self::free) for a registered claim waiter: reads the block's
-    /// word with a read-modify-write (Q1) instead of a load.
-    pub(super) fn free_touching(
-        &self,
-        shard: usize,
-        ptr: u32,
-        len: u32,
-    ) -> Result<(), LinearMemoryError> {
-        self.free_checked(shard, ptr, len, true)
-    }
-
-    fn free_checked(
-        &self,
-        shard: usize,
-        ptr: u32,
-        len: u32,
-        touch: bool,
-    ) -> Result<(), LinearMemoryError> {
-        let Some(Found { word, place }) = self.lookup(ptr) else {
-            return Err(self.not_a_start(ptr));
-        };
-        let mut seen = if touch { word.touch() } else { word.load() };
-        loop {
-            if !seen.was_allocated() || seen.start() != ptr {
-                // Never allocated here, inside a block, or a block whose
-                // place went to another owner.
-                return Err(self.not_a_start(ptr));
-            }
-            if !seen.is_live() {
-                return Err(LinearMemoryError::DoubleFree);
-            }
-            if seen.len() != len {
-                return Err(LinearMemoryError::LengthMismatch);
-            }
-            if seen.is_claimed() {
-                return Err(LinearMemoryError::Busy);
-            }
-            match word.free(seen) {
-                Ok(()) => break,
-                Err(now) => seen = now,
-            }
-        }
-        // The word was live, so its place is the block we looked up (L2)
-        // and its span or descriptor is still this block's (S2).
-        match place {
-            FoundPlace::Small { pin, .. } => pin.freed(shard),
-            FoundPlace::Large { desc, large } => self.free_large(desc, large, ptr, len),
-        }
-        self.count_allocated(shard, u64::from(len), false);
-        self.bytes_room.notify_all();
-        Ok(())
     }
 }
