@@ -35,6 +35,8 @@
 //!   its latest allocation.
 //! - **Lookups** (`lookup.rs`): pointer → block word, and the exact
 //!   `UnknownPointer`/`DoubleFree` answers (L1–L4).
+//! - **Frees** (`free.rs`): one directory read, then the block's field
+//!   under its span's pin (a small block) or its word (a large one).
 //! - **Claims** (`claims.rs`): exclusive `mut_mem` (C1–C3).
 //! - **Room in transit** (`transit.rs`): a span being made or retiring is
 //!   in no list for a moment; an allocation that found no room looks again
