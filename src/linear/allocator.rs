@@ -110,7 +110,9 @@ pub(super) struct Allocator {
     high_water: AtomicU32,
     pool: Mutex<PoolState>,
     directory: Directory,
-    classes: Box<[Class]>,
+    /// An array, not a slice: a class index checked against it is known
+    /// to be in bounds for the classes' own tables too.
+    classes: Box<[Class; CLASS_COUNT]>,
     large: Stable<LargeDesc>,
     /// Per-thread counters: a shared counter would be one more contended
     /// cache line on every alloc and free.
@@ -156,18 +158,16 @@ impl Allocator {
                 large_made: 0,
             }),
             directory: Directory::new(u64::from(max_granules)),
-            classes: (0..CLASS_COUNT)
-                .map(|_| Class {
-                    descs: Stable::new(max_granules),
-                    lists: Mutex::new(ClassLists {
-                        partial: Vec::new(),
-                        pinned: Vec::new(),
-                        spare: Vec::new(),
-                        made: 0,
-                    }),
-                    made: AtomicU32::new(0),
-                })
-                .collect(),
+            classes: Box::new(core::array::from_fn(|_| Class {
+                descs: Stable::new(max_granules),
+                lists: Mutex::new(ClassLists {
+                    partial: Vec::new(),
+                    pinned: Vec::new(),
+                    spare: Vec::new(),
+                    made: 0,
+                }),
+                made: AtomicU32::new(0),
+            })),
             large: Stable::new(max_granules),
             shards: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(Shard::default()))
