@@ -468,6 +468,9 @@ impl Allocator {
             .map(|(start, block)| Claim::new(block, start, len))
     }
 
+    /// Inline, so that a caller's constant alignment (`alloc_mut`'s 8)
+    /// checks nothing at run time.
+    #[inline]
     fn alloc_block(
         &self,
         cache: &mut SpanCache,
@@ -481,6 +484,18 @@ impl Allocator {
         if !align.is_power_of_two() || align > PAGE_SIZE {
             return Err(LinearMemoryError::BadAlignment);
         }
+        self.alloc_valid(cache, len, align, claimed)
+    }
+
+    /// [`alloc_block`](Self::alloc_block) of a nonzero `len` and an
+    /// alignment that is a power of two up to a page.
+    fn alloc_valid(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
         // A request that can never fit gets `LengthTooLarge` at once,
         // never `OutOfMemory` (or a wait).
         let (start, block) = if len <= SMALL_MAX && align <= 8 {
