@@ -35,6 +35,8 @@
 //!   its latest allocation.
 //! - **Lookups** (`lookup.rs`): pointer → block word, and the exact
 //!   `UnknownPointer`/`DoubleFree` answers (L1–L4).
+//! - **Frees** (`free.rs`): one directory read, then the block's field
+//!   under its span's pin (a small block) or its word (a large one).
 //! - **Claims** (`claims.rs`): exclusive `mut_mem` (C1–C3).
 //! - **Room in transit** (`transit.rs`): a span being made or retiring is
 //!   in no list for a moment; an allocation that found no room looks again
@@ -52,6 +54,7 @@
 
 mod cache;
 mod claims;
+mod free;
 mod large;
 mod lookup;
 mod spans;
@@ -70,7 +73,6 @@ use crate::sync::{AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hin
 use crate::wait_queue::{Look, Patience, WaitQueue};
 pub(super) use cache::SpanCache;
 use large::{LargeDesc, PoolState};
-use lookup::{Found, FoundPlace};
 use spans::{Class, ClassLists};
 
 /// Whether taking granules may grow the memory (and take back empty
@@ -108,7 +110,9 @@ pub(super) struct Allocator {
     high_water: AtomicU32,
     pool: Mutex<PoolState>,
     directory: Directory,
-    classes: Box<[Class]>,
+    /// An array, not a slice: a class index checked against it is known
+    /// to be in bounds for the classes' own tables too.
+    classes: Box<[Class; CLASS_COUNT]>,
     large: Stable<LargeDesc>,
     /// Per-thread counters: a shared counter would be one more contended
     /// cache line on every alloc and free.
@@ -154,18 +158,16 @@ impl Allocator {
                 large_made: 0,
             }),
             directory: Directory::new(u64::from(max_granules)),
-            classes: (0..CLASS_COUNT)
-                .map(|_| Class {
-                    descs: Stable::new(max_granules),
-                    lists: Mutex::new(ClassLists {
-                        partial: Vec::new(),
-                        pinned: Vec::new(),
-                        spare: Vec::new(),
-                        made: 0,
-                    }),
-                    made: AtomicU32::new(0),
-                })
-                .collect(),
+            classes: Box::new(core::array::from_fn(|_| Class {
+                descs: Stable::new(max_granules),
+                lists: Mutex::new(ClassLists {
+                    partial: Vec::new(),
+                    pinned: Vec::new(),
+                    spare: Vec::new(),
+                    made: 0,
+                }),
+                made: AtomicU32::new(0),
+            })),
             large: Stable::new(max_granules),
             shards: (0..crate::sync::shard_count())
                 .map(|_| CachePadded::new(Shard::default()))
@@ -466,6 +468,9 @@ impl Allocator {
             .map(|(start, block)| Claim::new(block, start, len))
     }
 
+    /// Inline, so that a caller's constant alignment (`alloc_mut`'s 8)
+    /// checks nothing at run time.
+    #[inline]
     fn alloc_block(
         &self,
         cache: &mut SpanCache,
@@ -479,6 +484,18 @@ impl Allocator {
         if !align.is_power_of_two() || align > PAGE_SIZE {
             return Err(LinearMemoryError::BadAlignment);
         }
+        self.alloc_valid(cache, len, align, claimed)
+    }
+
+    /// [`alloc_block`](Self::alloc_block) of a nonzero `len` and an
+    /// alignment that is a power of two up to a page.
+    fn alloc_valid(
+        &self,
+        cache: &mut SpanCache,
+        len: u32,
+        align: u32,
+        claimed: bool,
+    ) -> Result<(u32, BlockId), LinearMemoryError> {
         // A request that can never fit gets `LengthTooLarge` at once,
         // never `OutOfMemory` (or a wait).
         let (start, block) = if len <= SMALL_MAX && align <= 8 {
@@ -519,66 +536,5 @@ impl Allocator {
         let first = u64::from(align.max(GRANULE));
         first + u64::from(len.div_ceil(GRANULE)) * u64::from(GRANULE)
             <= u64::from(self.max_pages) * u64::from(PAGE_SIZE)
-    }
-
-    // === free ===
-
-    /// Frees the allocation that starts at `ptr` and is `len` bytes long,
-    /// counting it on byte-counter `shard`.
-    pub(super) fn free(&self, shard: usize, ptr: u32, len: u32) -> Result<(), LinearMemoryError> {
-        self.free_checked(shard, ptr, len, false)
-    }
-
-    /// [`free`](Self::free) for a registered claim waiter: reads the block's
-    /// word with a read-modify-write (Q1) instead of a load.
-    pub(super) fn free_touching(
-        &self,
-        shard: usize,
-        ptr: u32,
-        len: u32,
-    ) -> Result<(), LinearMemoryError> {
-        self.free_checked(shard, ptr, len, true)
-    }
-
-    fn free_checked(
-        &self,
-        shard: usize,
-        ptr: u32,
-        len: u32,
-        touch: bool,
-    ) -> Result<(), LinearMemoryError> {
-        let Some(Found { word, place }) = self.lookup(ptr) else {
-            return Err(self.not_a_start(ptr));
-        };
-        let mut seen = if touch { word.touch() } else { word.load() };
-        loop {
-            if !seen.was_allocated() || seen.start() != ptr {
-                // Never allocated here, inside a block, or a block whose
-                // place went to another owner.
-                return Err(self.not_a_start(ptr));
-            }
-            if !seen.is_live() {
-                return Err(LinearMemoryError::DoubleFree);
-            }
-            if seen.len() != len {
-                return Err(LinearMemoryError::LengthMismatch);
-            }
-            if seen.is_claimed() {
-                return Err(LinearMemoryError::Busy);
-            }
-            match word.free(seen) {
-                Ok(()) => break,
-                Err(now) => seen = now,
-            }
-        }
-        // The word was live, so its place is the block we looked up (L2)
-        // and its span or descriptor is still this block's (S2).
-        match place {
-            FoundPlace::Small { pin, .. } => pin.freed(shard),
-            FoundPlace::Large { desc, large } => self.free_large(desc, large, ptr, len),
-        }
-        self.count_allocated(shard, u64::from(len), false);
-        self.bytes_room.notify_all();
-        Ok(())
     }
 }

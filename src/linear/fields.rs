@@ -121,6 +121,8 @@ impl Packing {
         )
     }
 
+    /// Field at `shift` of `word` (what a [`FieldRef`] reads).
+    #[cfg(test)]
     fn get(self, word: u64, shift: u32) -> Field {
         Field((word >> shift) & self.mask)
     }
@@ -136,7 +138,7 @@ pub(super) struct Fields<'a> {
     pub(super) packing: Packing,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
     /// Makes every field of a span of `blocks` blocks `NEVER`, and the
     /// padding past them never free. Only for a span nobody can take from
     /// or look up yet (being made, under the maker's exclusive right).
@@ -155,22 +157,21 @@ impl Fields<'_> {
         }
     }
 
-    /// Field `index` now. Acquire pairs with the Release of the transition
-    /// that wrote it: whoever acts on what it read sees the bytes'
-    /// previous owner done with them.
+    /// Field `index`, located once: its word and its place in it.
     #[inline]
-    pub(super) fn load(&self, index: u32) -> Field {
+    pub(super) fn at(&self, index: u32) -> FieldRef<'a> {
         let (word, shift) = self.packing.locate(index);
-        self.packing
-            .get(self.words[word].load(Ordering::Acquire), shift)
+        FieldRef {
+            word: &self.words[word],
+            shift,
+            mask: self.packing.mask,
+        }
     }
 
-    /// A read-modify-write that changes nothing: a registered claim
-    /// waiter's last look (Q1).
-    pub(super) fn touch(&self, index: u32) -> Field {
-        let (word, shift) = self.packing.locate(index);
-        self.packing
-            .get(self.words[word].fetch_or(0, Ordering::AcqRel), shift)
+    /// Field `index` now ([`FieldRef::load`]).
+    #[inline]
+    pub(super) fn load(&self, index: u32) -> Field {
+        self.at(index).load()
     }
 
     /// Takes a free field (never allocated, or freed) and makes it `to`;
@@ -212,42 +213,74 @@ impl Fields<'_> {
         }
     }
 
-    /// Moves field `index` from `seen` to `to` if it still is `seen`; else
-    /// the field that stopped it.
+    /// Ends the claim the caller holds on field `index`
+    /// ([`FieldRef::release`]).
     #[inline]
-    pub(super) fn exchange(&self, index: u32, seen: Field, to: Field) -> Result<(), Field> {
-        let (word, shift) = self.packing.locate(index);
-        let word = &self.words[word];
+    pub(super) fn release(&self, index: u32) {
+        self.at(index).release();
+    }
+}
+
+/// One block's field, located in its word: what a lookup acts on, so each
+/// transition shifts and masks instead of dividing by the fields a word
+/// holds again.
+#[derive(Clone, Copy)]
+pub(super) struct FieldRef<'a> {
+    word: &'a AtomicU64,
+    shift: u32,
+    mask: u64,
+}
+
+impl FieldRef<'_> {
+    fn get(self, word: u64) -> Field {
+        Field((word >> self.shift) & self.mask)
+    }
+
+    /// The field now. Acquire pairs with the Release of the transition
+    /// that wrote it: whoever acts on what it read sees the bytes'
+    /// previous owner done with them.
+    #[inline]
+    pub(super) fn load(self) -> Field {
+        self.get(self.word.load(Ordering::Acquire))
+    }
+
+    /// A read-modify-write that changes nothing: a registered claim
+    /// waiter's last look (Q1).
+    pub(super) fn touch(self) -> Field {
+        self.get(self.word.fetch_or(0, Ordering::AcqRel))
+    }
+
+    /// Moves the field from `seen` to `to` if it still is `seen`; else the
+    /// field that stopped it.
+    #[inline]
+    pub(super) fn exchange(self, seen: Field, to: Field) -> Result<(), Field> {
         // Relaxed: the compare-and-swap below decides.
-        let mut now = word.load(Ordering::Relaxed);
+        let mut now = self.word.load(Ordering::Relaxed);
         loop {
-            let field = self.packing.get(now, shift);
+            let field = self.get(now);
             if field != seen {
                 return Err(field);
             }
+            let next = (now & !(self.mask << self.shift)) | (to.0 << self.shift);
             // AcqRel: Acquire for the last claim's writes (C2), Release so
             // the next owner of the bytes is ordered after us.
-            match word.compare_exchange_weak(
-                now,
-                self.packing.with(now, shift, to),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .word
+                .compare_exchange_weak(now, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Ok(()),
                 Err(changed) => now = changed,
             }
         }
     }
 
-    /// Ends the claim the caller holds on field `index`. A
-    /// read-modify-write so a claim waiter's last look never misses it
-    /// (Q1).
+    /// Ends the claim the caller holds on this field. A read-modify-write
+    /// so a claim waiter's last look never misses it (Q1).
     #[inline]
-    pub(super) fn release(&self, index: u32) {
-        let (word, shift) = self.packing.locate(index);
+    pub(super) fn release(self) {
         // Release pairs with the Acquire of the next claim or free.
-        let before = self.words[word].fetch_and(!(LOW << shift), Ordering::AcqRel);
-        debug_assert!(self.packing.get(before, shift).is_claimed());
+        let before = self.word.fetch_and(!(LOW << self.shift), Ordering::AcqRel);
+        debug_assert!(self.get(before).is_claimed());
     }
 }
 
@@ -298,15 +331,15 @@ mod tests {
         assert_eq!(taken, (0..13).collect::<Vec<_>>(), "lowest free first");
         let five = Field::live(5, false);
         assert_eq!(fields.load(5), five);
-        assert_eq!(fields.exchange(5, five, Field::live(5, true)), Ok(()));
+        assert_eq!(fields.at(5).exchange(five, Field::live(5, true)), Ok(()));
         assert_eq!(
-            fields.exchange(5, five, Field::FREED),
+            fields.at(5).exchange(five, Field::FREED),
             Err(Field::live(5, true))
         );
         fields.release(5);
-        assert_eq!(fields.exchange(5, five, Field::FREED), Ok(()));
+        assert_eq!(fields.at(5).exchange(five, Field::FREED), Ok(()));
         assert_eq!(fields.load(5).block(40, 9), Block::freed_at(40));
-        assert_eq!(fields.exchange(5, five, Field::FREED), Err(Field::FREED));
+        assert_eq!(fields.at(5).exchange(five, Field::FREED), Err(Field::FREED));
         // Field 5 is the only free one, padding included.
         assert_eq!(fields.take(Field::live(1, false)), 5);
         assert_eq!(fields.load(4).block(32, 9), Block::live(32, 13));

@@ -252,7 +252,9 @@ impl Pool {
         let Node {
             start: run, len, ..
         } = self.nodes[node as usize];
-        let start = run.next_multiple_of(align);
+        // A power of two: a mask, not a division (no overflow: a run ends
+        // below 2^24 granules).
+        let start = (run + align - 1) & !(align - 1);
         let end = start + granules;
         if start == run && end < run + len && stays_listed(len, run + len - end) {
             // The usual split of a long run: what is left stays on the

@@ -69,14 +69,14 @@ impl Allocator {
         end: u64,
     ) -> Result<Option<Claim>, LinearMemoryError> {
         if let Some(found) = self.lookup(probe)
-            && let Some(claim) = Self::claim_word(found.block(), &found.word, ptr, end)?
+            && let Some(claim) = Self::claim_word(found.block, &found.word, ptr, end)?
         {
             return Ok(Some(claim));
         }
         // Inside a large block, `probe`'s own granule may name an earlier
         // owner (a large block names only its anchors, L1).
         for found in self.large_behind(probe) {
-            if let Some(claim) = Self::claim_word(found.block(), &found.word, ptr, end)? {
+            if let Some(claim) = Self::claim_word(found.block, &found.word, ptr, end)? {
                 return Ok(Some(claim));
             }
         }

@@ -68,7 +68,7 @@ use super::super::LinearMemoryError;
 use super::super::block::{Block, BlockId, BlockWord, Place};
 use super::super::classes::{GRANULE, block_size, granules_for, min_len};
 use super::super::directory::{Owner, anchor_floor, anchors};
-use super::super::fields::{Field, Fields};
+use super::super::fields::{Field, FieldRef};
 #[cfg(debug_assertions)]
 use super::super::pool::PAGE_GRANULES;
 use super::Allocator;
@@ -76,31 +76,20 @@ use super::large::LargeDesc;
 use super::spans::{SpanDesc, SpanPin};
 use crate::sync::{AtomicU32, Ordering};
 
-/// What a lookup found: the block's word, and where the block lives.
+/// What a lookup found: the block's word, and which block it is.
 pub(super) struct Found<'a> {
     pub(super) word: Word<'a>,
-    pub(super) place: FoundPlace<'a>,
+    pub(super) block: BlockId,
+    /// A small block's span stays pinned while the answer lives (L2).
+    _pin: Option<SpanPin<'a>>,
 }
 
-pub(super) enum FoundPlace<'a> {
-    /// Block `index` of span descriptor `desc` of `class`, pinned (L2).
-    Small {
-        class: u8,
-        desc: u32,
-        index: u16,
-        pin: SpanPin<'a>,
-    },
-    /// Large-block descriptor `desc` (`large`).
-    Large { desc: u32, large: &'a LargeDesc },
-}
-
-impl Found<'_> {
-    pub(super) fn block(&self) -> BlockId {
-        match self.place {
-            FoundPlace::Small {
-                class, desc, index, ..
-            } => BlockId::small(class, desc, index),
-            FoundPlace::Large { desc, .. } => BlockId::large(desc),
+impl<'a> Found<'a> {
+    fn large(desc: u32, large: &'a LargeDesc) -> Found<'a> {
+        Found {
+            word: Word::Large(&large.word),
+            block: BlockId::large(desc),
+            _pin: None,
         }
     }
 }
@@ -110,8 +99,7 @@ impl Found<'_> {
 pub(super) enum Word<'a> {
     Large(&'a BlockWord),
     Small {
-        fields: Fields<'a>,
-        index: u32,
+        field: FieldRef<'a>,
         /// The block's start.
         start: u32,
         /// Its class's shortest length.
@@ -126,11 +114,10 @@ impl Word<'_> {
         match self {
             Word::Large(word) => word.load(),
             Word::Small {
-                fields,
-                index,
+                field,
                 start,
                 min_len,
-            } => fields.load(*index).block(*start, *min_len),
+            } => field.load().block(*start, *min_len),
         }
     }
 
@@ -139,21 +126,10 @@ impl Word<'_> {
         match self {
             Word::Large(word) => word.touch(),
             Word::Small {
-                fields,
-                index,
+                field,
                 start,
                 min_len,
-            } => fields.touch(*index).block(*start, *min_len),
-        }
-    }
-
-    /// Frees `seen` (live, unclaimed) if the block still is `seen`.
-    #[inline]
-    pub(super) fn free(&self, seen: Block) -> Result<(), Block> {
-        debug_assert!(seen.is_live() && !seen.is_claimed());
-        match self {
-            Word::Large(word) => word.free(seen),
-            Word::Small { .. } => self.exchange(seen, Field::FREED),
+            } => field.touch().block(*start, *min_len),
         }
     }
 
@@ -172,8 +148,7 @@ impl Word<'_> {
     /// A small block's field from `seen` to `to`.
     fn exchange(&self, seen: Block, to: Field) -> Result<(), Block> {
         let Word::Small {
-            fields,
-            index,
+            field,
             start,
             min_len,
         } = self
@@ -181,8 +156,8 @@ impl Word<'_> {
             unreachable!("only small blocks have fields")
         };
         let seen = Field::live(seen.len() - min_len, seen.is_claimed());
-        fields
-            .exchange(*index, seen, to)
+        field
+            .exchange(seen, to)
             .map_err(|now| now.block(*start, *min_len))
     }
 }
@@ -245,32 +220,41 @@ impl Allocator {
     /// decides (L2); a small block's span is pinned while the answer lives.
     #[inline]
     pub(super) fn lookup(&self, ptr: u32) -> Option<Found<'_>> {
+        self.at_place(
+            ptr,
+            |class, desc| self.small_at(class, desc, ptr),
+            |desc, large| Some(Found::large(desc, large)),
+        )
+        .flatten()
+    }
+
+    /// `small(class, desc)` or `large(desc, descriptor)` at the place the
+    /// directory names for byte `ptr` (L1); `None` where it names nobody.
+    /// `small` answers `Err` when the span is not at `ptr`'s place any
+    /// more (remade elsewhere since the directory named it, L2): then the
+    /// directory names another owner now, else the place holds no block.
+    #[inline]
+    pub(super) fn at_place<'a, R>(
+        &'a self,
+        ptr: u32,
+        mut small: impl FnMut(usize, u32) -> Result<R, ()>,
+        large: impl FnOnce(u32, &'a LargeDesc) -> R,
+    ) -> Option<R> {
         let mut owner = self.directory.owner_of(ptr);
         loop {
             match owner {
                 Owner::Nobody => return None,
-                Owner::Span { class, desc } => {
-                    match self.small_at(usize::from(class), desc, ptr) {
-                        Ok(found) => return found,
-                        Err(()) => {
-                            // A span remade elsewhere since the directory
-                            // named it: the directory names another owner
-                            // now (L2), else the place holds no block.
-                            let now = self.directory.owner_of(ptr);
-                            if now == owner {
-                                return None;
-                            }
-                            owner = now;
+                Owner::Span { class, desc } => match small(usize::from(class), desc) {
+                    Ok(answer) => return Some(answer),
+                    Err(()) => {
+                        let now = self.directory.owner_of(ptr);
+                        if now == owner {
+                            return None;
                         }
+                        owner = now;
                     }
-                }
-                Owner::Large { desc } => {
-                    let large = self.large.get(desc)?;
-                    return Some(Found {
-                        word: Word::Large(&large.word),
-                        place: FoundPlace::Large { desc, large },
-                    });
-                }
+                },
+                Owner::Large { desc } => return Some(large(desc, self.large.get(desc)?)),
             }
         }
     }
@@ -332,17 +316,12 @@ impl Allocator {
     ) -> Found<'a> {
         Found {
             word: Word::Small {
-                fields: span.fields(class),
-                index,
+                field: span.fields(class).at(index),
                 start: start + index * block_size(class),
                 min_len: min_len(class),
             },
-            place: FoundPlace::Small {
-                class: class as u8,
-                desc,
-                index: index as u16,
-                pin,
-            },
+            block: BlockId::small(class as u8, desc, index as u16),
+            _pin: Some(pin),
         }
     }
 
@@ -356,13 +335,7 @@ impl Allocator {
         let granule = ptr / GRANULE;
         (anchor_floor(granule)..granule).rev().filter_map(|behind| {
             match self.directory.owner_of_granule(behind) {
-                Owner::Large { desc } => {
-                    let large = self.large.get(desc)?;
-                    Some(Found {
-                        word: Word::Large(&large.word),
-                        place: FoundPlace::Large { desc, large },
-                    })
-                }
+                Owner::Large { desc } => Some(Found::large(desc, self.large.get(desc)?)),
                 Owner::Span { .. } | Owner::Nobody => None,
             }
         })
@@ -376,13 +349,7 @@ impl Allocator {
             Place::Small { class, desc, index } => {
                 self.small_block(usize::from(class), desc, index)
             }
-            Place::Large { desc } => {
-                let large = self.large.get(desc)?;
-                Some(Found {
-                    word: Word::Large(&large.word),
-                    place: FoundPlace::Large { desc, large },
-                })
-            }
+            Place::Large { desc } => Some(Found::large(desc, self.large.get(desc)?)),
         }
     }
 
