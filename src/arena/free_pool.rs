@@ -125,6 +125,15 @@ impl Shard {
     }
 }
 
+/// Where a store's one try at its home shard (`FreePool::try_pop_home`)
+/// left off.
+pub(crate) struct Missed {
+    home: usize,
+    /// The hot list's number if the try found it empty; `None` if the try
+    /// lost a race on it.
+    hot: Option<usize>,
+}
+
 #[derive(Debug)]
 pub(crate) struct FreePool {
     shards: Box<[Shard]>,
@@ -161,27 +170,53 @@ impl FreePool {
     /// busy on that path.
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
-        self.pop_node(links, |index| ((), links.next(index)))
-            .map(|(index, ())| index)
-    }
-
-    /// [`pop`](Self::pop) that answers the popped index's node too (see
-    /// `FreeList::pop_node`): `node(index)` gives an index's node and link,
-    /// and `links` serves the lists past the first.
-    #[inline]
-    pub(crate) fn pop_node<N>(
-        &self,
-        links: &impl Links,
-        node: impl Fn(u32) -> (N, u32),
-    ) -> Option<(u32, N)> {
         let home = self.home();
         let shard = &self.shards[home];
         let hot = shard.hot();
-        if let Some(popped) = shard.lists[hot].pop_node(&node) {
-            return Some(popped);
+        if let Some(index) = shard.lists[hot].pop(links) {
+            return Some(index);
         }
-        let index = self.pop_cold(home, hot, links)?;
-        Some((index, node(index).0))
+        self.pop_cold(home, hot, links)
+    }
+
+    /// One try at the home shard's hot list, for a store's fast path (see
+    /// `FreeList::try_pop_node`, which answers the index's node too). On a
+    /// miss the caller goes on with [`pop_missed`](Self::pop_missed).
+    #[inline]
+    pub(crate) fn try_pop_home<N>(
+        &self,
+        node: impl Fn(u32) -> (N, u32),
+    ) -> Result<(u32, N), Missed> {
+        let home = self.home();
+        let shard = &self.shards[home];
+        let hot = shard.hot();
+        match shard.lists[hot].try_pop_node(node) {
+            Ok(Some(popped)) => Ok(popped),
+            Ok(None) => Err(Missed {
+                home,
+                hot: Some(hot),
+            }),
+            Err(()) => Err(Missed { home, hot: None }),
+        }
+    }
+
+    /// The rest of [`pop`](Self::pop) after a [`try_pop_home`](Self::try_pop_home)
+    /// missed: past the hot list if the try found it empty, else (it lost
+    /// a race) the whole pop again.
+    #[inline]
+    pub(crate) fn pop_missed(&self, missed: Missed, links: &impl Links) -> Option<u32> {
+        match missed.hot {
+            Some(hot) => self.pop_cold(missed.home, hot, links),
+            None => self.pop_again(links),
+        }
+    }
+
+    /// [`pop`](Self::pop), out of line: the rare retry of a store whose
+    /// one try lost a race.
+    #[cold]
+    #[inline(never)]
+    fn pop_again(&self, links: &impl Links) -> Option<u32> {
+        self.pop(links)
     }
 
     /// [`pop`](Self::pop) past the home shard's hot list (number `hot`).

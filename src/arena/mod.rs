@@ -199,21 +199,29 @@ impl<T, M: Default> Core<T, M> {
 
     /// Stores `value` in a free slot, growing if there is none; returns the
     /// value when full at the maximum.
+    ///
+    /// Inlined is only one try at the slot this thread freed last (the
+    /// whole of a thread that frees what it stores, with no retry loop
+    /// keeping registers busy); the rest of the pop is out of line.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
-        // `pop_or_grow`, taking the popped slot's place from the pop.
+        // Read before popping, as in `pop_or_grow`.
         let seen = self.created();
-        let popped = self.free.pop_node(self, |index| {
+        let popped = self.free.try_pop_home(|index| {
             let place = self.place_at(index);
             (place, place.slot.next_free())
         });
-        match popped {
-            Some((index, place)) => Ok(Self::fill_place(index, place, value)),
-            None => match self.grow_and_pop(seen) {
-                Some(index) => Ok(Self::fill_place(index, self.place_at(index), value)),
-                None => Err(value),
+        let (index, place) = match popped {
+            Ok(popped) => popped,
+            Err(missed) => match self.free.pop_missed(missed, self) {
+                Some(index) => (index, self.place_at(index)),
+                None => match self.grow_and_pop(seen) {
+                    Some(index) => (index, self.place_at(index)),
+                    None => return Err(value),
+                },
             },
-        }
+        };
+        Ok(Self::fill_place(index, place, value))
     }
 
     /// Pops a free slot, growing if there is none; `None` when full at the
