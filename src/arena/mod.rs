@@ -717,6 +717,10 @@ impl<T, M> DropValue for &mut Place<T, M> {
 /// free slot's link in 26 bits.
 const MAX_CAPACITY: usize = word::NIL as usize;
 
+// `MessageToken::of_slot` masks indexes to 31 bits, a no-op only while
+// every index is below 2^31.
+const _: () = assert!(MAX_CAPACITY <= 1 << 31);
+
 /// A concurrent generational slab of `T`: lock-free slot allocation,
 /// per-slot reader-writer locks, and values named by keys: [`MessageToken`]s,
 /// or keys of a type of the arena's own (`SlotArena<T, K>`, with `K` made
