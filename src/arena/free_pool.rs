@@ -142,7 +142,8 @@ pub(crate) struct FreePool {
 
 impl FreePool {
     pub(crate) fn new() -> FreePool {
-        let count = shard_count().min(MAX_SHARDS);
+        // At least one: `shard` relies on `mask` being `len - 1`.
+        let count = shard_count().clamp(1, MAX_SHARDS);
         debug_assert!(count.is_power_of_two(), "{count} shards");
         FreePool {
             shards: (0..count).map(|_| Shard::new()).collect(),
@@ -153,6 +154,18 @@ impl FreePool {
     #[inline]
     fn home(&self) -> usize {
         thread_hint() & self.mask
+    }
+
+    /// Shard `number & mask`: any number names a shard, so no bounds
+    /// check, which the compiler could not drop (every store and free
+    /// would pay for it).
+    #[inline]
+    fn shard(&self, number: usize) -> &Shard {
+        let index = number & self.mask;
+        debug_assert!(index < self.shards.len(), "shard {index}");
+        // SAFETY: `mask` is `shards.len() - 1` (`new`), so
+        // `index <= mask < shards.len()`.
+        unsafe { self.shards.get_unchecked(index) }
     }
 
     /// Every list, shard by shard from `home`.
@@ -171,7 +184,7 @@ impl FreePool {
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
         let home = self.home();
-        let shard = &self.shards[home];
+        let shard = self.shard(home);
         let hot = shard.hot();
         if let Some(index) = shard.lists[hot].pop(links) {
             return Some(index);
@@ -188,7 +201,7 @@ impl FreePool {
         node: impl Fn(u32) -> (N, u32),
     ) -> Result<(u32, N), Missed> {
         let home = self.home();
-        let shard = &self.shards[home];
+        let shard = self.shard(home);
         let hot = shard.hot();
         match shard.lists[hot].try_pop_node(node) {
             Ok(Some(popped)) => Ok(popped),
@@ -222,7 +235,7 @@ impl FreePool {
     /// [`pop`](Self::pop) past the home shard's hot list (number `hot`).
     #[inline(never)]
     fn pop_cold(&self, home: usize, hot: usize, links: &impl Links) -> Option<u32> {
-        if let Some(index) = self.shards[home].lists[hot ^ 1].pop(links) {
+        if let Some(index) = self.shard(home).lists[hot ^ 1].pop(links) {
             return Some(index);
         }
         self.pop_elsewhere(home, links)
@@ -242,7 +255,7 @@ impl FreePool {
         // and the batch there is its cold list. That pop is inlined here;
         // the rest is `steal_elsewhere`, out of line.
         // Relaxed: a hint (see `Hints`).
-        let victim = self.shards[home].hints.victim.load(Ordering::Relaxed) & self.mask;
+        let victim = self.shard(home).hints.victim.load(Ordering::Relaxed) & self.mask;
         if victim != home {
             let shard = &self.shards[victim];
             if let Some(index) = shard.lists[shard.hot() ^ 1].pop(links) {
@@ -263,7 +276,7 @@ impl FreePool {
         {
             return Some(index);
         }
-        let hints = &self.shards[home].hints;
+        let hints = &self.shard(home).hints;
         // Else one pass over the other shards, without snapshots.
         if let Some((shard, index)) = self.scan(home, 1, links) {
             hints.victim.store(shard, Ordering::Relaxed);
@@ -315,7 +328,7 @@ impl FreePool {
     /// `set_next` writes the index's link (see `FreeList::push_with`).
     #[inline]
     pub(crate) fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
-        self.shards[self.home()].push_with(index, set_next);
+        self.shard(self.home()).push_with(index, set_next);
     }
 
     /// Empties every list and deals `indexes` (ascending, every one owned
