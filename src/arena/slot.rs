@@ -398,10 +398,10 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Drops a read lock. `Err` with the word from before the unlock if
-    /// this was the last reader and it has work to do: the caller passes
-    /// that word to [`after_last_reader`](Self::after_last_reader), out of
-    /// line, so a guard's drop inlines only the common case.
+    /// Drops a read lock. `Err` with the word from before the unlock unless
+    /// this was the lone reader of a value nobody waits for: the caller
+    /// passes that word to [`after_last_reader`](Self::after_last_reader),
+    /// out of line, so a guard's drop inlines only the common case.
     #[inline]
     pub(super) fn unlock_read(&self) -> Result<(), u64> {
         // Release: our reads of the value happen before the next writer's
@@ -413,19 +413,26 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        if word::last_reader_has_work(before) {
-            Err(before)
-        } else {
+        // One compare inline: the lone reader of a value nobody waits for,
+        // every unlock where one thread at a time reads it. Any other
+        // reader goes out of line, where most find nothing to do.
+        if word::lone_reader_of_present(before) {
             Ok(())
+        } else {
+            Err(before)
         }
     }
 
     /// The rare work of the last reader, after [`unlock_read`](Self::unlock_read)
-    /// answered `Err(before)`: wake the waiters, or reclaim a removed
-    /// value: then the caller holds the slot for reclaiming and gets the
-    /// value's generation.
+    /// answered `Err(before)`: none unless this was the last reader; then
+    /// wake the waiters, or reclaim a removed value: then the caller holds
+    /// the slot for reclaiming and gets the value's generation.
     #[cold]
     pub(super) fn after_last_reader(&self, before: u64) -> Option<u32> {
+        if !word::last_reader_has_work(before) {
+            // Not the last reader, or the last with nothing to do.
+            return None;
+        }
         // Mutation `unlock_read_skips_reclaim`: the last reader of a
         // removed value leaves it in its slot.
         if state(before) == REMOVING && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim") {
