@@ -99,6 +99,11 @@ pub(crate) trait Recycle {
     /// Pushes the vacant slot `index`, which the caller owns, onto a free list.
     fn recycle(&self, index: u32);
 
+    /// [`recycle`](Self::recycle) for the reclaimer of slot `index`, whose
+    /// `Slot::vacate_dropping` answered `vacant`, the word the slot takes
+    /// (it stored it only if the slot retired: the push writes it).
+    fn recycle_dropped(&self, index: u32, vacant: u64);
+
     /// Whether a pinned reader holds the value of slot `index`, asked by a
     /// thread that just took that value exclusively (pins.rs, P1).
     fn pinned(&self, index: u32) -> bool;
@@ -154,6 +159,11 @@ impl<T, M> Recycle for Core<T, M> {
     #[inline]
     fn recycle(&self, index: u32) {
         self.recycle_slot(self.slot_at(index), index);
+    }
+
+    #[inline]
+    fn recycle_dropped(&self, index: u32, vacant: u64) {
+        self.recycle_vacant(self.slot_at(index), index, vacant);
     }
 
     #[inline]
@@ -330,7 +340,8 @@ impl<T, M> Core<T, M> {
     }
 
     /// [`recycle_slot`](Self::recycle_slot) for a caller that knows the
-    /// slot's word, `vacant` (see `Slot::vacate_dropping`).
+    /// word the slot takes, `vacant`: the slot's word, or the one
+    /// `Slot::vacate_dropping` answered, which the push writes.
     #[inline]
     fn recycle_vacant(&self, slot: &Slot<T>, index: u32, vacant: u64) {
         // Mutation `recycle_ignores_retired`: a retired slot goes back on a

@@ -114,12 +114,21 @@ impl<T> Slot<T> {
     }
 
     /// [`set_next_free`](Self::set_next_free) for an owner that knows the
-    /// slot's word, `vacant` (it stored it: `vacate_dropping` passes it on),
-    /// so the word is not loaded again.
+    /// vacant word the slot takes, `vacant`: the slot's word, or, for the
+    /// reclaimer of a value just dropped, the word `vacate_dropping`
+    /// answered while the slot still holds its held word (of the
+    /// generation before), which this store replaces.
     #[inline]
     pub(super) fn link_vacant(&self, vacant: u64, next: u32) {
         debug_assert!(
-            state(self.word()) == VACANT && generation(self.word()) == generation(vacant),
+            {
+                let now = self.word();
+                let linked = state(now) == VACANT && generation(now) == generation(vacant);
+                let held = state(now) != VACANT
+                    && now & WRITER != 0
+                    && generation(now).wrapping_add(1) == generation(vacant);
+                linked || held
+            },
             "linking {vacant:#x}, not the slot's vacant word {:#x}",
             self.word()
         );
@@ -864,9 +873,12 @@ impl<T> Slot<T> {
     }
 
     /// [`vacate`](Self::vacate), dropping the value in place instead of
-    /// moving it out, then calling `recycle` with the vacant (or retired)
-    /// word it stored, which [`link_vacant`](Self::link_vacant) takes. If
-    /// the value's `Drop` panics, the slot is still marked vacant and
+    /// moving it out, then calling `recycle` with the word the slot takes:
+    /// a retired word, stored, or a vacant one, which is not: the slot
+    /// keeps its held word until `recycle` pushes it, and the push's
+    /// [`link_vacant`](Self::link_vacant) stores it with its link, one
+    /// store instead of two. A token of the value gets `NotAllocated`
+    /// from either word. If the value's `Drop` panics, the slot is still
     /// recycled while unwinding.
     ///
     /// # Safety
@@ -885,7 +897,7 @@ impl<T> Slot<T> {
         impl<T, F: FnOnce(u64)> Drop for Release<'_, T, F> {
             #[inline]
             fn drop(&mut self) {
-                let vacant = self.slot.mark_vacant(self.generation);
+                let vacant = self.slot.vacant_after(self.generation);
                 if let Some(recycle) = self.recycle.take() {
                     recycle(vacant);
                 }
@@ -947,6 +959,16 @@ impl<T> Slot<T> {
             "vacating a slot not held for reclaiming: {:#x}",
             self.word()
         );
+    }
+
+    /// [`mark_vacant`](Self::mark_vacant)'s word, stored only if the slot
+    /// retires (see `vacate_dropping`).
+    #[inline]
+    fn vacant_after(&self, generation: u32) -> u64 {
+        match generation.checked_add(1) {
+            Some(next) => word::vacant(next, word::NIL),
+            None => self.mark_vacant(generation),
+        }
     }
 
     /// The word of a slot whose value left: vacant, next generation, or
