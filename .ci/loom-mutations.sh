@@ -27,7 +27,7 @@ CHECKS=(
     "free_list_no_tag|free_list|aba_pop_racing_pop_pop_push_keeps_the_list_intact|handed out twice"
     "free_list_no_tag|free_list|three_threads_pop_and_push|indexes lost|handed out twice"
     "free_list_pop_load_store|free_list|two_threads_pop_then_push|handed out twice"
-    "free_list_pop_load_store|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|filling a slot in use|handed out twice"
+    "free_list_pop_load_store|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|filling a slot in use|handed out twice|Concurrent write accesses"
     "free_list_pop_relaxed|slot_lifecycle|a_full_manager_refuses_until_a_racing_free_lands|filling a slot in use|Causality violation"
     "free_list_pop_relaxed|free_list|two_threads_two_rounds_on_two_slots|indexes lost|handed out twice|Causality violation"
     "pop_elsewhere_home_only|free_pool|a_store_succeeds_while_another_thread_moves_slots_to_its_own_shard|refused with a slot free"

@@ -103,27 +103,52 @@ impl FreeList {
         // there, so the link written before that push is visible.
         let mut head = self.head.load(POP_ORDER);
         loop {
-            let (tag, index) = unpack(head);
-            if index == NIL {
-                return None;
-            }
-            // The link read is ordered after the Acquire load of `head` above.
-            let (found, next) = node(index);
-            // Mutation `free_list_pop_load_store`: pop by a plain store, not a CAS.
-            if cfg!(slotarena_mutation = "free_list_pop_load_store") {
-                self.head.store(pack(bump(tag), next), Ordering::Release);
-                return Some((index, found));
-            }
-            // Acquire on success: the popper now owns the slot and must see
-            // everything its last freer did before pushing it (Release).
-            match self
-                .head
-                .compare_exchange_weak(head, pack(bump(tag), next), POP_ORDER, POP_ORDER)
-            {
-                Ok(_) => return Some((index, found)),
+            match self.pop_from(head, &node) {
+                Ok(popped) => return popped,
                 Err(current) => head = current,
             }
         }
+    }
+
+    /// One attempt of [`pop_node`](Self::pop_node): `Ok(None)` when the
+    /// list is empty, `Err(())` when the compare-and-swap lost a race (or
+    /// failed spuriously): then the list may still hold indexes. A store's
+    /// fast path: no retry loop keeps registers busy.
+    #[inline(always)]
+    pub(crate) fn try_pop_node<N>(
+        &self,
+        node: impl Fn(u32) -> (N, u32),
+    ) -> Result<Option<(u32, N)>, ()> {
+        // Acquire, as in `pop_node`.
+        self.pop_from(self.head.load(POP_ORDER), node)
+            .map_err(|_| ())
+    }
+
+    /// Pops the top of `head`, the head as last loaded (with `POP_ORDER`):
+    /// `Ok(None)` if it is empty, `Err` with the head found if the
+    /// compare-and-swap failed.
+    #[inline(always)]
+    fn pop_from<N>(
+        &self,
+        head: u64,
+        node: impl Fn(u32) -> (N, u32),
+    ) -> Result<Option<(u32, N)>, u64> {
+        let (tag, index) = unpack(head);
+        if index == NIL {
+            return Ok(None);
+        }
+        // The link read is ordered after the Acquire load of `head`.
+        let (found, next) = node(index);
+        // Mutation `free_list_pop_load_store`: pop by a plain store, not a CAS.
+        if cfg!(slotarena_mutation = "free_list_pop_load_store") {
+            self.head.store(pack(bump(tag), next), Ordering::Release);
+            return Ok(Some((index, found)));
+        }
+        // Acquire on success: the popper now owns the slot and must see
+        // everything its last freer did before pushing it (Release).
+        self.head
+            .compare_exchange_weak(head, pack(bump(tag), next), POP_ORDER, POP_ORDER)
+            .map(|_| Some((index, found)))
     }
 
     /// Pops the top index like [`pop`](Self::pop), but writes the head even

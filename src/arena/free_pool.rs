@@ -125,6 +125,15 @@ impl Shard {
     }
 }
 
+/// Where a store's one try at its home shard (`FreePool::try_pop_home`)
+/// left off.
+pub(crate) struct Missed {
+    home: usize,
+    /// The hot list's number if the try found it empty; `None` if the try
+    /// lost a race on it.
+    hot: Option<usize>,
+}
+
 #[derive(Debug)]
 pub(crate) struct FreePool {
     shards: Box<[Shard]>,
@@ -133,7 +142,8 @@ pub(crate) struct FreePool {
 
 impl FreePool {
     pub(crate) fn new() -> FreePool {
-        let count = shard_count().min(MAX_SHARDS);
+        // At least one: `shard` relies on `mask` being `len - 1`.
+        let count = shard_count().clamp(1, MAX_SHARDS);
         debug_assert!(count.is_power_of_two(), "{count} shards");
         FreePool {
             shards: (0..count).map(|_| Shard::new()).collect(),
@@ -144,6 +154,18 @@ impl FreePool {
     #[inline]
     fn home(&self) -> usize {
         thread_hint() & self.mask
+    }
+
+    /// Shard `number & mask`: any number names a shard, so no bounds
+    /// check, which the compiler could not drop (every store and free
+    /// would pay for it).
+    #[inline]
+    fn shard(&self, number: usize) -> &Shard {
+        let index = number & self.mask;
+        debug_assert!(index < self.shards.len(), "shard {index}");
+        // SAFETY: `mask` is `shards.len() - 1` (`new`), so
+        // `index <= mask < shards.len()`.
+        unsafe { self.shards.get_unchecked(index) }
     }
 
     /// Every list, shard by shard from `home`.
@@ -161,33 +183,59 @@ impl FreePool {
     /// busy on that path.
     #[inline]
     pub(crate) fn pop(&self, links: &impl Links) -> Option<u32> {
-        self.pop_node(links, |index| ((), links.next(index)))
-            .map(|(index, ())| index)
+        let home = self.home();
+        let shard = self.shard(home);
+        let hot = shard.hot();
+        if let Some(index) = shard.lists[hot].pop(links) {
+            return Some(index);
+        }
+        self.pop_cold(home, hot, links)
     }
 
-    /// [`pop`](Self::pop) that answers the popped index's node too (see
-    /// `FreeList::pop_node`): `node(index)` gives an index's node and link,
-    /// and `links` serves the lists past the first.
+    /// One try at the home shard's hot list, for a store's fast path (see
+    /// `FreeList::try_pop_node`, which answers the index's node too). On a
+    /// miss the caller goes on with [`pop_missed`](Self::pop_missed).
     #[inline]
-    pub(crate) fn pop_node<N>(
+    pub(crate) fn try_pop_home<N>(
         &self,
-        links: &impl Links,
         node: impl Fn(u32) -> (N, u32),
-    ) -> Option<(u32, N)> {
+    ) -> Result<(u32, N), Missed> {
         let home = self.home();
-        let shard = &self.shards[home];
+        let shard = self.shard(home);
         let hot = shard.hot();
-        if let Some(popped) = shard.lists[hot].pop_node(&node) {
-            return Some(popped);
+        match shard.lists[hot].try_pop_node(node) {
+            Ok(Some(popped)) => Ok(popped),
+            Ok(None) => Err(Missed {
+                home,
+                hot: Some(hot),
+            }),
+            Err(()) => Err(Missed { home, hot: None }),
         }
-        let index = self.pop_cold(home, hot, links)?;
-        Some((index, node(index).0))
+    }
+
+    /// The rest of [`pop`](Self::pop) after a [`try_pop_home`](Self::try_pop_home)
+    /// missed: past the hot list if the try found it empty, else (it lost
+    /// a race) the whole pop again.
+    #[inline]
+    pub(crate) fn pop_missed(&self, missed: Missed, links: &impl Links) -> Option<u32> {
+        match missed.hot {
+            Some(hot) => self.pop_cold(missed.home, hot, links),
+            None => self.pop_again(links),
+        }
+    }
+
+    /// [`pop`](Self::pop), out of line: the rare retry of a store whose
+    /// one try lost a race.
+    #[cold]
+    #[inline(never)]
+    fn pop_again(&self, links: &impl Links) -> Option<u32> {
+        self.pop(links)
     }
 
     /// [`pop`](Self::pop) past the home shard's hot list (number `hot`).
     #[inline(never)]
     fn pop_cold(&self, home: usize, hot: usize, links: &impl Links) -> Option<u32> {
-        if let Some(index) = self.shards[home].lists[hot ^ 1].pop(links) {
+        if let Some(index) = self.shard(home).lists[hot ^ 1].pop(links) {
             return Some(index);
         }
         self.pop_elsewhere(home, links)
@@ -207,7 +255,7 @@ impl FreePool {
         // and the batch there is its cold list. That pop is inlined here;
         // the rest is `steal_elsewhere`, out of line.
         // Relaxed: a hint (see `Hints`).
-        let victim = self.shards[home].hints.victim.load(Ordering::Relaxed) & self.mask;
+        let victim = self.shard(home).hints.victim.load(Ordering::Relaxed) & self.mask;
         if victim != home {
             let shard = &self.shards[victim];
             if let Some(index) = shard.lists[shard.hot() ^ 1].pop(links) {
@@ -228,7 +276,7 @@ impl FreePool {
         {
             return Some(index);
         }
-        let hints = &self.shards[home].hints;
+        let hints = &self.shard(home).hints;
         // Else one pass over the other shards, without snapshots.
         if let Some((shard, index)) = self.scan(home, 1, links) {
             hints.victim.store(shard, Ordering::Relaxed);
@@ -280,7 +328,7 @@ impl FreePool {
     /// `set_next` writes the index's link (see `FreeList::push_with`).
     #[inline]
     pub(crate) fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
-        self.shards[self.home()].push_with(index, set_next);
+        self.shard(self.home()).push_with(index, set_next);
     }
 
     /// Empties every list and deals `indexes` (ascending, every one owned

@@ -75,7 +75,9 @@ impl<T> Held<'_, T> {
         // the slot for reclaiming (`Slot::vacate`'s contract), and no
         // pinned reader holds the value (P1).
         unsafe {
-            slot.vacate_dropping(generation, |_| recycle.recycle(index));
+            slot.vacate_dropping(generation, |vacant| {
+                recycle.recycle_dropped(index, vacant);
+            });
         }
     }
 }

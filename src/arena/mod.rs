@@ -99,6 +99,11 @@ pub(crate) trait Recycle {
     /// Pushes the vacant slot `index`, which the caller owns, onto a free list.
     fn recycle(&self, index: u32);
 
+    /// [`recycle`](Self::recycle) for the reclaimer of slot `index`, whose
+    /// `Slot::vacate_dropping` answered `vacant`, the word the slot takes
+    /// (it stored it only if the slot retired: the push writes it).
+    fn recycle_dropped(&self, index: u32, vacant: u64);
+
     /// Whether a pinned reader holds the value of slot `index`, asked by a
     /// thread that just took that value exclusively (pins.rs, P1).
     fn pinned(&self, index: u32) -> bool;
@@ -157,6 +162,11 @@ impl<T, M> Recycle for Core<T, M> {
     }
 
     #[inline]
+    fn recycle_dropped(&self, index: u32, vacant: u64) {
+        self.recycle_vacant(self.slot_at(index), index, vacant);
+    }
+
+    #[inline]
     fn pinned(&self, index: u32) -> bool {
         self.pins.pinned(index)
     }
@@ -199,21 +209,29 @@ impl<T, M: Default> Core<T, M> {
 
     /// Stores `value` in a free slot, growing if there is none; returns the
     /// value when full at the maximum.
+    ///
+    /// Inlined is only one try at the slot this thread freed last (the
+    /// whole of a thread that frees what it stores, with no retry loop
+    /// keeping registers busy); the rest of the pop is out of line.
     #[inline]
     pub(crate) fn insert(&self, value: T) -> Result<(MessageToken, &M), T> {
-        // `pop_or_grow`, taking the popped slot's place from the pop.
+        // Read before popping, as in `pop_or_grow`.
         let seen = self.created();
-        let popped = self.free.pop_node(self, |index| {
+        let popped = self.free.try_pop_home(|index| {
             let place = self.place_at(index);
             (place, place.slot.next_free())
         });
-        match popped {
-            Some((index, place)) => Ok(Self::fill_place(index, place, value)),
-            None => match self.grow_and_pop(seen) {
-                Some(index) => Ok(Self::fill_place(index, self.place_at(index), value)),
-                None => Err(value),
+        let (index, place) = match popped {
+            Ok(popped) => popped,
+            Err(missed) => match self.free.pop_missed(missed, self) {
+                Some(index) => (index, self.place_at(index)),
+                None => match self.grow_and_pop(seen) {
+                    Some(index) => (index, self.place_at(index)),
+                    None => return Err(value),
+                },
             },
-        }
+        };
+        Ok(Self::fill_place(index, place, value))
     }
 
     /// Pops a free slot, growing if there is none; `None` when full at the
@@ -322,7 +340,8 @@ impl<T, M> Core<T, M> {
     }
 
     /// [`recycle_slot`](Self::recycle_slot) for a caller that knows the
-    /// slot's word, `vacant` (see `Slot::vacate_dropping`).
+    /// word the slot takes, `vacant`: the slot's word, or the one
+    /// `Slot::vacate_dropping` answered, which the push writes.
     #[inline]
     fn recycle_vacant(&self, slot: &Slot<T>, index: u32, vacant: u64) {
         // Mutation `recycle_ignores_retired`: a retired slot goes back on a
@@ -708,6 +727,10 @@ impl<T, M> DropValue for &mut Place<T, M> {
 /// The largest capacity any arena may have: the lifecycle word keeps a
 /// free slot's link in 26 bits.
 const MAX_CAPACITY: usize = word::NIL as usize;
+
+// `MessageToken::of_slot` masks indexes to 31 bits, a no-op only while
+// every index is below 2^31.
+const _: () = assert!(MAX_CAPACITY <= 1 << 31);
 
 /// A concurrent generational slab of `T`: lock-free slot allocation,
 /// per-slot reader-writer locks, and values named by keys: [`MessageToken`]s,

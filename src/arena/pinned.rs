@@ -233,7 +233,9 @@ impl<T, M> Core<T, M> {
         // SAFETY: `claim_pending` gave us the slot for reclaiming, and no
         // reader holds the value pinned any more (P4).
         unsafe {
-            slot.vacate_dropping(generation, |_| super::Recycle::recycle(self, index));
+            slot.vacate_dropping(generation, |vacant| {
+                super::Recycle::recycle_dropped(self, index, vacant);
+            });
         }
     }
 }

@@ -113,7 +113,10 @@ impl<E> Segments<E> {
 
     /// Out of line: every access to a slot inlines `get`, and this part,
     /// inlined too, kept registers busy on the paths of the first segment
-    /// (a fixed-size arena has no other).
+    /// (a fixed-size arena has no other). Cold, so that the first
+    /// segment's path falls through with no jump around this call; a
+    /// growable arena's later segments pay that jump instead.
+    #[cold]
     #[inline(never)]
     fn get_later(&self, index: usize) -> Option<&E> {
         if index >= self.max {

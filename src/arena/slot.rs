@@ -114,12 +114,21 @@ impl<T> Slot<T> {
     }
 
     /// [`set_next_free`](Self::set_next_free) for an owner that knows the
-    /// slot's word, `vacant` (it stored it: `vacate_dropping` passes it on),
-    /// so the word is not loaded again.
+    /// vacant word the slot takes, `vacant`: the slot's word, or, for the
+    /// reclaimer of a value just dropped, the word `vacate_dropping`
+    /// answered while the slot still holds its held word (of the
+    /// generation before), which this store replaces.
     #[inline]
     pub(super) fn link_vacant(&self, vacant: u64, next: u32) {
         debug_assert!(
-            state(self.word()) == VACANT && generation(self.word()) == generation(vacant),
+            {
+                let now = self.word();
+                let linked = state(now) == VACANT && generation(now) == generation(vacant);
+                let held = state(now) != VACANT
+                    && now & WRITER != 0
+                    && generation(now).wrapping_add(1) == generation(vacant);
+                linked || held
+            },
             "linking {vacant:#x}, not the slot's vacant word {:#x}",
             self.word()
         );
@@ -398,10 +407,10 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Drops a read lock. `Err` with the word from before the unlock if
-    /// this was the last reader and it has work to do: the caller passes
-    /// that word to [`after_last_reader`](Self::after_last_reader), out of
-    /// line, so a guard's drop inlines only the common case.
+    /// Drops a read lock. `Err` with the word from before the unlock unless
+    /// this was the lone reader of a value nobody waits for: the caller
+    /// passes that word to [`after_last_reader`](Self::after_last_reader),
+    /// out of line, so a guard's drop inlines only the common case.
     #[inline]
     pub(super) fn unlock_read(&self) -> Result<(), u64> {
         // Release: our reads of the value happen before the next writer's
@@ -413,19 +422,26 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        if word::last_reader_has_work(before) {
-            Err(before)
-        } else {
+        // One compare inline: the lone reader of a value nobody waits for,
+        // every unlock where one thread at a time reads it. Any other
+        // reader goes out of line, where most find nothing to do.
+        if word::lone_reader_of_present(before) {
             Ok(())
+        } else {
+            Err(before)
         }
     }
 
     /// The rare work of the last reader, after [`unlock_read`](Self::unlock_read)
-    /// answered `Err(before)`: wake the waiters, or reclaim a removed
-    /// value: then the caller holds the slot for reclaiming and gets the
-    /// value's generation.
+    /// answered `Err(before)`: none unless this was the last reader; then
+    /// wake the waiters, or reclaim a removed value: then the caller holds
+    /// the slot for reclaiming and gets the value's generation.
     #[cold]
     pub(super) fn after_last_reader(&self, before: u64) -> Option<u32> {
+        if !word::last_reader_has_work(before) {
+            // Not the last reader, or the last with nothing to do.
+            return None;
+        }
         // Mutation `unlock_read_skips_reclaim`: the last reader of a
         // removed value leaves it in its slot.
         if state(before) == REMOVING && !cfg!(slotarena_mutation = "unlock_read_skips_reclaim") {
@@ -857,9 +873,12 @@ impl<T> Slot<T> {
     }
 
     /// [`vacate`](Self::vacate), dropping the value in place instead of
-    /// moving it out, then calling `recycle` with the vacant (or retired)
-    /// word it stored, which [`link_vacant`](Self::link_vacant) takes. If
-    /// the value's `Drop` panics, the slot is still marked vacant and
+    /// moving it out, then calling `recycle` with the word the slot takes:
+    /// a retired word, stored, or a vacant one, which is not: the slot
+    /// keeps its held word until `recycle` pushes it, and the push's
+    /// [`link_vacant`](Self::link_vacant) stores it with its link, one
+    /// store instead of two. A token of the value gets `NotAllocated`
+    /// from either word. If the value's `Drop` panics, the slot is still
     /// recycled while unwinding.
     ///
     /// # Safety
@@ -878,7 +897,7 @@ impl<T> Slot<T> {
         impl<T, F: FnOnce(u64)> Drop for Release<'_, T, F> {
             #[inline]
             fn drop(&mut self) {
-                let vacant = self.slot.mark_vacant(self.generation);
+                let vacant = self.slot.vacant_after(self.generation);
                 if let Some(recycle) = self.recycle.take() {
                     recycle(vacant);
                 }
@@ -940,6 +959,16 @@ impl<T> Slot<T> {
             "vacating a slot not held for reclaiming: {:#x}",
             self.word()
         );
+    }
+
+    /// [`mark_vacant`](Self::mark_vacant)'s word, stored only if the slot
+    /// retires (see `vacate_dropping`).
+    #[inline]
+    fn vacant_after(&self, generation: u32) -> u64 {
+        match generation.checked_add(1) {
+            Some(next) => word::vacant(next, word::NIL),
+            None => self.mark_vacant(generation),
+        }
     }
 
     /// The word of a slot whose value left: vacant, next generation, or

@@ -102,11 +102,21 @@ pub(super) const fn guarded(word: u64) -> bool {
     word & (COUNT_MASK | WRITER) != 0
 }
 
+/// Whether a read unlock that found `before` was the only reader of a
+/// value simply present with nobody parked: the common unlock, which has
+/// no work, in one compare (see [`last_reader_has_work`] for the others).
+#[inline]
+pub(super) const fn lone_reader_of_present(before: u64) -> bool {
+    let fields = (COUNT_MASK | PARKED | STATE_MASK) as u32;
+    (before as u32) & fields == (ONE_READER | PRESENT) as u32
+}
+
 /// Whether a read unlock that found `before` leaves work for its thread:
 /// it was the last reader (a count of one) of a value that is not simply
 /// present with nobody parked (removed, or waited for).
 ///
-/// Every read guard's drop asks, so it is one compare: xor-ing the one
+/// Every read unlock but the lone reader's asks (out of line), in one
+/// compare: xor-ing the one
 /// word that needs nothing, `ONE_READER | PRESENT`, into the count,
 /// `PARKED` and state fields leaves 0 for it; a count field of 0 and
 /// something in `PARKED` or the state for a last reader with work; and a
@@ -173,6 +183,8 @@ mod tests {
                             | state;
                         let expected = count == 1 && word & (PARKED | STATE_MASK) != PRESENT;
                         assert_eq!(last_reader_has_work(word), expected, "{word:#x}");
+                        let lone = count == 1 && word & (PARKED | STATE_MASK) == PRESENT;
+                        assert_eq!(lone_reader_of_present(word), lone, "{word:#x}");
                     }
                 }
             }
