@@ -30,7 +30,7 @@
 //!   the last guard's unlock. `take` marks it `TAKING` and waits for the
 //!   guards to go; `try_take` answers `BorrowActive` instead.
 //! - A removed value is dropped in place while its slot is still held; a
-//!   guard then marks the slot vacant and pushes it back, also when the
+//!   guard then pushes it back (the push writes its vacant word), also when the
 //!   value's `Drop` panics, so a panicking `Drop` cannot lose the slot. A
 //!   taken value is moved out and its slot pushed back before the caller
 //!   gets it.

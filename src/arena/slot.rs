@@ -2,7 +2,13 @@
 //! every transition of the word.
 //!
 //! Invariants, cited as S1…S5 elsewhere:
-//! - S1: the value is initialised exactly when the state is not `VACANT`.
+//! - S1: the value is initialised exactly when the state is not `VACANT`,
+//!   but for one window: a value dropped while its slot is held
+//!   (`vacate_dropping`) leaves the held word (`REMOVING`/`TAKING`) in
+//!   place until the free-list push writes the vacant word with its
+//!   link. Nothing reads the value in that window: the held word keeps
+//!   every lock and pin out (S2), and only `&mut` paths, which cannot
+//!   overlap a push, trust the state alone.
 //! - S2: a thread that set `WRITER` (a write guard, or the reclaimer of a
 //!   removed or taken value) has exclusive access to the value; a thread
 //!   whose CAS added a reader has shared access; `WRITER` and a non-zero
@@ -909,8 +915,10 @@ impl<T> Slot<T> {
             recycle: Some(recycle),
         };
         // SAFETY: the caller holds the slot exclusively (S2) and the value
-        // is initialised (S1); `_release` marks the slot vacant right after,
-        // so nobody reaches the dropped value again.
+        // is initialised (S1). The held word stays until `_release` hands
+        // the slot to `recycle`, whose push writes the vacant word: no lock
+        // or pin is granted on a held word, so nobody reaches the dropped
+        // value again.
         self.value
             .with_mut(|cell| unsafe { core::ptr::drop_in_place(cell.cast::<T>()) });
     }
