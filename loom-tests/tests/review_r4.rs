@@ -92,7 +92,7 @@ fn a_store_never_misses_a_free_slot_while_a_guard_reclaims_the_other() {
         };
         guard_thread.join().unwrap();
         storer.join().unwrap();
-        assert_eq!(first_state.drops(), 1);
+        assert_eq!(first_state.drops(), 1, "the removed value was not dropped");
         assert_eq!(arena.len(), 0);
     });
 }
