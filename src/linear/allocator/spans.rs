@@ -101,8 +101,8 @@ pub(super) const KEPT: u64 = 1 << 35;
 
 /// Most empty spans a memory keeps for their pinning handles (S4): enough
 /// for a guest churning short-lived strings and vectors of a dozen
-/// classes (T2 of bench_report: 2 788 instructions per round with 16, 4 094
-/// with 2, 5 778 with none). Each is at most 16 granules (4 KiB), so the pages they
+/// classes (T2 of bench_report, measured when the keep was added: 2 788
+/// instructions per round with 16, 4 094 with 2, 5 778 with none). Each is at most 16 granules (4 KiB), so the pages they
 /// sit on (at most 32: a span may straddle two) are all that a memory of
 /// idle handles keeps committed beyond the pool's own `KEPT_PAGES`.
 pub(super) const KEPT_SPANS: u32 = 16;
