@@ -9,7 +9,7 @@
 //! free decides by its word, which names its own range.
 
 use super::super::LinearMemoryError;
-use super::super::classes::{GRANULE, block_size, granules_for, min_len};
+use super::super::classes::min_len;
 use super::super::fields::Field;
 use super::Allocator;
 use super::large::LargeDesc;
@@ -73,24 +73,14 @@ impl Allocator {
         len: u32,
         touch: bool,
     ) -> Result<Result<(), LinearMemoryError>, ()> {
-        let Some(span) = self.classes.get(class).and_then(|c| c.descs.get(desc)) else {
+        let Some(block) = self.pinned_block(class, desc, ptr)? else {
             return Ok(Err(self.not_a_start(ptr)));
         };
-        let Some(pin) = self.pin_span(class, desc, span) else {
-            return Ok(Err(self.not_a_start(ptr)));
-        };
-        let (start, blocks) = pin.geometry();
-        let offset = ptr.checked_sub(start).ok_or(())?;
-        if offset >= granules_for(class, blocks) * GRANULE {
-            return Err(());
-        }
-        let size = block_size(class);
-        let index = offset / size;
-        if index >= blocks || index * size != offset {
-            // The slack past its last block, or inside a block.
+        if !block.at_start {
+            // Inside a block.
             return Ok(Err(self.not_a_start(ptr)));
         }
-        let field = span.fields(class).at(index);
+        let field = block.span.fields(class).at(block.index);
         let mut seen = if touch { field.touch() } else { field.load() };
         loop {
             if !seen.is_live() {
@@ -113,7 +103,7 @@ impl Allocator {
             }
         }
         // The field was live, so the span cannot have retired (S2).
-        pin.freed(shard);
+        block.pin.freed(shard);
         Ok(Ok(()))
     }
 

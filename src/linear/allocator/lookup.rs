@@ -162,6 +162,18 @@ impl Word<'_> {
     }
 }
 
+/// A small block found under a pin on its span (`Allocator::pinned_block`).
+pub(super) struct PinnedBlock<'a> {
+    pub(super) span: &'a SpanDesc,
+    pub(super) pin: SpanPin<'a>,
+    /// The span's start.
+    pub(super) start: u32,
+    /// The block's index in the span.
+    pub(super) index: u32,
+    /// Whether the pointer looked up is the block's start.
+    pub(super) at_start: bool,
+}
+
 /// How many granules the directory maps to a descriptor, and whether its
 /// span or block is gone (retired, freed): `granules << 1 | GONE`. The
 /// descriptor can be remade only when both say so (L3), and exactly one
@@ -284,6 +296,23 @@ impl Allocator {
     /// published span), `Err` if the span is not at `ptr`'s place any more.
     #[inline]
     fn small_at(&self, class: usize, desc: u32, ptr: u32) -> Result<Option<Found<'_>>, ()> {
+        Ok(self.pinned_block(class, desc, ptr)?.map(|block| {
+            Self::small_found(class, desc, block.span, block.start, block.index, block.pin)
+        }))
+    }
+
+    /// Span `desc` of `class` pinned (L2) and the block in it that holds
+    /// `ptr`. `Ok(None)` if the span's place
+    /// holds no block there (or it has no published span), `Err` if the
+    /// span is not at `ptr`'s place any more (the directory named a
+    /// descriptor remade elsewhere since).
+    #[inline]
+    pub(super) fn pinned_block(
+        &self,
+        class: usize,
+        desc: u32,
+        ptr: u32,
+    ) -> Result<Option<PinnedBlock<'_>>, ()> {
         let Some(span) = self.classes.get(class).and_then(|c| c.descs.get(desc)) else {
             return Ok(None);
         };
@@ -297,13 +326,18 @@ impl Allocator {
         if offset >= granules_for(class, blocks) * GRANULE {
             return Err(());
         }
-        let index = offset / block_size(class);
+        let size = block_size(class);
+        let index = offset / size;
         if index >= blocks {
             return Ok(None); // the slack past its last block
         }
-        Ok(Some(Self::small_found(
-            class, desc, span, start, index, pin,
-        )))
+        Ok(Some(PinnedBlock {
+            span,
+            pin,
+            start,
+            index,
+            at_start: index * size == offset,
+        }))
     }
 
     fn small_found<'a>(
