@@ -40,7 +40,18 @@ fi
 export CARGO_TARGET_DIR=target/miri
 export MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check -Zmiri-disable-isolation"
 export PROPTEST_CASES=4
-cargo +nightly miri test --lib --test borrows_and_poison
+# The unit tests of the linear memory's bookkeeping (span fields, the
+# pool, the directory, span keeping) are safe code over plain vectors with
+# thousands of rounds each: under Miri they took 117 of the group's 183 s
+# and reach no unsafe code (that is `region.rs`, run by `linear_contract`
+# below), so they stay with the native run.
+cargo +nightly miri test --lib --test borrows_and_poison -- \
+    --skip a_lone_block_allocated_and_freed_again_and_again_keeps_its_span \
+    --skip a_span_of_every_class_fits_its_fields_in_few_words \
+    --skip random_takes_and_gives_back_keep_every_invariant \
+    --skip every_granule_of_a_large_block_has_an_anchor_at_most_its_floor_behind \
+    --skip at_most_kept_spans_empty_spans_stay_committed \
+    --skip freed_starts_are_exact_and_make_a_bitmap_only_where_marked
 cargo +nightly miri test --test slot_arena -- \
     errors_come remove_never remove_under take_waits a_stale try_forms a_panicking \
     a_guard_taken owned_guards mapped_guards iter_skips dropping_the_arena insert_error \
