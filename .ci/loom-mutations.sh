@@ -83,6 +83,7 @@ CHECKS=(
     "lookup_unpinned|linear|a_stale_free_racing_a_span_remade_elsewhere_never_frees_another_block|freed before the racing free|stayed live"
     "lookup_unpinned|linear|a_stale_claim_racing_a_span_remade_elsewhere_never_claims_another_block|claimed through a stale lookup"
     "reclaim_skips_kept|linear|a_waiter_takes_the_granules_of_a_span_kept_for_an_idle_handle|deadlock"
+    "growth_unsettled|linear|an_alloc_racing_a_kept_span_reclaim_never_grows_the_memory|grew with a 4-granule kept span"
 )
 
 matrix=false

@@ -887,3 +887,40 @@ fn a_waiter_takes_the_granules_of_a_span_kept_for_an_idle_handle() {
         assert_eq!(memory.allocated_bytes(), 0);
     });
 }
+
+/// Review R5: a span kept empty for its handle (S4) is the only room of a
+/// one-page memory that may grow to two; two handles allocate 3 and 1
+/// granules (large blocks) at once. Both fit the span's 4 granules in
+/// every order. A handle that looked while the other's reclaim had
+/// retired the span but not yet given its granules back grew the memory
+/// ("grew with a 4-granule kept span ... left: 2 right: 1"): a growth is
+/// now decided by a settled look, like an `OutOfMemory` (T2).
+#[test]
+fn an_alloc_racing_a_kept_span_reclaim_never_grows_the_memory() {
+    model(|| {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut owner = LinearMemoryController::new(&memory);
+        let block = owner.alloc(SMALL).unwrap(); // a span at granules 1..5
+        let mut a = LinearMemoryController::new(&memory);
+        let fill_len = (255 - 4) * GRANULE;
+        let fill = a.alloc(fill_len).unwrap();
+        owner.free(block, SMALL).unwrap(); // emptied, kept for `owner`
+        let mut b = LinearMemoryController::new(&memory);
+        let other = thread::spawn(move || {
+            let got = b.alloc_aligned(16, GRANULE).unwrap(); // one granule
+            (b, got)
+        });
+        let mine = a.alloc(3 * GRANULE - 100).unwrap();
+        let (mut b, theirs) = other.join().unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "grew with a 4-granule kept span for 3 + 1 (blocks {mine}, {theirs})"
+        );
+        a.free(mine, 3 * GRANULE - 100).unwrap();
+        b.free(theirs, 16).unwrap();
+        a.free(fill, fill_len).unwrap();
+        drop(owner);
+        assert_eq!(memory.allocated_bytes(), 0);
+    });
+}

@@ -69,7 +69,7 @@ use super::directory::{Directory, Stable};
 use super::pool::{PAGE_GRANULES, Pool};
 use super::region::{Claim, Region};
 use super::{LinearMemoryError, PAGE_SIZE};
-use crate::sync::{AtomicU32, AtomicU64, CachePadded, Mutex, Ordering, thread_hint};
+use crate::sync::{AtomicU32, AtomicU64, Backoff, CachePadded, Mutex, Ordering, thread_hint};
 use crate::wait_queue::{Look, Patience, WaitQueue};
 pub(super) use cache::SpanCache;
 use large::{LargeDesc, PoolState};
@@ -388,6 +388,10 @@ impl Allocator {
         then: impl FnOnce(&mut PoolState, u32) -> Result<R, LinearMemoryError>,
     ) -> Result<(u32, R), LinearMemoryError> {
         let mut kept_taken_back = false;
+        // The transit words after the last look that would have grown the
+        // memory (T2).
+        let mut growth_look = None;
+        let backoff = Backoff::new();
         loop {
             {
                 let mut state = self.pool.lock();
@@ -408,6 +412,15 @@ impl Allocator {
                     && growth == Growth::Yes
                     && let Some(target) = state.pool.growth_for(granules, align)
                 {
+                    // T2: room in transit (a kept span retiring) is room,
+                    // so the memory grows only after a settled look. The
+                    // transit words are read under the pool's lock, which
+                    // orders this look before any new span's transit.
+                    if !self.settled_since(&mut growth_look) {
+                        drop(state);
+                        backoff.snooze();
+                        continue;
+                    }
                     self.grow_locked(&mut state, target)?;
                     start = state.pool.take(granules, align);
                     debug_assert!(start.is_some(), "grew for {granules} granules");

@@ -15,7 +15,8 @@
 //!   that retires it; a new span's starts under the pool's lock, in the
 //!   hold that takes its granules, which a look reads under that lock too
 //!   (so a look that failed to take granules started no transit).
-//! - T2: an allocation answers `OutOfMemory` only after a *settled* look:
+//! - T2: an allocation answers `OutOfMemory`, and grows the memory, only
+//!   after a *settled* look:
 //!   a look that found no room, between a read-modify-write of every
 //!   shard's transit word before (no transit in flight) and one after (no
 //!   transit started since). Read-modify-writes of one word are totally
@@ -56,7 +57,7 @@ impl Drop for Transit<'_> {
 
 /// What a look saw of all transit words: transits started, and in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
+pub(super) struct Seen {
     started: u64,
     in_flight: u64,
 }
@@ -94,6 +95,20 @@ impl Allocator {
                 }
             },
         )
+    }
+
+    /// Whether the look that found no room since `since` was read is
+    /// settled (T2), for a growth of the memory: `since` becomes what the
+    /// transit words say now, so an unsettled look starts the next one (and
+    /// a first look, with nothing read before it, is never settled).
+    pub(super) fn settled_since(&self, since: &mut Option<Seen>) -> bool {
+        let now = self.transits();
+        let settled = matches!(
+            *since,
+            Some(before) if before.in_flight == 0 && now.started == before.started
+        );
+        *since = Some(now);
+        settled || cfg!(slotarena_mutation = "growth_unsettled")
     }
 
     /// `look`'s answer, looking again until a look finds room or is
