@@ -382,7 +382,7 @@ impl<T, M> Core<T, M> {
         Ok(Held {
             slot,
             recycle: self,
-            index: token.index() as u32,
+            token,
         })
     }
 
@@ -437,11 +437,11 @@ impl<T, M> Core<T, M> {
         blocking: bool,
     ) -> Result<(), MemoryError> {
         loop {
-            if self.pins.any_pinned(held.index) {
+            if self.pins.any_pinned(held.index()) {
                 if !blocking {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
-                self.spin_until_unpinned(held.index);
+                self.spin_until_unpinned(held.index());
             }
             held.slot.lock_write(token, blocking)?;
             match self.unpinned_after_lock(held) {
@@ -457,7 +457,7 @@ impl<T, M> Core<T, M> {
     /// and answers `AlreadyBorrowed`.
     #[inline]
     fn unpinned_after_lock(&self, held: Held<'_, T>) -> Result<(), MemoryError> {
-        if !self.pins.pinned(held.index) {
+        if !self.pins.pinned(held.index()) {
             return Ok(());
         }
         held.reclaim(held.slot.unlock_write(false));
@@ -540,7 +540,7 @@ impl<T, M> Core<T, M> {
             let held = Held {
                 slot,
                 recycle: self,
-                index,
+                token,
             };
             if self.pins.pinned(index) {
                 held.reclaim(slot.unlock_write(false));
@@ -1425,11 +1425,7 @@ impl<T, K: Key> SlotArena<T, K> {
     ) -> Result<OwnedReadGuard<T, T, K>, MemoryError> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_read(token, blocking)?;
-        Ok(OwnedReadGuard::new(
-            self.clone(),
-            slot,
-            token.index() as u32,
-        ))
+        Ok(OwnedReadGuard::new(self.clone(), slot, token))
     }
 
     fn owned_write(
@@ -1439,7 +1435,7 @@ impl<T, K: Key> SlotArena<T, K> {
     ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let held = self.core.held(token)?;
         self.core.lock_exclusive(held, token, blocking)?;
-        Ok(OwnedWriteGuard::new(self.clone(), held.slot, held.index))
+        Ok(OwnedWriteGuard::new(self.clone(), held.slot, token))
     }
 
     /// Every value present for the whole iteration, each with its token and
