@@ -415,7 +415,7 @@ impl<T, M> Core<T, M> {
         blocking: bool,
     ) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
-        self.lock_exclusive(held, token, blocking)?;
+        self.lock_exclusive(held, blocking)?;
         Ok(WriteGuard::new(held))
     }
 
@@ -430,12 +430,7 @@ impl<T, M> Core<T, M> {
     /// refusal leaves the word as it found it for other readers (unless a
     /// pin lands between that look, which does not fence, and the lock).
     #[inline]
-    fn lock_exclusive(
-        &self,
-        held: Held<'_, T>,
-        token: MessageToken,
-        blocking: bool,
-    ) -> Result<(), MemoryError> {
+    fn lock_exclusive(&self, held: Held<'_, T>, blocking: bool) -> Result<(), MemoryError> {
         loop {
             if self.pins.any_pinned(held.index()) {
                 if !blocking {
@@ -443,7 +438,7 @@ impl<T, M> Core<T, M> {
                 }
                 self.spin_until_unpinned(held.index());
             }
-            held.slot.lock_write(token, blocking)?;
+            held.slot.lock_write(held.token, blocking)?;
             match self.unpinned_after_lock(held) {
                 Err(MemoryError::AlreadyBorrowed) if blocking => continue,
                 done => return done,
@@ -1434,7 +1429,7 @@ impl<T, K: Key> SlotArena<T, K> {
         blocking: bool,
     ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let held = self.core.held(token)?;
-        self.core.lock_exclusive(held, token, blocking)?;
+        self.core.lock_exclusive(held, blocking)?;
         Ok(OwnedWriteGuard::new(self.clone(), held.slot, token))
     }
 
