@@ -464,9 +464,10 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        // One compare inline: the lone reader of a value nobody waits for,
-        // every unlock where one thread at a time reads it. Any other
-        // reader goes out of line, where most find nothing to do.
+        // One compare: the lone reader of a value nobody waits for whose
+        // word the guess missed (a flag such as RETAINED, or a spurious
+        // failure). Any other reader goes on to `after_last_reader`, where
+        // most find nothing to do.
         if word::lone_reader_of_present(before) {
             Ok(())
         } else {
