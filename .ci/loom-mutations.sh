@@ -52,6 +52,8 @@ CHECKS=(
     "unlock_read_skips_reclaim|arena_lifecycle|an_owned_read_guard_dropped_on_another_thread_reclaims_a_removed_value|the removed value was not dropped"
     "unlock_read_skips_reclaim|arena_lifecycle|the_last_of_two_readers_on_other_threads_reclaims_a_removed_value|the removed value was not dropped"
     "unlock_read_skips_reclaim|review_r4|a_store_never_misses_a_free_slot_while_a_guard_reclaims_the_other|the removed value was not dropped"
+    "unlock_read_relaxed|arena_lifecycle|a_writer_and_a_reader_never_overlap|Causality violation"
+    "unlock_read_relaxed|arena_lifecycle|a_reader_a_writer_and_a_remove_race_without_overlap_or_loss|Causality violation"
     "unlock_write_skips_reclaim|arena_lifecycle|an_owned_write_guard_dropped_on_another_thread_reclaims_a_removed_value|the removed value was not dropped"
     "unlock_write_skips_reclaim|arena_lifecycle|a_reader_a_writer_and_a_remove_race_without_overlap_or_loss|the removed value was not dropped"
     "unlock_write_forgets_poison|arena_lifecycle|a_writer_that_panics_poisons_the_value_for_a_racing_reader|did not poison"

@@ -575,6 +575,54 @@ fn too_many_read_guards_answer_an_error_until_one_drops() {
     assert_eq!(*last, 7);
 }
 
+/// A read unlock guesses the word a lone reader leaves; every other word
+/// (more readers, a removal, a write waiting) takes the subtraction. Either
+/// way the value is as lockable afterwards as before, and the last reader
+/// of a removed value drops it and frees its slot.
+#[test]
+fn every_read_unlock_leaves_the_word_as_the_locks_found_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let arena = SlotArena::new(1);
+    let token = arena.insert(counted(&drops, 1)).unwrap();
+    for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+        let mut guards = [
+            Some(arena.get(token).unwrap()),
+            Some(arena.get(token).unwrap()),
+            Some(arena.try_get(token).unwrap()),
+        ];
+        for (dropped, &which) in order.iter().enumerate() {
+            assert_eq!(
+                arena.try_get_mut(token).err(),
+                Some(MemoryError::AlreadyBorrowed),
+                "{} readers live",
+                3 - dropped
+            );
+            guards[which] = None;
+        }
+        assert_eq!(arena.try_get_mut(token).unwrap().id, 1);
+    }
+    // An owned guard, the lone reader, then a writer that was waiting.
+    drop(arena.get_owned(token).unwrap());
+    let reader = arena.get(token).unwrap();
+    let writer = {
+        let arena = arena.clone();
+        thread::spawn(move || arena.get_mut(token).unwrap().id)
+    };
+    thread::sleep(Duration::from_millis(20));
+    drop(reader);
+    assert_eq!(writer.join().unwrap(), 1);
+    // Removed under two readers: the last one drops it, and the slot is free.
+    let (first, second) = (arena.get(token).unwrap(), arena.get(token).unwrap());
+    arena.remove(token).unwrap();
+    drop(first);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(second);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    let next = arena.insert(counted(&drops, 2)).unwrap();
+    assert_eq!(arena.get(next).unwrap().id, 2);
+    assert_eq!(arena.get(token).err(), Some(MemoryError::StaleToken));
+}
+
 /// Item 9: a generation the slot never reached answers `BadToken`, on an
 /// empty slot as on a full one; the slot's own generations keep their
 /// errors.

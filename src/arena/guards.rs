@@ -16,7 +16,8 @@ use crate::{Key, MessageToken};
 pub(super) struct Held<'a, T> {
     pub(super) slot: &'a Slot<T>,
     pub(super) recycle: &'a dyn Recycle,
-    pub(super) index: u32,
+    /// The key of the value locked: its slot's index and its generation.
+    pub(super) token: MessageToken,
 }
 
 impl<T> Clone for Held<'_, T> {
@@ -28,13 +29,20 @@ impl<T> Clone for Held<'_, T> {
 impl<T> Copy for Held<'_, T> {}
 
 impl<T> Held<'_, T> {
+    /// The slot's index.
+    #[inline]
+    pub(super) fn index(&self) -> u32 {
+        self.token.index() as u32
+    }
+
     /// Gives back a read lock; the last reader of a removed value drops it
-    /// and frees the slot. Inlined, it is one read-modify-write and a test;
+    /// and frees the slot. Inlined, it is one compare-and-swap from the
+    /// word a lone reader of this generation leaves (`Slot::unlock_read`);
     /// the rest is out of line.
     #[inline]
     pub(super) fn unlock_read(&self) {
-        if let Err(before) = self.slot.unlock_read() {
-            Self::last_reader(self.slot, self.recycle, self.index, before);
+        if let Err(before) = self.slot.unlock_read(self.token.generation()) {
+            Self::last_reader(self.slot, self.recycle, self.index(), before);
         }
     }
 
@@ -57,7 +65,7 @@ impl<T> Held<'_, T> {
     #[inline]
     pub(super) fn reclaim(&self, generation: Option<u32>) {
         if let Some(generation) = generation {
-            Self::reclaim_removed(self.slot, self.recycle, self.index, generation);
+            Self::reclaim_removed(self.slot, self.recycle, self.index(), generation);
         }
     }
 
@@ -294,11 +302,11 @@ impl<T, U: ?Sized + fmt::Debug, K> fmt::Debug for WriteGuard<'_, T, U, K> {
 // === key() ===
 
 impl<T> Held<'_, T> {
-    /// The key of the value whose lock this is. The generation cannot move
-    /// while a guard holds the value (S4: it moves when the value leaves,
-    /// after the last guard).
+    /// The key of the value whose lock this is: the one the lock checked,
+    /// whose generation cannot move while a guard holds the value (S4: it
+    /// moves when the value leaves, after the last guard).
     pub(super) fn key(&self) -> MessageToken {
-        MessageToken::new(self.index, super::word::generation(self.slot.word()))
+        self.token
     }
 }
 

@@ -46,7 +46,7 @@ impl<'a, T, K: Key> Iterator for Iter<'a, T, K> {
                 let held = Held {
                     slot,
                     recycle: self.core,
-                    index: index as u32,
+                    token,
                 };
                 return Some((K::from_token(token), ReadGuard::new(held)));
             }

@@ -382,7 +382,7 @@ impl<T, M> Core<T, M> {
         Ok(Held {
             slot,
             recycle: self,
-            index: token.index() as u32,
+            token,
         })
     }
 
@@ -415,7 +415,7 @@ impl<T, M> Core<T, M> {
         blocking: bool,
     ) -> Result<WriteGuard<'_, T, T, K>, MemoryError> {
         let held = self.held(token)?;
-        self.lock_exclusive(held, token, blocking)?;
+        self.lock_exclusive(held, blocking)?;
         Ok(WriteGuard::new(held))
     }
 
@@ -430,20 +430,15 @@ impl<T, M> Core<T, M> {
     /// refusal leaves the word as it found it for other readers (unless a
     /// pin lands between that look, which does not fence, and the lock).
     #[inline]
-    fn lock_exclusive(
-        &self,
-        held: Held<'_, T>,
-        token: MessageToken,
-        blocking: bool,
-    ) -> Result<(), MemoryError> {
+    fn lock_exclusive(&self, held: Held<'_, T>, blocking: bool) -> Result<(), MemoryError> {
         loop {
-            if self.pins.any_pinned(held.index) {
+            if self.pins.any_pinned(held.index()) {
                 if !blocking {
                     return Err(MemoryError::AlreadyBorrowed);
                 }
-                self.spin_until_unpinned(held.index);
+                self.spin_until_unpinned(held.index());
             }
-            held.slot.lock_write(token, blocking)?;
+            held.slot.lock_write(held.token, blocking)?;
             match self.unpinned_after_lock(held) {
                 Err(MemoryError::AlreadyBorrowed) if blocking => continue,
                 done => return done,
@@ -457,7 +452,7 @@ impl<T, M> Core<T, M> {
     /// and answers `AlreadyBorrowed`.
     #[inline]
     fn unpinned_after_lock(&self, held: Held<'_, T>) -> Result<(), MemoryError> {
-        if !self.pins.pinned(held.index) {
+        if !self.pins.pinned(held.index()) {
             return Ok(());
         }
         held.reclaim(held.slot.unlock_write(false));
@@ -540,7 +535,7 @@ impl<T, M> Core<T, M> {
             let held = Held {
                 slot,
                 recycle: self,
-                index,
+                token,
             };
             if self.pins.pinned(index) {
                 held.reclaim(slot.unlock_write(false));
@@ -1425,11 +1420,7 @@ impl<T, K: Key> SlotArena<T, K> {
     ) -> Result<OwnedReadGuard<T, T, K>, MemoryError> {
         let (slot, ()) = self.core.place(token)?;
         slot.lock_read(token, blocking)?;
-        Ok(OwnedReadGuard::new(
-            self.clone(),
-            slot,
-            token.index() as u32,
-        ))
+        Ok(OwnedReadGuard::new(self.clone(), slot, token))
     }
 
     fn owned_write(
@@ -1438,8 +1429,8 @@ impl<T, K: Key> SlotArena<T, K> {
         blocking: bool,
     ) -> Result<OwnedWriteGuard<T, T, K>, MemoryError> {
         let held = self.core.held(token)?;
-        self.core.lock_exclusive(held, token, blocking)?;
-        Ok(OwnedWriteGuard::new(self.clone(), held.slot, held.index))
+        self.core.lock_exclusive(held, blocking)?;
+        Ok(OwnedWriteGuard::new(self.clone(), held.slot, token))
     }
 
     /// Every value present for the whole iteration, each with its token and

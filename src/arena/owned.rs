@@ -20,7 +20,8 @@ struct Lease<T, K> {
     /// Points into `arena`'s segments, which never move or get freed
     /// before the arena drops (and `arena` keeps it alive).
     slot: NonNull<Slot<T>>,
-    index: u32,
+    /// The key of the value locked.
+    token: MessageToken,
 }
 
 impl<T, K> Lease<T, K> {
@@ -30,7 +31,7 @@ impl<T, K> Lease<T, K> {
             // which live as long as `self.arena` (see the field's doc).
             slot: unsafe { self.slot.as_ref() },
             recycle: self.arena.core(),
-            index: self.index,
+            token: self.token,
         }
     }
 }
@@ -65,14 +66,15 @@ unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Send for OwnedReadGuard<T, U, K
 unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for OwnedReadGuard<T, U, K> {}
 
 impl<T, K> OwnedReadGuard<T, T, K> {
-    /// Wraps a read lock the caller just took on `slot` of `arena`.
-    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, index: u32) -> Self {
+    /// Wraps a read lock the caller just took on `slot` of `arena` for
+    /// `token`.
+    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, token: MessageToken) -> Self {
         let value = NonNull::new(slot.value_ptr().cast_mut()).expect("slots are never null");
         OwnedReadGuard {
             lease: Lease {
                 slot: NonNull::from(slot),
                 arena,
-                index,
+                token,
             },
             value,
         }
@@ -208,14 +210,15 @@ unsafe impl<T: Send + Sync, U: ?Sized + Send, K> Send for OwnedWriteGuard<T, U, 
 unsafe impl<T: Send + Sync, U: ?Sized + Sync, K> Sync for OwnedWriteGuard<T, U, K> {}
 
 impl<T, K> OwnedWriteGuard<T, T, K> {
-    /// Wraps the write lock the caller just took on `slot` of `arena`.
-    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, index: u32) -> Self {
+    /// Wraps the write lock the caller just took on `slot` of `arena` for
+    /// `token`.
+    pub(super) fn new(arena: SlotArena<T, K>, slot: &Slot<T>, token: MessageToken) -> Self {
         let value = NonNull::new(slot.value_mut_ptr()).expect("slots are never null");
         OwnedWriteGuard {
             lease: Lease {
                 slot: NonNull::from(slot),
                 arena,
-                index,
+                token,
             },
             value,
             holder: Holder::now(),

@@ -41,6 +41,16 @@ use super::word::{
 use crate::sync::{AtomicU64, Backoff, Ordering, UnsafeCell, fence, park, unpark_all};
 use crate::{MemoryError, MessageToken};
 
+/// The success ordering of a read unlock's guess, Release (see
+/// `Slot::unlock_read`).
+// Mutation `unlock_read_relaxed` (loom-mutations.sh): the lone reader's
+// unlock publishes nothing, so a writer after it may race its reads.
+const UNLOCK_READ_ORDER: Ordering = if cfg!(slotarena_mutation = "unlock_read_relaxed") {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
 /// A slot of the concurrent arena.
 pub(crate) struct Slot<T> {
     word: AtomicU64,
@@ -413,12 +423,38 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Drops a read lock. `Err` with the word from before the unlock unless
-    /// this was the lone reader of a value nobody waits for: the caller
-    /// passes that word to [`after_last_reader`](Self::after_last_reader),
-    /// out of line, so a guard's drop inlines only the common case.
+    /// Drops a read lock on the value of `generation`. `Err` with the word
+    /// from before the unlock unless this was the lone reader of a value
+    /// nobody waits for: the caller passes that word to
+    /// [`after_last_reader`](Self::after_last_reader), out of line, so a
+    /// guard's drop inlines only the common case.
+    ///
+    /// The common case is a guess, as the lock's: the word the lock's own
+    /// first guess made, present with this one reader and no flag. A
+    /// compare-and-swap from it to the bare present word has nothing to
+    /// test afterwards, and both words are the ones the lock just built;
+    /// any other word (more readers, a waiter, a removal, a flag) fails
+    /// the guess and goes out of line to the subtraction.
     #[inline]
-    pub(super) fn unlock_read(&self) -> Result<(), u64> {
+    pub(super) fn unlock_read(&self, generation: u32) -> Result<(), u64> {
+        let idle = word::present(generation);
+        // Release, as the subtraction's below. Only the lone reader's word
+        // matches, so the swap writes exactly what the subtraction would.
+        match self.word.compare_exchange_weak(
+            idle + ONE_READER,
+            idle,
+            UNLOCK_READ_ORDER,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(()),
+            Err(_) => self.unlock_read_shared(),
+        }
+    }
+
+    /// [`unlock_read`](Self::unlock_read) once its guess failed: among
+    /// other readers, or with something more in the word.
+    #[inline(never)]
+    fn unlock_read_shared(&self) -> Result<(), u64> {
         // Release: our reads of the value happen before the next writer's
         // access. One read-modify-write, no retry: the word is never
         // vacant while we hold a reader (S1), so the subtraction cannot
@@ -428,9 +464,10 @@ impl<T> Slot<T> {
             readers(before) > 0,
             "read unlock without a reader: {before:#x}"
         );
-        // One compare inline: the lone reader of a value nobody waits for,
-        // every unlock where one thread at a time reads it. Any other
-        // reader goes out of line, where most find nothing to do.
+        // One compare: the lone reader of a value nobody waits for whose
+        // word the guess missed (a flag such as RETAINED, or a spurious
+        // failure). Any other reader goes on to `after_last_reader`, where
+        // most find nothing to do.
         if word::lone_reader_of_present(before) {
             Ok(())
         } else {

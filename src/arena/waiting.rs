@@ -255,11 +255,7 @@ impl<T, K: crate::Key> crate::SlotArena<T, K> {
     ) -> Result<super::OwnedReadGuard<T, T, K>, crate::MemoryError> {
         let token = key.to_token();
         let slot = self.core.lock_async(token, false).await?;
-        Ok(super::OwnedReadGuard::new(
-            self.clone(),
-            slot,
-            token.index() as u32,
-        ))
+        Ok(super::OwnedReadGuard::new(self.clone(), slot, token))
     }
 
     /// [`get_mut_owned`](Self::get_mut_owned) as a future: awaits every
@@ -291,10 +287,6 @@ impl<T, K: crate::Key> crate::SlotArena<T, K> {
     ) -> Result<super::OwnedWriteGuard<T, T, K>, crate::MemoryError> {
         let token = key.to_token();
         let slot = self.core.lock_async(token, true).await?;
-        Ok(super::OwnedWriteGuard::new(
-            self.clone(),
-            slot,
-            token.index() as u32,
-        ))
+        Ok(super::OwnedWriteGuard::new(self.clone(), slot, token))
     }
 }

@@ -102,9 +102,10 @@ pub(super) const fn guarded(word: u64) -> bool {
     word & (COUNT_MASK | WRITER) != 0
 }
 
-/// Whether a read unlock that found `before` was the only reader of a
-/// value simply present with nobody parked: the common unlock, which has
-/// no work, in one compare (see [`last_reader_has_work`] for the others).
+/// Whether a read unlock's subtraction that found `before` was the only
+/// reader of a value simply present with nobody parked: the unlock with
+/// no work that the guess of `Slot::unlock_read` missed (a flag in the
+/// word), in one compare (see [`last_reader_has_work`] for the others).
 #[inline]
 pub(super) const fn lone_reader_of_present(before: u64) -> bool {
     let fields = (COUNT_MASK | PARKED | STATE_MASK) as u32;
