@@ -101,6 +101,7 @@ impl Allocator {
     /// settled (T2), for a growth of the memory: `since` becomes what the
     /// transit words say now, so an unsettled look starts the next one (and
     /// a first look, with nothing read before it, is never settled).
+    #[cold]
     pub(super) fn settled_since(&self, since: &mut Option<Seen>) -> bool {
         let now = self.transits();
         let settled = matches!(
