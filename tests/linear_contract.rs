@@ -578,13 +578,35 @@ fn ten_sizes_of_a_hundred_blocks_share_few_pages() {
 }
 
 /// The churn of issue 10: 256 live blocks of 8 B to 4 KiB, freed and
-/// replaced at random, must spread the memory to at most 1.3 times the
-/// peak live bytes (the highest end ever handed out, over the most bytes
-/// ever live at once). Prints the spread.
+/// replaced at random, spread the memory (the highest end ever handed out)
+/// to at most 1.35 times the peak live bytes on average over eight seeds
+/// (issue 19's bound for L1), and to at most 1.5 times on any one. One
+/// seed alone says little: over these eight the spread runs from 1.24 to
+/// 1.43 (mean 1.30). Prints each spread.
 #[test]
 fn churn_spreads_little_beyond_the_live_bytes() {
+    let steps = if cfg!(miri) { 200 } else { 100_000 };
+    let spreads: Vec<f64> = (1..=8u64)
+        .map(|seed| churn_spread(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), steps))
+        .collect();
+    let mean = spreads.iter().sum::<f64>() / spreads.len() as f64;
+    println!("churn: spreads {spreads:.2?}, mean {mean:.3}");
+    for (seed, spread) in (1..).zip(&spreads) {
+        assert!(
+            *spread <= 1.5,
+            "seed {seed}: high water is {spread:.3}x the peak live bytes"
+        );
+    }
+    assert!(
+        mean <= 1.35,
+        "high water is {mean:.3}x the peak live bytes on average"
+    );
+}
+
+/// One churn run (see above) from `seed`: the highest end handed out over
+/// the most bytes live at once.
+fn churn_spread(mut seed: u64, steps: u32) -> f64 {
     let (memory, mut c) = setup(0, 1024);
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -604,35 +626,19 @@ fn churn_spreads_little_beyond_the_live_bytes() {
             (c.alloc(len).unwrap(), len)
         })
         .collect();
-    let steps = if cfg!(miri) { 200 } else { 200_000 };
     let mut peak = 0u64;
-    let mut current = 0u64;
     for _ in 0..steps {
         let victim = (next() % 256) as usize;
         let (ptr, len) = live[victim];
         c.free(ptr, len).unwrap();
         let len = size(next());
         live[victim] = (c.alloc(len).unwrap(), len);
-        current = live.iter().map(|&(_, len)| u64::from(len)).sum();
-        peak = peak.max(current);
+        peak = peak.max(live.iter().map(|&(_, len)| u64::from(len)).sum());
     }
-    let spread = memory.high_water_bytes() as f64;
-    println!(
-        "churn: high water {:.0} KiB, peak live {:.0} KiB ({:.2}x), live now {:.0} KiB ({:.2}x), {} pages",
-        spread / 1024.0,
-        peak as f64 / 1024.0,
-        spread / peak as f64,
-        current as f64 / 1024.0,
-        spread / current as f64,
-        memory.size_pages()
-    );
-    assert!(
-        spread <= 1.3 * peak as f64,
-        "high water {spread} bytes is more than 1.3x the peak live {peak} bytes"
-    );
     for (ptr, len) in live {
         c.free(ptr, len).unwrap();
     }
+    memory.high_water_bytes() as f64 / peak as f64
 }
 
 /// Granule of the pool (`classes.rs`): 256 bytes.
