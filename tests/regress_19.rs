@@ -348,3 +348,48 @@ fn a_plain_alloc_never_answers_out_of_memory_while_room_is_in_transit() {
     filler.free(fill, 251 * GRANULE).unwrap();
     assert_eq!(memory.allocated_bytes(), 0);
 }
+
+/// Review R5 (the loom model `linear::an_alloc_racing_a_kept_span_reclaim_never_grows_the_memory`
+/// with real threads): a span kept empty for its handle is the only room
+/// of a one-page memory that may grow to two, and two handles allocate 3
+/// granules and 1 granule at once. Both fit the span's 4 granules in every
+/// order. Before the fix, a handle that looked while the other's reclaim
+/// had retired the span but not yet given its granules back grew the
+/// memory.
+#[test]
+fn an_alloc_racing_a_kept_span_reclaim_never_grows_the_memory() {
+    const SMALL: u32 = 400; // the 448-byte class: a 4-granule span
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut rounds = 0u64;
+    while std::time::Instant::now() < deadline {
+        let memory = SharedLinearMemory::new(1, 2).unwrap();
+        let mut owner = memory.controller();
+        let block = owner.alloc(SMALL).unwrap(); // the span at granules 1..5
+        let mut a = memory.controller();
+        let fill = a.alloc(251 * GRANULE).unwrap();
+        owner.free(block, SMALL).unwrap(); // emptied, kept for `owner`
+        let mut b = memory.controller();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let go = std::sync::Arc::clone(&start);
+        let other = thread::spawn(move || {
+            go.wait();
+            let got = b.alloc_aligned(16, GRANULE).unwrap(); // one granule
+            (b, got)
+        });
+        start.wait();
+        let mine = a.alloc(3 * GRANULE - 100).unwrap();
+        let (mut b, theirs) = other.join().unwrap();
+        assert_eq!(
+            memory.size_pages(),
+            1,
+            "round {rounds}: grew with a 4-granule kept span for 3 + 1 granules"
+        );
+        a.free(mine, 3 * GRANULE - 100).unwrap();
+        b.free(theirs, 16).unwrap();
+        a.free(fill, 251 * GRANULE).unwrap();
+        drop(owner);
+        assert_eq!(memory.allocated_bytes(), 0);
+        rounds += 1;
+    }
+    println!("{rounds} rounds, the memory never grew");
+}

@@ -376,8 +376,8 @@ impl Allocator {
 
     /// Takes `granules` granules aligned to `align` granules from the pool
     /// (with `Growth::Yes` taking back the spans kept for their handles,
-    /// then growing the memory, then taking back every empty span, if
-    /// needed), then runs `then` on them under the same hold of the pool's
+    /// then growing the memory after a settled look (T2), then taking back
+    /// every empty span, if needed), then runs `then` on them under the same hold of the pool's
     /// lock (one lock a large allocation instead of two; a span's transit
     /// starts there, T1). If `then` fails, the granules go back.
     fn take_granules_then<R>(
