@@ -62,6 +62,15 @@ pub(super) struct Seen {
     in_flight: u64,
 }
 
+impl Seen {
+    /// Whether a look between `self` (read before it) and `after` (read
+    /// after it) is settled (T2): no transit in flight at the first read,
+    /// and none started by the second.
+    fn settled_by(self, after: Seen) -> bool {
+        self.in_flight == 0 && after.started == self.started
+    }
+}
+
 impl Allocator {
     /// Starts a transit (T1) on byte-counter shard `shard`: call before
     /// the room leaves every list.
@@ -104,10 +113,7 @@ impl Allocator {
     #[cold]
     pub(super) fn settled_since(&self, since: &mut Option<Seen>) -> bool {
         let now = self.transits();
-        let settled = matches!(
-            *since,
-            Some(before) if before.in_flight == 0 && now.started == before.started
-        );
+        let settled = since.is_some_and(|before| before.settled_by(now));
         *since = Some(now);
         settled || cfg!(slotarena_mutation = "growth_unsettled")
     }
@@ -129,7 +135,7 @@ impl Allocator {
                 return answer;
             }
             let after = self.transits();
-            if before.in_flight == 0 && after.started == before.started {
+            if before.settled_by(after) {
                 return answer;
             }
             backoff.snooze();
