@@ -3,13 +3,8 @@
 # builds the Rust guest (guests/guest, a workspace of its own) with both
 # allocators, runs the wasmtime-feature tests and the wasm_host example.
 # Debug builds in the shared target/ with `--all-features`, the same
-# flags as .ci/features.sh and .ci/clippy.sh, so wasmtime (the big build)
-# is compiled once for all of them.
-#
-# Measured on 2 busy cores: 8 min 9 s with an empty target dir (7 min 45 s
-# of it the --all-features test build, wasmtime's debug build included,
-# which .ci/features.sh has already done when this runs after it); 7 s
-# when that build is there (guest builds 1.6 s cold, tests and example 5 s).
+# flags as the README's `cargo test --all-features` that .ci/run ends with,
+# so wasmtime (the big build) is compiled once for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=wasm32-unknown-unknown
