@@ -19,7 +19,9 @@
 //! number of free runs, so the per-granule cost is one `u32`. A take that
 //! splits a long run, or a give-back that merges into one, and leaves it
 //! on the same list changes that run's node and tags in place rather than
-//! unlisting and relisting it (most takes from the memory's long tail).
+//! unlisting and relisting it (most takes from the memory's long tail);
+//! one that moves a run to another list moves its node, rather than giving
+//! it up and making another.
 //!
 //! Invariants:
 //! - P1: free runs never overlap, never touch (neighbours are merged), and
@@ -261,12 +263,15 @@ impl Pool {
             // same list, so the node only moves its start (P2, P4).
             self.resize_free(node, end, run + len - end);
         } else {
-            self.remove_free(node);
-            if start > run {
-                self.insert_free(run, start - run);
-            }
-            if end < run + len {
-                self.insert_free(end, run + len - end);
+            // What is left keeps the run's node, moved to its own list.
+            match (start > run, end < run + len) {
+                (false, false) => self.remove_free(node),
+                (false, true) => self.move_free(node, end, run + len - end),
+                (true, false) => self.move_free(node, run, start - run),
+                (true, true) => {
+                    self.move_free(node, run, start - run);
+                    self.insert_free(end, run + len - end);
+                }
             }
         }
         self.count(start, granules, false);
@@ -409,9 +414,12 @@ impl Pool {
     }
 
     /// Frees `start..start + granules` (not counted in P3 here), merged
-    /// with its free neighbours (P1).
+    /// with its free neighbours (P1). The merged run takes a neighbour's
+    /// node: a merge makes no node.
     fn merge_free(&mut self, start: u32, granules: u32) {
         let (mut run, mut len) = (start, granules);
+        // The neighbour whose node the merged run takes.
+        let mut kept = None;
         let after = self
             .tag
             .get((start + granules) as usize)
@@ -428,7 +436,7 @@ impl Pool {
                     self.resize_free(tag - 1, node.start, node.len + granules);
                     return;
                 }
-                self.remove_free(tag - 1);
+                kept = Some(tag - 1);
                 run = node.start;
                 len += node.len;
             }
@@ -437,13 +445,22 @@ impl Pool {
         if after > 0 {
             let node = self.nodes[after as usize - 1];
             if stays_listed(node.len, node.len + len) {
+                if let Some(before) = kept {
+                    self.remove_free(before);
+                }
                 self.resize_free(after - 1, run, node.len + len);
                 return;
             }
             len += node.len;
-            self.remove_free(after - 1);
+            match kept {
+                Some(_) => self.remove_free(after - 1),
+                None => kept = Some(after - 1),
+            }
         }
-        self.insert_free(run, len);
+        match kept {
+            Some(node) => self.move_free(node, run, len),
+            None => self.insert_free(run, len),
+        }
     }
 
     /// Makes listed run `node` the run `start..start + len`, on the same
@@ -461,17 +478,34 @@ impl Pool {
         self.tag[(start + len - 1) as usize] = node + 1;
     }
 
+    /// Makes listed run `node` the run `start..start + len` on the list of
+    /// its new length (P2), with its tags (P4): [`remove_free`] then
+    /// [`insert_free`] without giving up the node and making one again.
+    ///
+    /// [`remove_free`]: Self::remove_free
+    /// [`insert_free`]: Self::insert_free
+    fn move_free(&mut self, node: u32, start: u32, len: u32) {
+        let old = self.nodes[node as usize];
+        self.tag[old.start as usize] = 0;
+        self.tag[(old.start + old.len - 1) as usize] = 0;
+        self.unlink(node, list_of(old.len));
+        let run = &mut self.nodes[node as usize];
+        run.start = start;
+        run.len = len;
+        self.link(node, list_of(len));
+        self.tag[start as usize] = node + 1;
+        self.tag[(start + len - 1) as usize] = node + 1;
+    }
+
     /// Lists the run `start..start + len` and tags its ends (P2, P4).
     #[inline]
     fn insert_free(&mut self, start: u32, len: u32) {
         debug_assert!(len > 0 && start > 0);
-        let list = list_of(len);
-        let head = self.heads[list];
         let run = Node {
             start,
             len,
             prev: NIL,
-            next: head,
+            next: NIL,
         };
         let node = match self.spare.pop() {
             Some(node) => {
@@ -484,11 +518,7 @@ impl Pool {
                 (self.nodes.len() - 1) as u32
             }
         };
-        if head != NIL {
-            self.nodes[head as usize].prev = node;
-        }
-        self.heads[list] = node;
-        self.bits[list / 64] |= 1 << (list % 64);
+        self.link(node, list_of(len));
         self.tag[start as usize] = node + 1;
         self.tag[(start + len - 1) as usize] = node + 1;
     }
@@ -496,28 +526,43 @@ impl Pool {
     /// Unlists run `node`, clears its tags and frees the node (P2, P4).
     #[inline]
     fn remove_free(&mut self, node: u32) {
-        let Node {
-            start,
-            len,
-            prev,
-            next,
-        } = self.nodes[node as usize];
+        let Node { start, len, .. } = self.nodes[node as usize];
         debug_assert_eq!(self.tag[start as usize], node + 1);
         self.tag[start as usize] = 0;
         self.tag[(start + len - 1) as usize] = 0;
+        self.unlink(node, list_of(len));
+        self.spare.push(node);
+    }
+
+    /// Puts `node` at the head of list `list` (P2).
+    #[inline]
+    fn link(&mut self, node: u32, list: usize) {
+        let head = self.heads[list];
+        let run = &mut self.nodes[node as usize];
+        run.prev = NIL;
+        run.next = head;
+        if head != NIL {
+            self.nodes[head as usize].prev = node;
+        }
+        self.heads[list] = node;
+        self.bits[list / 64] |= 1 << (list % 64);
+    }
+
+    /// Takes `node` off list `list`, the one it is on (P2).
+    #[inline]
+    fn unlink(&mut self, node: u32, list: usize) {
+        let Node { prev, next, .. } = self.nodes[node as usize];
         if next != NIL {
             self.nodes[next as usize].prev = prev;
         }
         if prev != NIL {
             self.nodes[prev as usize].next = next;
         } else {
-            let list = list_of(len);
             self.heads[list] = next;
             if next == NIL {
                 self.bits[list / 64] &= !(1 << (list % 64));
             }
         }
-        self.spare.push(node);
     }
 
     /// Keeps P3 (and marks pages that get handed out dirty).
