@@ -221,6 +221,13 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A field as read, and the whole word it was read from.
+#[derive(Clone, Copy)]
+pub(super) struct Seen {
+    pub(super) field: Field,
+    word: u64,
+}
+
 /// One block's field, located in its word: what a lookup acts on, so each
 /// transition shifts and masks instead of dividing by the fields a word
 /// holds again.
@@ -241,13 +248,26 @@ impl FieldRef<'_> {
     /// previous owner done with them.
     #[inline]
     pub(super) fn load(self) -> Field {
-        self.get(self.word.load(Ordering::Acquire))
+        self.load_seen().field
+    }
+
+    /// [`load`](Self::load), with the word it was read from.
+    #[inline]
+    pub(super) fn load_seen(self) -> Seen {
+        self.seen(self.word.load(Ordering::Acquire))
     }
 
     /// A read-modify-write that changes nothing: a registered claim
     /// waiter's last look (Q1).
-    pub(super) fn touch(self) -> Field {
-        self.get(self.word.fetch_or(0, Ordering::AcqRel))
+    pub(super) fn touch(self) -> Seen {
+        self.seen(self.word.fetch_or(0, Ordering::AcqRel))
+    }
+
+    fn seen(self, word: u64) -> Seen {
+        Seen {
+            field: self.get(word),
+            word,
+        }
     }
 
     /// Moves the field from `seen` to `to` if it still is `seen`; else the
@@ -255,12 +275,21 @@ impl FieldRef<'_> {
     #[inline]
     pub(super) fn exchange(self, seen: Field, to: Field) -> Result<(), Field> {
         // Relaxed: the compare-and-swap below decides.
-        let mut now = self.word.load(Ordering::Relaxed);
+        let now = self.seen(self.word.load(Ordering::Relaxed));
+        if now.field != seen {
+            return Err(now.field);
+        }
+        self.exchange_seen(now, to).map_err(|stopped| stopped.field)
+    }
+
+    /// [`exchange`](Self::exchange) from a field as read: the first
+    /// compare-and-swap expects the word it was read from, so a free that
+    /// has just read and checked the field neither reads its word nor
+    /// checks it again. Else the field that stopped it, with its word.
+    #[inline]
+    pub(super) fn exchange_seen(self, seen: Seen, to: Field) -> Result<(), Seen> {
+        let mut now = seen.word;
         loop {
-            let field = self.get(now);
-            if field != seen {
-                return Err(field);
-            }
             let next = (now & !(self.mask << self.shift)) | (to.0 << self.shift);
             // AcqRel: Acquire for the last claim's writes (C2), Release so
             // the next owner of the bytes is ordered after us.
@@ -270,6 +299,11 @@ impl FieldRef<'_> {
             {
                 Ok(_) => return Ok(()),
                 Err(changed) => now = changed,
+            }
+            // Another field of the word changed, or a spurious failure.
+            let field = self.get(now);
+            if field != seen.field {
+                return Err(Seen { field, word: now });
             }
         }
     }

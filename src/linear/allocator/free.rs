@@ -81,8 +81,13 @@ impl Allocator {
             return Ok(Err(self.not_a_start(ptr)));
         }
         let field = block.span.fields(class).at(block.index);
-        let mut seen = if touch { field.touch() } else { field.load() };
+        let mut read = if touch {
+            field.touch()
+        } else {
+            field.load_seen()
+        };
         loop {
+            let seen = read.field;
             if !seen.is_live() {
                 return Ok(Err(if seen == Field::FREED {
                     LinearMemoryError::DoubleFree
@@ -97,9 +102,9 @@ impl Allocator {
             if seen.is_claimed() {
                 return Ok(Err(LinearMemoryError::Busy));
             }
-            match field.exchange(seen, Field::FREED) {
+            match field.exchange_seen(read, Field::FREED) {
                 Ok(()) => break,
-                Err(now) => seen = now,
+                Err(now) => read = now,
             }
         }
         // The field was live, so the span cannot have retired (S2).

@@ -129,7 +129,7 @@ impl Word<'_> {
                 field,
                 start,
                 min_len,
-            } => field.touch().block(*start, *min_len),
+            } => field.touch().field.block(*start, *min_len),
         }
     }
 
