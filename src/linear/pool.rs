@@ -618,6 +618,42 @@ fn pages_of(start: u32, len: u32) -> core::ops::Range<u32> {
 mod tests {
     use super::*;
 
+    /// A run that a take or a give-back moves to another list keeps its
+    /// node (`move_free`): no node is freed and made again.
+    #[test]
+    fn a_run_moved_to_another_list_keeps_its_node() {
+        let mut pool = Pool::new(1);
+        pool.grow(1).unwrap();
+        let a = pool.take(9, 1).unwrap();
+        let _fence = pool.take(1, 1).unwrap();
+        let _ = pool.give_back(a, 9);
+        let hole = pool.tag[a as usize];
+        let used = |pool: &Pool| pool.nodes.len() - pool.spare.len();
+        assert_eq!(used(&pool), 2, "the 9-granule hole and the tail");
+        // Split twice: what is left of the hole moves to list 6, then 3.
+        assert_eq!(pool.take(3, 1), Some(a));
+        assert_eq!(pool.take(3, 1), Some(a + 3));
+        assert_eq!(
+            pool.tag[a as usize + 6],
+            hole,
+            "the remainder kept the node"
+        );
+        assert_eq!(used(&pool), 2);
+        // A merge with the run after moves that run to list 6.
+        let _ = pool.give_back(a + 3, 3);
+        assert_eq!(pool.tag[a as usize + 3], hole, "the merged run kept it");
+        assert_eq!(used(&pool), 2);
+        // A merge with both neighbours keeps the node of the one before.
+        let _ = pool.give_back(a, 1);
+        let before = pool.tag[a as usize];
+        assert_eq!(used(&pool), 3, "the run at a is new");
+        let _ = pool.give_back(a + 1, 2);
+        assert_eq!(pool.tag[a as usize], before);
+        assert_eq!(pool.tag[a as usize + 8], before);
+        assert_eq!(pool.runs().find(|&(start, _)| start == a), Some((a, 9)));
+        assert_eq!(used(&pool), 2);
+    }
+
     #[test]
     fn takes_the_best_fit_and_merges_neighbours_back() {
         let mut pool = Pool::new(4);
