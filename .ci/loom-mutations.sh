@@ -76,6 +76,8 @@ CHECKS=(
     "transit_unseen|linear|a_plain_alloc_finds_the_free_block_of_a_span_another_handle_makes|room for two blocks"
     "transit_unseen|linear|a_plain_alloc_finds_the_granules_of_a_span_another_handle_retires|room for a block at every instant"
     "transit_unseen|linear|a_waiter_wakes_for_the_free_block_of_a_span_another_handle_makes|deadlock"
+    "exchange_seen_skips_recheck|review_r6|r6_neighbour_frees_in_one_word_and_a_racing_double_free|two frees of one block|S2: a retired span has no live block"
+    "exchange_seen_skips_recheck|review_r6|r6_a_free_whose_word_changed_never_swaps_a_claimed_field|bytes changed under a claim|UnknownPointer|assertion"
     "pinned_writer_skips_readers|pinned_reads|a_pinned_reader_and_a_writer_never_overlap|overlapped|Causality violation"
     "pinned_writer_skips_readers|pinned_reads|a_pinned_reader_racing_remove_drops_the_value_once_after_the_read|dropped during an access|read after its drop|Causality violation"
     "pinned_writer_skips_readers|pinned_reads|take_waits_for_a_pinned_reader|overlapped|dropped during an access|read after its drop|Causality violation"
