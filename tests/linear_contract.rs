@@ -323,6 +323,38 @@ fn transfer_and_receive_pass_length_prefixed_values() {
     assert_eq!(memory.allocated_bytes(), 0);
 }
 
+/// Two handles receiving one value at once: exactly one gets the bytes,
+/// the other one of the errors `receive` documents for that race, and
+/// nothing stays allocated.
+#[test]
+fn racing_receives_of_one_value_hand_it_out_once() {
+    let (memory, mut host) = setup(1, 4);
+    for round in 0..2_000u32 {
+        let ptr = host.transfer(&round.to_le_bytes()).unwrap();
+        let other = {
+            let memory = memory.clone();
+            thread::spawn(move || memory.controller().receive(ptr))
+        };
+        let mine = memory.controller().receive(ptr);
+        let theirs = other.join().unwrap();
+        let (got, lost) = match (mine, theirs) {
+            (Ok(value), Err(e)) | (Err(e), Ok(value)) => (value, e),
+            answers => panic!("round {round}: {answers:?}"),
+        };
+        assert_eq!(got, round.to_le_bytes());
+        assert!(
+            matches!(
+                lost,
+                LinearMemoryError::Busy
+                    | LinearMemoryError::UnknownPointer
+                    | LinearMemoryError::DoubleFree
+            ),
+            "round {round}: {lost:?}"
+        );
+        assert_eq!(memory.allocated_bytes(), 0);
+    }
+}
+
 #[test]
 fn async_controllers_work_through_dyn() {
     let memory = SharedLinearMemory::new(1, 4).unwrap();

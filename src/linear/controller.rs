@@ -511,7 +511,8 @@ impl LinearMemoryController {
     ///
     /// `UnknownPointer`, `OutOfBounds` (the prefix claims more bytes than
     /// the allocation holds), `Busy`, `LengthMismatch` (the allocation is
-    /// longer than the prefix says; nothing is freed).
+    /// longer than the prefix says; nothing is freed), and `DoubleFree` when
+    /// another handle frees or receives the allocation during the call.
     ///
     /// # Examples
     ///
