@@ -13,6 +13,18 @@ use std::time::Duration;
 use slotarena::SlotArena;
 use slotarena::linear::{LinearMemoryController, LinearMemoryError, PAGE_SIZE, SharedLinearMemory};
 
+/// `done` once it reaches `n`, or after 120 s: a watchdog that turns a
+/// waiter that never wakes into a failed assertion instead of a hang.
+fn count_within_120_s(done: &AtomicUsize, n: usize) -> usize {
+    for _ in 0..1200 {
+        if done.load(Ordering::SeqCst) == n {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    done.load(Ordering::SeqCst)
+}
+
 /// A small deterministic generator (xorshift).
 fn next(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
@@ -719,14 +731,8 @@ fn r6_arena_waiters_and_timed_out_waiters_never_lose_a_wake_up() {
             })
         })
         .collect();
-    for _ in 0..1200 {
-        if done.load(Ordering::SeqCst) == 3 {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
     assert_eq!(
-        done.load(Ordering::SeqCst),
+        count_within_120_s(&done, 3),
         3,
         "a waiter of insert_wait still sleeps after 120 s (len {})",
         arena.len()
@@ -777,14 +783,8 @@ fn r6_linear_waiters_and_timed_out_waiters_never_lose_a_wake_up() {
             }
         }));
     }
-    for _ in 0..1200 {
-        if done.load(Ordering::SeqCst) == 2 {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
     assert_eq!(
-        done.load(Ordering::SeqCst),
+        count_within_120_s(&done, 2),
         2,
         "an alloc_wait or lock_wait still sleeps after 120 s ({} bytes allocated)",
         memory.allocated_bytes()

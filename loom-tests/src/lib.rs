@@ -31,10 +31,19 @@ use slotarena::{BufferDescriptor, Message, MessageHeader, Payload};
 /// the time (shown with `--nocapture`), so a model that explores only one
 /// execution, or suddenly millions, is visible.
 pub fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_branches(loom::model::Builder::new().max_branches, f);
+}
+
+/// [`model`] allowing at least `max_branches` branches per execution: a
+/// linear memory's set-up (directory leaves, descriptors and their block
+/// words) is a few hundred atomic operations before the threads even
+/// start, as in tokio's loom runs (`LOOM_MAX_BRANCHES=10000`).
+pub fn model_with_branches(max_branches: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(2);
     }
+    builder.max_branches = builder.max_branches.max(max_branches);
     let bound = builder.preemption_bound;
     let executions = std::sync::Arc::new(StdAtomicUsize::new(0));
     let counter = executions.clone();

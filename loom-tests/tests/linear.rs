@@ -18,17 +18,9 @@ use loom::sync::atomic::Ordering::SeqCst;
 use loom::thread;
 use slotarena::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
 
-/// `slotarena_loom_tests::model` with room for more branches: a memory's
-/// set-up (directory leaves, descriptors and their block words)
-/// is a few hundred atomic operations before the threads even start, as in
-/// tokio's loom runs (`LOOM_MAX_BRANCHES=10000`).
+/// A linear memory's model, with room for its set-up's branches.
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.max_branches = builder.max_branches.max(10_000);
-    builder.check(f);
+    slotarena_loom_tests::model_with_branches(10_000, f);
 }
 
 const LEN: u32 = 1100;

@@ -9,17 +9,22 @@
 use loom::thread;
 use slotarena::linear::{LinearMemoryController, LinearMemoryError, SharedLinearMemory};
 
+/// A linear memory's model, with room for its set-up's branches.
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.max_branches = builder.max_branches.max(10_000);
-    builder.check(f);
+    slotarena_loom_tests::model_with_branches(10_000, f);
 }
 
 /// The 448-byte class: two blocks per span, both fields in one word.
 const SMALL: u32 = 400;
+
+/// Two live blocks whose fields share one word, allocated by a handle
+/// that is gone.
+fn neighbours(memory: &SharedLinearMemory) -> (u32, u32) {
+    let mut owner = LinearMemoryController::new(memory);
+    let a = owner.alloc(SMALL).unwrap();
+    let b = owner.alloc(SMALL).unwrap();
+    (a, b)
+}
 
 /// One thread frees `a`; the other frees `a`'s neighbour `b` (same field
 /// word) and then `a` again: exactly one free of `a` succeeds, the other
@@ -28,10 +33,7 @@ const SMALL: u32 = 400;
 fn r6_neighbour_frees_in_one_word_and_a_racing_double_free() {
     model(|| {
         let memory = SharedLinearMemory::new(1, 1).unwrap();
-        let mut owner = LinearMemoryController::new(&memory);
-        let a = owner.alloc(SMALL).unwrap();
-        let b = owner.alloc(SMALL).unwrap();
-        drop(owner);
+        let (a, b) = neighbours(&memory);
         let other = {
             let memory = memory.clone();
             thread::spawn(move || LinearMemoryController::new(&memory).free(a, SMALL))
@@ -57,10 +59,7 @@ fn r6_neighbour_frees_in_one_word_and_a_racing_double_free() {
 fn r6_a_free_whose_word_changed_never_swaps_a_claimed_field() {
     model(|| {
         let memory = SharedLinearMemory::new(1, 1).unwrap();
-        let mut owner = LinearMemoryController::new(&memory);
-        let a = owner.alloc(SMALL).unwrap();
-        let b = owner.alloc(SMALL).unwrap();
-        drop(owner);
+        let (a, b) = neighbours(&memory);
         let claimer = {
             let memory = memory.clone();
             thread::spawn(move || {
