@@ -27,7 +27,7 @@
 //! And a guard that leaves a panicking thread for a healthy one that drops
 //! it does not poison, as no panic is in flight where it drops.
 
-use crate::sync::thread_hint;
+use crate::sync::thread_identity;
 
 /// The last thread seen holding a write guard, and whether it was ever
 /// seen holding it while not panicking.
@@ -42,7 +42,7 @@ impl Holder {
     #[inline]
     pub(crate) fn now() -> Self {
         Holder {
-            thread: thread_hint(),
+            thread: thread_identity(),
             seen_healthy: !std::thread::panicking(),
         }
     }
@@ -51,7 +51,7 @@ impl Holder {
     #[inline]
     pub(crate) fn touch(&mut self) {
         let healthy = !std::thread::panicking();
-        let thread = thread_hint();
+        let thread = thread_identity();
         if thread == self.thread {
             // Once seen healthy, a later panic on the same thread began
             // while it held the guard.
@@ -67,6 +67,6 @@ impl Holder {
     /// Whether dropping the guard on the calling thread poisons the value.
     #[inline]
     pub(crate) fn poisons_on_drop(&self) -> bool {
-        std::thread::panicking() && (self.seen_healthy || self.thread != thread_hint())
+        std::thread::panicking() && (self.seen_healthy || self.thread != thread_identity())
     }
 }

@@ -80,6 +80,11 @@ pub(crate) fn thread_hint() -> usize {
         .unwrap_or(0)
 }
 
+/// The loom thread's number, as [`thread_hint`]: loom threads never share one.
+pub(crate) fn thread_identity() -> usize {
+    thread_hint()
+}
+
 /// Two shards: the models run the shipped configuration of several lists
 /// with stealing between them, at the smallest size that has it.
 pub(crate) fn shard_count() -> usize {

@@ -19,6 +19,10 @@
 mod std_impl;
 #[cfg(not(loom))]
 pub(crate) use std_impl::*;
+#[cfg(not(loom))]
+mod threads;
+#[cfg(not(loom))]
+pub(crate) use threads::{thread_hint, thread_identity};
 
 #[cfg(loom)]
 mod loom_impl;

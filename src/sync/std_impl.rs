@@ -78,27 +78,6 @@ pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
     UNPARKED.listen()
 }
 
-/// A small number that stays the same for the calling thread and differs
-/// between threads (assigned in order of first use), so per-thread shards
-/// can be picked without hashing or locking.
-#[inline]
-pub(crate) fn thread_hint() -> usize {
-    use core::cell::Cell;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    std::thread_local! {
-        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    HINT.with(|hint| match hint.get() {
-        usize::MAX => {
-            // Relaxed: only uniqueness matters, not ordering.
-            let fresh = NEXT.fetch_add(1, Ordering::Relaxed);
-            hint.set(fresh);
-            fresh
-        }
-        known => known,
-    })
-}
-
 /// Per-thread shards per arena: two per core, so every core has its own
 /// with room for oversubscription; a power of two so a hint maps to a shard
 /// with a mask. Computed once: asking the OS for the core count is slow.
