@@ -343,19 +343,45 @@ pub fn w4<S: Store>(store: &Arc<S>, keys: &Arc<Vec<S::Key>>, iters: u64) -> Dura
 /// W5: a producer stores messages and sends their keys over a bounded
 /// channel; a consumer reads and frees them. `iters` messages.
 pub fn w5<S: Store>(store: &Arc<S>, iters: u64) -> Duration {
-    let (tx, rx) = sync_channel::<S::Key>(256);
-    let consumer = {
-        let store = store.clone();
-        thread::spawn(move || {
-            for key in rx {
-                black_box(store.read(key));
-                store.remove(key);
-            }
-        })
-    };
+    let consumer_store = store.clone();
+    let store = store.clone();
+    hand_off(
+        iters,
+        move |i| store.insert(i, msg(i)),
+        move |key| {
+            black_box(consumer_store.read(key));
+            consumer_store.remove(key);
+        },
+    )
+}
+
+/// W5 with no store: the producer makes each message as W5 does but sends
+/// only its sequence number, which the consumer drops. Every W5 row pays
+/// this hand-off through the channel; a row's time above it is what its
+/// store costs.
+pub fn w5_channel_only(iters: u64) -> Duration {
+    hand_off(
+        iters,
+        |i| black_box(msg(i)).header().sequence(),
+        |sequence| {
+            black_box(sequence);
+        },
+    )
+}
+
+/// A producer (this thread) sends `produce(i)` for each of `iters`
+/// messages over a channel of 256 to a consumer thread that runs
+/// `consume` on each; the time until the consumer is done.
+fn hand_off<K: Send + 'static>(
+    iters: u64,
+    mut produce: impl FnMut(u64) -> K,
+    mut consume: impl FnMut(K) + Send + 'static,
+) -> Duration {
+    let (tx, rx) = sync_channel::<K>(256);
+    let consumer = thread::spawn(move || rx.into_iter().for_each(&mut consume));
     let start = Instant::now();
     for i in 0..iters {
-        tx.send(store.insert(i, msg(i))).expect("consumer alive");
+        tx.send(produce(i)).expect("consumer alive");
     }
     drop(tx);
     consumer.join().expect("consumer");
@@ -401,6 +427,9 @@ pub fn w6<S: Store>(store: &Arc<S>, keys: &Arc<Vec<S::Key>>, iters: u64) -> Dura
 
 /// The name of W6's pinned-read row.
 pub const PINNED: &str = "slotarena SlotArena<T>, pinned Reader";
+
+/// The name of W5's row without a store.
+pub const CHANNEL_ONLY: &str = "no store: the channel alone";
 
 /// W6 for `SlotArena<T>` reading through pinned reads: each thread reads
 /// through its own [`slotarena::arena::Reader`]; writes take `get_mut`.

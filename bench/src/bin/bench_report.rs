@@ -45,12 +45,14 @@ fn two_thread_probe() -> f64 {
     one.as_secs_f64() / two.as_secs_f64()
 }
 
+/// Messages per W5 repetition, for every store and for the channel alone.
+const W5: u64 = 100_000;
+
 fn slot_runs<S: Store>(workload: &str) -> Run {
     const W1: u64 = 200_000;
     const W2: u64 = 1_000_000;
     const W3: u64 = 200_000;
     const W4: u64 = 1_000_000;
-    const W5: u64 = 100_000;
     const W6: u64 = 1_000_000;
     let store = Arc::new(S::new(SLOTS));
     match workload {
@@ -71,6 +73,11 @@ fn slot_runs<S: Store>(workload: &str) -> Run {
         }
         other => unreachable!("no workload {other}"),
     }
+}
+
+/// W5 without a store: the channel's own share of every W5 row.
+fn channel_only_run() -> Run {
+    Box::new(move || per_op(slots::w5_channel_only(W5), W5))
 }
 
 /// W6 for `SlotArena<T>` through pinned reads.
@@ -235,6 +242,9 @@ fn main() {
             ];
             if workload == "W6" {
                 runs.push((slots::PINNED, pinned_run()));
+            }
+            if workload == "W5" {
+                runs.push((slots::CHANNEL_ONLY, channel_only_run()));
             }
             runs.extend::<[(&str, Run); 5]>([
                 (LimenHeader::NAME, slot_runs::<LimenHeader>(workload)),
