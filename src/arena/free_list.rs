@@ -111,17 +111,18 @@ impl FreeList {
     }
 
     /// One attempt of [`pop_node`](Self::pop_node): `Ok(None)` when the
-    /// list is empty, `Err(())` when the compare-and-swap lost a race (or
-    /// failed spuriously): then the list may still hold indexes. A store's
-    /// fast path: no retry loop keeps registers busy.
+    /// list is empty, `Err` when the compare-and-swap failed: then the list
+    /// may still hold indexes. The error says whether the try met another
+    /// thread (the head had moved) rather than failing spuriously. A
+    /// store's fast path: no retry loop keeps registers busy.
     #[inline(always)]
     pub(crate) fn try_pop_node<N>(
         &self,
         node: impl Fn(u32) -> (N, u32),
-    ) -> Result<Option<(u32, N)>, ()> {
+    ) -> Result<Option<(u32, N)>, bool> {
         // Acquire, as in `pop_node`.
-        self.pop_from(self.head.load(POP_ORDER), node)
-            .map_err(|_| ())
+        let head = self.head.load(POP_ORDER);
+        self.pop_from(head, node).map_err(|current| current != head)
     }
 
     /// Pops the top of `head`, the head as last loaded (with `POP_ORDER`):
@@ -173,12 +174,30 @@ impl FreeList {
         }
     }
 
-    /// The raw head word: equal snapshots mean no operation happened in
-    /// between (every successful operation bumps the tag).
+    /// The raw head word, as this thread last saw it or newer: equal
+    /// snapshots mean no operation happened in between (every successful
+    /// operation bumps the tag).
     pub fn snapshot(&self) -> u64 {
         // Acquire, like every other head load: a snapshot that shows an
         // index may be followed by a pop of it.
         self.head.load(Ordering::Acquire)
+    }
+
+    /// The newest head word: a read-modify-write that writes the word
+    /// back unchanged, where a load ([`snapshot`](Self::snapshot)) may
+    /// read an older word this thread saw before. A look that ends in
+    /// "full" confirms its scan with these: a head that still holds the
+    /// word seen before the scan held it all along, up to now, so the
+    /// scan saw the list as it was. Confirmed by loads, a look could miss
+    /// a push another thread finished earlier (loom found a store refused
+    /// while the slot its neighbour had freed sat on a list).
+    pub fn newest(&self) -> u64 {
+        // Mutation `free_list_snapshot_load`: confirmed by a plain load.
+        if cfg!(slotarena_mutation = "free_list_snapshot_load") {
+            return self.head.load(Ordering::Acquire);
+        }
+        // Acquire, as `snapshot`.
+        self.head.fetch_add(0, Ordering::Acquire)
     }
 
     /// Forgets every index on the list, for a caller that holds the
@@ -196,15 +215,19 @@ impl FreeList {
     }
 
     /// [`push`](Self::push) for a caller that holds the slot itself:
-    /// `set_next(top)` writes the index's link. Written out and inlined
-    /// (not a chain of one, out of line), because every free pushes one
-    /// index: the call, and looking the slot up again by its index, cost
-    /// as much as the push.
+    /// `set_next(top)` writes the index's link. Answers whether the push
+    /// met another thread on the head (a compare-and-swap failed because
+    /// the head had moved), which the pool reads as contention.
+    ///
+    /// Written out and inlined (not a chain of one, out of line), because
+    /// every free pushes one index: the call, and looking the slot up again
+    /// by its index, cost as much as the push.
     #[inline]
-    pub fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
+    pub fn push_with(&self, index: u32, set_next: impl Fn(u32)) -> bool {
         debug_assert!(index != NIL, "pushing the NIL index");
         // Relaxed: the compare-and-swap is only a guess until it succeeds.
         let mut head = self.head.load(Ordering::Relaxed);
+        let mut met = false;
         loop {
             let (tag, top) = unpack(head);
             // Published by the Release compare-and-swap below.
@@ -220,8 +243,12 @@ impl FreeList {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
-                Err(current) => head = current,
+                Ok(_) => return met,
+                Err(current) => {
+                    // An unchanged head is a spurious failure, not a meeting.
+                    met |= current != head;
+                    head = current;
+                }
             }
         }
     }
@@ -277,5 +304,34 @@ pub(super) mod tests {
         let before = list.snapshot();
         list.push(1, &links);
         assert_ne!(list.snapshot(), before, "every push moves the tag");
+    }
+
+    #[test]
+    fn a_push_or_pop_that_finds_the_head_moved_says_it_met_another_thread() {
+        let links = VecLinks((0..4).map(|_| AtomicU32::new(NIL)).collect());
+        let list = FreeList::new();
+        assert!(!list.push_with(0, |top| links.set_next(0, top)), "alone");
+        // Another push lands between this push's read of the head and its
+        // compare-and-swap.
+        let met = list.push_with(1, |top| {
+            if top == 0 {
+                list.push(2, &links);
+            }
+            links.set_next(1, top);
+        });
+        assert!(met);
+        assert_eq!(
+            list.try_pop_node(|index| ((), links.next(index))),
+            Ok(Some((1, ())))
+        );
+        let raced = list.try_pop_node(|index| {
+            if index == 2 {
+                list.push(3, &links);
+            }
+            ((), links.next(index))
+        });
+        assert_eq!(raced, Err(true));
+        let order: Vec<u32> = core::iter::from_fn(|| list.pop(&links)).collect();
+        assert_eq!(order, [3, 2, 0], "nothing lost");
     }
 }

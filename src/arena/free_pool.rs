@@ -20,6 +20,16 @@
 //! the cold one, so the two threads no longer compare-and-swap one list
 //! head per message; they meet once per batch (the flip).
 //!
+//! Two threads can share a home shard: more threads live than there are
+//! shards, or a thread moved onto another's. Then every store and free of
+//! both meets on one list head, which costs more than a mutex would. So a
+//! thread whose store or free on its home shard meets another thread there
+//! (a compare-and-swap lost to a moved head) moves its home to the next
+//! shard ([`rehome`]), as striped counters (Java's `LongAdder`) spread
+//! threads that collide; threads that meet move apart until each has a
+//! shard to itself, if there are enough. The lists it leaves stay where
+//! they are, reachable by every thread's steal.
+//!
 //! Invariant F1: every free index is on exactly one list at every moment,
 //! and nothing ever moves an index from one list to another: a pop hands
 //! it to the popper, who fills it; a push takes it back from its owner.
@@ -32,7 +42,7 @@
 use alloc::boxed::Box;
 
 use super::free_list::{FreeList, Links, NIL};
-use crate::sync::{AtomicUsize, CachePadded, Ordering, shard_count, thread_hint};
+use crate::sync::{AtomicUsize, CachePadded, Ordering, rehome, shard_count, thread_hint};
 
 /// Upper bound on shards (see `sync::shard_count`).
 const MAX_SHARDS: usize = 64;
@@ -117,11 +127,11 @@ impl Shard {
         self.lists[self.hot()].push(index, links);
     }
 
-    /// [`push`](Self::push), with `set_next` writing the index's link
-    /// (see `FreeList::push_with`).
+    /// [`push`](Self::push), with `set_next` writing the index's link;
+    /// whether it met another thread (see `FreeList::push_with`).
     #[inline]
-    fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
-        self.lists[self.hot()].push_with(index, set_next);
+    fn push_with(&self, index: u32, set_next: impl Fn(u32)) -> bool {
+        self.lists[self.hot()].push_with(index, set_next)
     }
 }
 
@@ -209,7 +219,12 @@ impl FreePool {
                 home,
                 hot: Some(hot),
             }),
-            Err(()) => Err(Missed { home, hot: None }),
+            Err(met) => {
+                if met {
+                    rehome();
+                }
+                Err(Missed { home, hot: None })
+            }
         }
     }
 
@@ -288,8 +303,13 @@ impl FreePool {
             if let Some((_, index)) = self.scan(home, 0, links) {
                 return Some(index);
             }
-            let mut after = [0u64; MAX_LISTS];
-            if self.snapshot(&mut after) == before {
+            // Read-modify-writes: unchanged since `before` means unchanged
+            // up to now (see `FreeList::newest`).
+            if self
+                .lists_from(0)
+                .map(FreeList::newest)
+                .eq(before.iter().copied())
+            {
                 return None;
             }
         }
@@ -314,7 +334,7 @@ impl FreePool {
             .find_map(|list| list.pop_or_touch(links))
     }
 
-    /// Every head.
+    /// Every head, as this thread last saw it or newer.
     fn snapshot<'s>(&self, into: &'s mut [u64; MAX_LISTS]) -> &'s [u64] {
         let mut count = 0;
         for (slot, list) in into.iter_mut().zip(self.lists_from(0)) {
@@ -325,10 +345,13 @@ impl FreePool {
     }
 
     /// Returns an index the caller owns to the caller's home shard;
-    /// `set_next` writes the index's link (see `FreeList::push_with`).
+    /// `set_next` writes the index's link (see `FreeList::push_with`). A
+    /// push that met another thread there moves the caller's home.
     #[inline]
     pub(crate) fn push_with(&self, index: u32, set_next: impl Fn(u32)) {
-        self.shard(self.home()).push_with(index, set_next);
+        if self.shard(self.home()).push_with(index, set_next) {
+            rehome();
+        }
     }
 
     /// Empties every list and deals `indexes` (ascending, every one owned
@@ -439,6 +462,42 @@ mod tests {
         assert_eq!(pool.pop(&links), Some(6));
         assert_eq!(pool.pop(&links), Some(5));
         assert_eq!(pool.pop(&links), None);
+    }
+
+    #[test]
+    fn a_thread_that_meets_another_on_its_home_shard_moves_home() {
+        let links = VecLinks((0..8).map(|_| AtomicU32::new(NIL)).collect());
+        let pool = FreePool::new();
+        let home = pool.home();
+        // A free whose push finds the head moved by another push.
+        pool.push_with(0, |top| {
+            if top == NIL {
+                pool.shard(home).push(1, &links);
+            }
+            links.set_next(0, top);
+        });
+        let moved = pool.home();
+        assert_eq!(moved, (home + 1) & pool.mask, "the free moved its home");
+        // A store whose one try at its home loses the head to a push.
+        let shard = pool.shard(moved);
+        shard.push(2, &links);
+        let tried = pool.try_pop_home(|index| {
+            if index == 2 {
+                shard.push(3, &links);
+            }
+            ((), links.next(index))
+        });
+        assert!(tried.is_err());
+        assert_eq!(
+            pool.home(),
+            (moved + 1) & pool.mask,
+            "the store moved its home"
+        );
+        // Alone, nothing moves; and every index is still on a list.
+        let mut all: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
+        assert_eq!(pool.home(), (moved + 1) & pool.mask);
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3]);
     }
 
     #[test]

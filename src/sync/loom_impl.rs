@@ -70,19 +70,30 @@ pub(crate) fn listen_for_unpark() -> event_listener::EventListener {
 }
 
 /// The loom thread's number (0 for the model's main thread, then 1, 2, …
-/// in spawn order), so each model thread has its own home shard, the same
-/// in every explored execution.
+/// in spawn order) plus the times it moved ([`rehome`]), so each model
+/// thread starts on its own home shard, the same in every explored
+/// execution, and moves as a real thread does.
 pub(crate) fn thread_hint() -> usize {
+    thread_identity() + MOVES.with(core::cell::Cell::get)
+}
+
+loom::thread_local! {
+    /// How many times this model thread moved its home.
+    static MOVES: core::cell::Cell<usize> = core::cell::Cell::new(0);
+}
+
+/// Moves the calling model thread's home to the next shard.
+pub(crate) fn rehome() {
+    MOVES.with(|moves| moves.set(moves.get() + 1));
+}
+
+/// The loom thread's number: loom threads never share one.
+pub(crate) fn thread_identity() -> usize {
     let id = format!("{:?}", loom::thread::current().id());
     id.trim_start_matches("ThreadId(")
         .trim_end_matches(')')
         .parse()
         .unwrap_or(0)
-}
-
-/// The loom thread's number, as [`thread_hint`]: loom threads never share one.
-pub(crate) fn thread_identity() -> usize {
-    thread_hint()
 }
 
 /// Two shards: the models run the shipped configuration of several lists

@@ -22,7 +22,7 @@ pub(crate) use std_impl::*;
 #[cfg(not(loom))]
 mod threads;
 #[cfg(not(loom))]
-pub(crate) use threads::{thread_hint, thread_identity};
+pub(crate) use threads::{rehome, thread_hint, thread_identity};
 
 #[cfg(loom)]
 mod loom_impl;
