@@ -157,6 +157,13 @@ struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::arena::{FreeList, FreeListLinks, NIL};
+
+    /// Moves the calling model thread to the next shard, as a thread that
+    /// met another on its shard does, so a model can start two threads on
+    /// one shard.
+    pub fn rehome() {
+        crate::sync::rehome();
+    }
 }
 
 /// Guard types of [`ConcurrentMemoryManager`].

@@ -9,11 +9,15 @@
 //! ```
 //!
 //! Under loom the arena has two free-list shards (the smallest sharded
-//! configuration, with stealing) and a thread's home shard is its loom
-//! thread number masked: the model's main thread (0) and the second
-//! spawned thread (2) share shard 0, the first spawned thread (1) has
-//! shard 1. Fresh slots of a small arena all start on shard 0, on its hot
-//! list (each shard has two; see `free_pool.rs`).
+//! configuration, with stealing; `SLOTARENA_LOOM_SHARDS=4` gives the four
+//! every build ships at least, as `.ci/loom.sh` runs the free pool's
+//! models) and a thread's home shard is its loom thread number, plus its
+//! moves, masked: with two shards the model's main thread (0) and the
+//! second spawned thread (2) share shard 0, the first spawned thread (1)
+//! has shard 1. A thread moves to the next shard whenever the free pool
+//! says it met a thread sharing its shard. Fresh slots of a small arena
+//! all start on shard 0, on its hot list (each shard has two; see
+//! `free_pool.rs`).
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};

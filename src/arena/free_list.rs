@@ -45,6 +45,14 @@ const POP_ORDER: Ordering = if cfg!(slotarena_mutation = "free_list_pop_relaxed"
     Ordering::Acquire
 };
 
+/// The ordering of [`FreeList::pop_releasing`]'s compare-and-swap: `pop`'s,
+/// and Release (under `free_list_pop_relaxed`, only the Release).
+const POP_RELEASING_ORDER: Ordering = if cfg!(slotarena_mutation = "free_list_pop_relaxed") {
+    Ordering::Release
+} else {
+    Ordering::AcqRel
+};
+
 /// The tag after a successful operation.
 #[inline]
 const fn bump(tag: u32) -> u32 {
@@ -103,8 +111,25 @@ impl FreeList {
         // there, so the link written before that push is visible.
         let mut head = self.head.load(POP_ORDER);
         loop {
-            match self.pop_from(head, &node) {
+            match self.pop_from(head, &node, POP_ORDER) {
                 Ok(popped) => return popped,
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// [`pop`](Self::pop) that also releases: a thread whose
+    /// compare-and-swap on this list the pop beats sees what the caller
+    /// did before popping (a pop acquires on failure, a pusher that met
+    /// someone fences). A thief pops a
+    /// shard's hot list so, after flipping the shard's lists, so that the
+    /// shard's own thread that it beats sees the flip.
+    pub fn pop_releasing(&self, links: &impl Links) -> Option<u32> {
+        // Acquire, as in `pop_node`.
+        let mut head = self.head.load(POP_ORDER);
+        loop {
+            match self.pop_from(head, |index| ((), links.next(index)), POP_RELEASING_ORDER) {
+                Ok(popped) => return popped.map(|(index, ())| index),
                 Err(current) => head = current,
             }
         }
@@ -122,17 +147,20 @@ impl FreeList {
     ) -> Result<Option<(u32, N)>, bool> {
         // Acquire, as in `pop_node`.
         let head = self.head.load(POP_ORDER);
-        self.pop_from(head, node).map_err(|current| current != head)
+        self.pop_from(head, node, POP_ORDER)
+            .map_err(|current| current != head)
     }
 
     /// Pops the top of `head`, the head as last loaded (with `POP_ORDER`):
     /// `Ok(None)` if it is empty, `Err` with the head found if the
-    /// compare-and-swap failed.
+    /// compare-and-swap failed. `success` orders a compare-and-swap that
+    /// succeeds (at least Acquire); one that fails acquires.
     #[inline(always)]
     fn pop_from<N>(
         &self,
         head: u64,
         node: impl Fn(u32) -> (N, u32),
+        success: Ordering,
     ) -> Result<Option<(u32, N)>, u64> {
         let (tag, index) = unpack(head);
         if index == NIL {
@@ -147,8 +175,10 @@ impl FreeList {
         }
         // Acquire on success: the popper now owns the slot and must see
         // everything its last freer did before pushing it (Release).
+        // Acquire on failure: a thread that lost to another's pop sees
+        // what that thread did before (see `pop_releasing`).
         self.head
-            .compare_exchange_weak(head, pack(bump(tag), next), POP_ORDER, POP_ORDER)
+            .compare_exchange_weak(head, pack(bump(tag), next), success, POP_ORDER)
             .map(|_| Some((index, found)))
     }
 
@@ -172,6 +202,12 @@ impl FreeList {
                 Err(current) => head = current,
             }
         }
+    }
+
+    /// Whether the list looked empty (a hint: it may change at once).
+    pub fn looks_empty(&self) -> bool {
+        // Relaxed: a hint; a pop that follows reads the head again.
+        unpack(self.head.load(Ordering::Relaxed)).1 == NIL
     }
 
     /// The raw head word, as this thread last saw it or newer: equal
@@ -320,10 +356,15 @@ pub(super) mod tests {
             links.set_next(1, top);
         });
         assert!(met);
-        assert_eq!(
-            list.try_pop_node(|index| ((), links.next(index))),
-            Ok(Some((1, ())))
-        );
+        // Alone, a try fails only spuriously (a weak compare-and-swap, as
+        // Miri's often does), which is no meeting.
+        let alone = loop {
+            match list.try_pop_node(|index| ((), links.next(index))) {
+                Err(false) => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(alone, Ok(Some((1, ()))));
         let raced = list.try_pop_node(|index| {
             if index == 2 {
                 list.push(3, &links);

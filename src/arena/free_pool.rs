@@ -20,15 +20,19 @@
 //! the cold one, so the two threads no longer compare-and-swap one list
 //! head per message; they meet once per batch (the flip).
 //!
-//! Two threads can share a home shard: more threads live than there are
-//! shards, or a thread moved onto another's. Then every store and free of
-//! both meets on one list head, which costs more than a mutex would. So a
-//! thread whose store or free on its home shard meets another thread there
-//! (a compare-and-swap lost to a moved head) moves its home to the next
-//! shard ([`rehome`]), as striped counters (Java's `LongAdder`) spread
-//! threads that collide; threads that meet move apart until each has a
-//! shard to itself, if there are enough. The lists it leaves stay where
-//! they are, reachable by every thread's steal.
+//! Two threads can share a home shard (more threads lived than there are
+//! shards, and some of them exited; see `sync/threads.rs`). Then every
+//! store and free of both meets on one list head, which costs more than a
+//! mutex would. So a thread whose store or free on its home shard's hot
+//! list loses a compare-and-swap to a thread sharing the shard calls
+//! [`rehome`], which moves it to the shard the fewest threads call home
+//! if that leaves the two more even, as striped counters (Java's
+//! `LongAdder`) spread threads that collide. A thief also moves that
+//! head, when it takes the hot list's gathered frees; it flips the lists
+//! before it pops, so the shard's thread, seeing the flip after losing,
+//! does not take it for a sharer (`Shard::moved_by_a_sharer`). The lists
+//! a thread leaves stay where they are, reachable by every thread's
+//! steal.
 //!
 //! Invariant F1: every free index is on exactly one list at every moment,
 //! and nothing ever moves an index from one list to another: a pop hands
@@ -42,7 +46,7 @@
 use alloc::boxed::Box;
 
 use super::free_list::{FreeList, Links, NIL};
-use crate::sync::{AtomicUsize, CachePadded, Ordering, rehome, shard_count, thread_hint};
+use crate::sync::{AtomicUsize, CachePadded, Ordering, fence, rehome, shard_count, thread_hint};
 
 /// Upper bound on shards (see `sync::shard_count`).
 const MAX_SHARDS: usize = 64;
@@ -74,7 +78,7 @@ struct Shard {
 /// per batch.
 #[derive(Debug, Default)]
 struct Hints {
-    /// Which list is hot (0 or 1).
+    /// Counts the flips; its low bit is the hot list's number.
     side: AtomicUsize,
     /// The shard this shard's threads last stole from: where they look
     /// first next time (a producer's consumer).
@@ -89,11 +93,17 @@ impl Shard {
         }
     }
 
+    /// The flip count: its low bit is the hot list's number.
+    #[inline]
+    fn side(&self) -> usize {
+        // Relaxed: a hint (see `Hints`); nothing is published through it.
+        self.hints.side.load(Ordering::Relaxed)
+    }
+
     /// The hot list's number.
     #[inline]
     fn hot(&self) -> usize {
-        // Relaxed: a hint (see `Hints`); nothing is published through it.
-        self.hints.side.load(Ordering::Relaxed) & 1
+        self.side() & 1
     }
 
     /// Pops for another shard's thread: the cold list first; once it is
@@ -102,7 +112,8 @@ impl Shard {
     /// list head.
     #[inline]
     fn steal(&self, links: &impl Links) -> Option<u32> {
-        let hot = self.hot();
+        let side = self.side();
+        let hot = side & 1;
         if let Some(index) = self.lists[hot ^ 1].pop(links) {
             return Some(index);
         }
@@ -112,13 +123,32 @@ impl Shard {
         if cfg!(slotarena_mutation = "steal_ignores_hot_list") {
             return None;
         }
-        let index = self.lists[hot].pop(links)?;
-        // Relaxed: a hint. If another thief flipped first, leave it.
-        let _ =
-            self.hints
-                .side
-                .compare_exchange(hot, hot ^ 1, Ordering::Relaxed, Ordering::Relaxed);
-        Some(index)
+        // Flip before popping, and only a list with something to take: a
+        // home thread whose compare-and-swap this pop beats then sees the
+        // flip (`moved_by_a_sharer`) and does not take the thief for a
+        // thread sharing its shard. Relaxed: a hint, published to that
+        // thread by the releasing pop. If another thief flipped first,
+        // leave it; the list is cold now either way.
+        if self.lists[hot].looks_empty() {
+            return None;
+        }
+        let _ = self.hints.side.compare_exchange(
+            side,
+            side.wrapping_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.lists[hot].pop_releasing(links)
+    }
+
+    /// Whether a home thread's compare-and-swap on the hot list, begun
+    /// when the flip count was `side`, lost to a thread that shares the
+    /// shard: it `met` someone, and no thief flipped the lists meanwhile
+    /// (a thief flips before it pops the hot list, and the lost
+    /// compare-and-swap acquired the thief's pop).
+    #[inline]
+    fn moved_by_a_sharer(&self, met: bool, side: usize) -> bool {
+        met && self.side() == side
     }
 
     /// Pushes a freed index onto the hot list.
@@ -128,10 +158,17 @@ impl Shard {
     }
 
     /// [`push`](Self::push), with `set_next` writing the index's link;
-    /// whether it met another thread (see `FreeList::push_with`).
+    /// whether it met a thread that shares the shard.
     #[inline]
     fn push_with(&self, index: u32, set_next: impl Fn(u32)) -> bool {
-        self.lists[self.hot()].push_with(index, set_next)
+        let side = self.side();
+        let met = self.lists[side & 1].push_with(index, set_next);
+        if met {
+            // Acquire what the thread that moved the head did before (a
+            // thief's flip), read by the failed compare-and-swap.
+            fence(Ordering::Acquire);
+        }
+        self.moved_by_a_sharer(met, side)
     }
 }
 
@@ -212,7 +249,8 @@ impl FreePool {
     ) -> Result<(u32, N), Missed> {
         let home = self.home();
         let shard = self.shard(home);
-        let hot = shard.hot();
+        let side = shard.side();
+        let hot = side & 1;
         match shard.lists[hot].try_pop_node(node) {
             Ok(Some(popped)) => Ok(popped),
             Ok(None) => Err(Missed {
@@ -220,7 +258,7 @@ impl FreePool {
                 hot: Some(hot),
             }),
             Err(met) => {
-                if met {
+                if shard.moved_by_a_sharer(met, side) {
                     rehome();
                 }
                 Err(Missed { home, hot: None })
@@ -465,39 +503,31 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_that_meets_another_on_its_home_shard_moves_home() {
-        let links = VecLinks((0..8).map(|_| AtomicU32::new(NIL)).collect());
-        let pool = FreePool::new();
-        let home = pool.home();
-        // A free whose push finds the head moved by another push.
-        pool.push_with(0, |top| {
-            if top == NIL {
-                pool.shard(home).push(1, &links);
+    fn a_home_thread_tells_a_thread_sharing_its_shard_from_a_thief() {
+        let links = VecLinks((0..4).map(|_| AtomicU32::new(NIL)).collect());
+        let shard = Shard::new();
+        assert!(!shard.push_with(0, |top| links.set_next(0, top)), "alone");
+        // Another push lands between this push's read of the head and its
+        // compare-and-swap: a thread that shares the shard.
+        let met = shard.push_with(1, |top| {
+            if top == 0 {
+                shard.push(2, &links);
             }
-            links.set_next(0, top);
+            links.set_next(1, top);
         });
-        let moved = pool.home();
-        assert_eq!(moved, (home + 1) & pool.mask, "the free moved its home");
-        // A store whose one try at its home loses the head to a push.
-        let shard = pool.shard(moved);
-        shard.push(2, &links);
-        let tried = pool.try_pop_home(|index| {
-            if index == 2 {
-                shard.push(3, &links);
+        assert!(met, "met a thread sharing the shard");
+        // A thief takes the hot list's top meanwhile (the cold list is
+        // empty): it flips the lists first, so this is no sharer.
+        let met = shard.push_with(3, |top| {
+            if top == 1 {
+                assert_eq!(shard.steal(&links), Some(1));
             }
-            ((), links.next(index))
+            links.set_next(3, top);
         });
-        assert!(tried.is_err());
-        assert_eq!(
-            pool.home(),
-            (moved + 1) & pool.mask,
-            "the store moved its home"
-        );
-        // Alone, nothing moves; and every index is still on a list.
-        let mut all: Vec<u32> = core::iter::from_fn(|| pool.pop(&links)).collect();
-        assert_eq!(pool.home(), (moved + 1) & pool.mask);
-        all.sort_unstable();
-        assert_eq!(all, [0, 1, 2, 3]);
+        assert!(!met, "a thief taken for a thread sharing the shard");
+        let mut left: Vec<u32> = core::iter::from_fn(|| shard.steal(&links)).collect();
+        left.sort_unstable();
+        assert_eq!(left, [0, 2, 3], "every index but the stolen one on a list");
     }
 
     #[test]

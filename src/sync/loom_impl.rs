@@ -82,7 +82,11 @@ loom::thread_local! {
     static MOVES: core::cell::Cell<usize> = core::cell::Cell::new(0);
 }
 
-/// Moves the calling model thread's home to the next shard.
+/// Moves the calling model thread's home to the next shard, at every
+/// meeting the free pool reports: more often than a build, which moves a
+/// thread only where that evens the shards out (`sync/threads.rs`), so
+/// the models explore a thread's home changing under the free pool's
+/// protocol wherever a build could change it.
 pub(crate) fn rehome() {
     MOVES.with(|moves| moves.set(moves.get() + 1));
 }
@@ -96,10 +100,16 @@ pub(crate) fn thread_identity() -> usize {
         .unwrap_or(0)
 }
 
-/// Two shards: the models run the shipped configuration of several lists
-/// with stealing between them, at the smallest size that has it.
+/// Two shards unless `SLOTARENA_LOOM_SHARDS` says otherwise: two is the
+/// smallest count that steals between shards, and keeps the models that
+/// grow an arena or fill it quick to explore; every build ships at least
+/// four (two per core, at least two cores counted: `std_impl::shard_count`),
+/// and `.ci/loom.sh` runs the free pool's models at four too.
 pub(crate) fn shard_count() -> usize {
-    2
+    std::env::var("SLOTARENA_LOOM_SHARDS")
+        .ok()
+        .and_then(|shards| shards.parse().ok())
+        .unwrap_or(2)
 }
 
 /// loom's `Mutex` in `parking_lot`'s shape.
