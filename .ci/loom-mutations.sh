@@ -30,7 +30,7 @@ CHECKS=(
     "free_list_pop_load_store|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|filling a slot in use|handed out twice|Concurrent write accesses"
     "free_list_pop_relaxed|slot_lifecycle|a_full_manager_refuses_until_a_racing_free_lands|filling a slot in use|Causality violation"
     "free_list_pop_relaxed|free_list|two_threads_two_rounds_on_two_slots|indexes lost|handed out twice|Causality violation"
-    "free_list_snapshot_load|free_pool|a_thread_that_moves_between_its_frees_never_starves_another|refused with a slot free"
+    "free_list_snapshot_load|free_pool|a_thread_churning_twice_never_starves_another_of_the_free_slot|refused with a slot free"
     "pop_elsewhere_home_only|free_pool|a_store_succeeds_while_another_thread_moves_slots_to_its_own_shard|refused with a slot free"
     "pop_elsewhere_home_only|free_pool|two_threads_stealing_from_a_third_threads_shard_never_share_an_index|refused with a slot free"
     "pop_elsewhere_home_only|free_pool|a_thread_churning_twice_never_starves_another_of_the_free_slot|refused with a slot free"

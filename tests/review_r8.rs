@@ -2,46 +2,23 @@
 //! shards given least-held first, the free pool's "full" look confirmed by
 //! read-modify-writes), by reproducers with real threads.
 //!
-//! A thread's home shard is seen from outside as in `tests/shard_hints.rs`:
-//! a fresh arena of 1024 slots deals runs of 16 adjacent indexes to the
-//! shards in turn (run `r` to shard `r % shards`), so a thread's first
-//! insert into it pops index `16 × home`. Such a look is alone on its
-//! arena: it meets nobody and moves nobody.
-//!
-//! Hints are process-wide, so every test here takes `SERIAL` and touches
+//! A thread's home shard is seen from outside (`process/hints.rs`).
+//! Hints are process-wide, so every test here takes `serial()` and touches
 //! arenas only from threads it spawns and joins (a join returns after the
 //! thread's thread-local destructors, so its hint is back).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use slotarena::SlotArena;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+#[path = "process/hints.rs"]
+mod hints;
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The crate's shard count (`sync::shard_count`).
-fn shard_count() -> usize {
-    thread::available_parallelism()
-        .map_or(4, |cores| cores.get())
-        .clamp(2, 32)
-        .next_power_of_two()
-        * 2
-}
-
-/// The calling thread's home shard now (see the module docs).
-fn home_shard() -> usize {
-    let arena = SlotArena::<u8>::new(16 * 64);
-    arena.insert(0).unwrap().index() / 16
-}
+use hints::{home_shard, serial, shard_count};
 
 type Job = Box<dyn FnOnce() -> Vec<usize> + Send>;
 

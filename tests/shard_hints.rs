@@ -4,13 +4,8 @@
 //! (From review R7; the two burst tests failed when hints were the lowest
 //! free number, unbounded, masked to a shard.)
 //!
-//! A thread's home shard is seen from outside: a fresh arena deals its
-//! slots to the shards in runs of 16 adjacent indexes (run `r` to shard
-//! `r % shards`), and a thread's first insert pops the head of its home
-//! shard's list, index `16 × home`. With 1024 slots (16 × the 64-shard
-//! bound) the first index / 16 is the home shard itself.
-//!
-//! Hints are process-wide, so every test here takes `SERIAL`, and touches
+//! A thread's home shard is seen from outside (`process/hints.rs`).
+//! Hints are process-wide, so every test here takes `serial()`, and touches
 //! arenas only from threads it spawns and joins (`JoinHandle::join` returns
 //! after the thread's thread-local destructors ran, so its hint is back):
 //! the libtest threads never hold a hint, and each test starts with no
@@ -18,36 +13,16 @@
 
 use std::cell::RefCell;
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use slotarena::linear::SharedLinearMemory;
 use slotarena::{ConcurrentMemoryManager, MemoryError, Message, MessageHeader, SlotArena};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+#[path = "process/hints.rs"]
+mod hints;
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The crate's shard count (`sync::shard_count`): two per core, a power
-/// of two, the core count clamped to 2..=32.
-fn shard_count() -> usize {
-    thread::available_parallelism()
-        .map_or(4, |cores| cores.get())
-        .clamp(2, 32)
-        .next_power_of_two()
-        * 2
-}
-
-/// The calling thread's home shard (see the module docs). The first arena
-/// use of a thread takes its hint.
-fn home_shard() -> usize {
-    let arena = SlotArena::<u8>::new(16 * 64);
-    arena.insert(0).unwrap().index() / 16
-}
+use hints::{home_shard, serial, shard_count};
 
 /// A thread that took its hint (reported as its home shard) and holds it,
 /// alive, until it is told to exit.

@@ -96,68 +96,42 @@ fn two_threads_stealing_from_a_third_threads_shard_never_share_an_index() {
 fn a_thread_churning_twice_never_starves_another_of_the_free_slot() {
     // As above, with two rounds on each side: main's slots go back to
     // shard 0, thread 1's to shard 1, and at every moment one of the two
-    // slots is free for whoever stores.
-    model(|| {
-        let arena = SlotArena::new(2);
-        let churner = {
-            let arena = arena.clone();
-            thread::spawn(move || {
-                for id in [10, 11] {
-                    let (value, _) = Probe::new(id);
-                    let token = arena
-                        .insert(value)
-                        .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
-                    arena.remove(token).unwrap();
-                }
-            })
-        };
-        for id in [1, 2] {
-            let (value, _) = Probe::new(id);
-            let token = arena
-                .insert(value)
-                .unwrap_or_else(|_| panic!("main refused with a slot free"));
-            assert_eq!(arena.take(token).unwrap().read(), id);
-        }
-        churner.join().unwrap();
-        assert_eq!(arena.len(), 0);
-    });
-}
-
-#[test]
-fn a_thread_that_moves_between_its_frees_never_starves_another() {
-    // As above, but thread 1 moves home between its rounds (onto main's
-    // shard 0, as a thread that met another on its shard does): its first
-    // free sits on shard 1, which its second store no longer tries first,
-    // and may take main's freed slot from shard 0 instead. Main's full
-    // look must still find the slot thread 1 left on shard 1 (a look
-    // confirmed by loads could miss it: mutation `free_list_snapshot_load`).
-    model(|| {
-        let arena = SlotArena::new(2);
-        let churner = {
-            let arena = arena.clone();
-            thread::spawn(move || {
-                for id in [10, 11] {
-                    let (value, _) = Probe::new(id);
-                    let token = arena
-                        .insert(value)
-                        .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
-                    arena.remove(token).unwrap();
-                    if id == 10 {
-                        slotarena::__loom::rehome();
+    // slots is free for whoever stores. In the second run thread 1 moves
+    // home between its rounds (onto main's shard 0, as a thread that met
+    // another on its shard does): its first free sits on shard 1, which
+    // its second store no longer tries first, and it may take main's
+    // freed slot from shard 0 instead; main's full look must still find
+    // the slot left on shard 1 (a look confirmed by loads could miss it:
+    // mutation `free_list_snapshot_load`).
+    for moves in [false, true] {
+        model(move || {
+            let arena = SlotArena::new(2);
+            let churner = {
+                let arena = arena.clone();
+                thread::spawn(move || {
+                    for id in [10, 11] {
+                        let (value, _) = Probe::new(id);
+                        let token = arena
+                            .insert(value)
+                            .unwrap_or_else(|_| panic!("thread 1 refused with a slot free"));
+                        arena.remove(token).unwrap();
+                        if moves && id == 10 {
+                            slotarena::__loom::rehome();
+                        }
                     }
-                }
-            })
-        };
-        for id in [1, 2] {
-            let (value, _) = Probe::new(id);
-            let token = arena
-                .insert(value)
-                .unwrap_or_else(|_| panic!("main refused with a slot free"));
-            assert_eq!(arena.take(token).unwrap().read(), id);
-        }
-        churner.join().unwrap();
-        assert_eq!(arena.len(), 0);
-    });
+                })
+            };
+            for id in [1, 2] {
+                let (value, _) = Probe::new(id);
+                let token = arena
+                    .insert(value)
+                    .unwrap_or_else(|_| panic!("main refused with a slot free"));
+                assert_eq!(arena.take(token).unwrap().read(), id);
+            }
+            churner.join().unwrap();
+            assert_eq!(arena.len(), 0);
+        });
+    }
 }
 
 #[test]
