@@ -164,6 +164,12 @@ pub(crate) fn rehome() {
     if current == UNSET || SETTLED.with(Cell::get) == CHANGES.load(Ordering::Relaxed) {
         return;
     }
+    // Only a thread whose count the pool holds moves it: one in its
+    // thread-local teardown has handed its count back (or never had it
+    // held), and moving would take another thread's count instead.
+    if HOLDER.try_with(|holder| holder.0.get()) != Ok(current) {
+        return;
+    }
     let mut pool = HINTS.lock();
     let moved = pool.move_from(current, shard_count());
     if moved == current {
